@@ -1,0 +1,266 @@
+//! Raw `BalanceEx` asset keys to the `asset` and `family` labels.
+//!
+//! The family comes from the suffix after the last dot (`DOT.S` -> staked). The asset is the key without
+//! that suffix, with Kraken's legacy X/Z-prefixed codes replaced by their modern names through an explicit
+//! table: no rule strips a leading X, because `XTZ` (Tezos) and `XCN` are real codes.
+//!
+//! A key with nothing before or after its last dot (`.S`, `USD.`) is kept whole as a spot asset, so every
+//! key maps to exactly one series.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// The earn/staking family of a balance, from the asset key's suffix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AssetFamily {
+    /// No suffix: the spot balance.
+    Spot,
+    /// `.S`: bonded or locked staking.
+    Staked,
+    /// `.M`: opt-in rewards.
+    OptInRewards,
+    /// `.B`: yield-bearing balance.
+    YieldBearing,
+    /// `.F`: Kraken Rewards auto-earn.
+    AutoEarn,
+    /// `.T`: tokenized assets.
+    Tokenized,
+    /// `.P`: parachain.
+    Parachain,
+    /// Any other suffix, lowercased (`.HOLD` -> `hold`); never dropped.
+    Other(String),
+}
+
+impl AssetFamily {
+    /// The family for a suffix (the text after the last dot, without the dot).
+    pub fn from_suffix(suffix: &str) -> Self {
+        match suffix {
+            "S" => Self::Staked,
+            "M" => Self::OptInRewards,
+            "B" => Self::YieldBearing,
+            "F" => Self::AutoEarn,
+            "T" => Self::Tokenized,
+            "P" => Self::Parachain,
+            other => Self::Other(other.to_lowercase()),
+        }
+    }
+
+    /// Parses a label value back into a family (`"spot"` -> `Spot`); used for configured thresholds.
+    pub fn from_label(label: &str) -> Self {
+        match label {
+            "spot" => Self::Spot,
+            "staked" => Self::Staked,
+            "opt_in_rewards" => Self::OptInRewards,
+            "yield_bearing" => Self::YieldBearing,
+            "auto_earn" => Self::AutoEarn,
+            "tokenized" => Self::Tokenized,
+            "parachain" => Self::Parachain,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The `family` label value.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Spot => "spot",
+            Self::Staked => "staked",
+            Self::OptInRewards => "opt_in_rewards",
+            Self::YieldBearing => "yield_bearing",
+            Self::AutoEarn => "auto_earn",
+            Self::Tokenized => "tokenized",
+            Self::Parachain => "parachain",
+            Self::Other(suffix) => suffix,
+        }
+    }
+}
+
+/// Legacy X/Z-prefixed codes and their modern names. Codes not listed are kept as they are.
+const LEGACY_CODES: &[(&str, &str)] = &[
+    ("XXBT", "XBT"),
+    ("XETH", "ETH"),
+    ("XXDG", "XDG"),
+    ("XLTC", "LTC"),
+    ("XXRP", "XRP"),
+    ("XXLM", "XLM"),
+    ("XXMR", "XMR"),
+    ("XZEC", "ZEC"),
+    ("XETC", "ETC"),
+    ("XREP", "REP"),
+    ("XMLN", "MLN"),
+    ("ZUSD", "USD"),
+    ("ZEUR", "EUR"),
+    ("ZGBP", "GBP"),
+    ("ZCAD", "CAD"),
+    ("ZJPY", "JPY"),
+    ("ZAUD", "AUD"),
+    ("ZCHF", "CHF"),
+];
+
+/// The modern name of an asset code (`XXBT` -> `XBT`); unknown codes unchanged (`XTZ` -> `XTZ`).
+pub fn modern_code(code: &str) -> &str {
+    LEGACY_CODES
+        .iter()
+        .find(|(legacy, _)| *legacy == code)
+        .map_or(code, |(_, modern)| modern)
+}
+
+/// The label pair of one balance series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AssetLabels {
+    pub asset: String,
+    pub family: AssetFamily,
+}
+
+/// Maps one raw key on its own, without regard to collisions with other keys.
+pub fn classify(raw_key: &str) -> AssetLabels {
+    match raw_key.rsplit_once('.') {
+        Some((base, suffix)) if !base.is_empty() && !suffix.is_empty() => AssetLabels {
+            asset: modern_code(base).to_string(),
+            family: AssetFamily::from_suffix(suffix),
+        },
+        _ => AssetLabels {
+            asset: modern_code(raw_key).to_string(),
+            family: AssetFamily::Spot,
+        },
+    }
+}
+
+/// Maps every raw key of one response to its labels, keeping series distinct.
+///
+/// When two raw keys would map to the same `(asset, family)` (say `XXBT` and `XBT`), both keep their raw
+/// key as `asset`; the colliding raw keys are returned in `collisions` so the caller can warn once.
+pub fn label_all<'a, I>(raw_keys: I) -> LabelledKeys
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let classified: Vec<(&str, AssetLabels)> = raw_keys
+        .into_iter()
+        .map(|key| (key, classify(key)))
+        .collect();
+    let mut counts: HashMap<&AssetLabels, usize> = HashMap::new();
+    for (_, labels) in &classified {
+        *counts.entry(labels).or_default() += 1;
+    }
+    let mut labels_by_key = BTreeMap::new();
+    let mut collisions = Vec::new();
+    for (key, labels) in &classified {
+        if counts[labels] > 1 {
+            collisions.push(key.to_string());
+            labels_by_key.insert(
+                key.to_string(),
+                AssetLabels {
+                    asset: key.to_string(),
+                    family: labels.family.clone(),
+                },
+            );
+        } else {
+            labels_by_key.insert(key.to_string(), labels.clone());
+        }
+    }
+    LabelledKeys {
+        labels_by_key,
+        collisions,
+    }
+}
+
+/// The result of [`label_all`].
+#[derive(Debug, Default)]
+pub struct LabelledKeys {
+    /// Raw key -> labels, one entry per raw key.
+    pub labels_by_key: BTreeMap<String, AssetLabels>,
+    /// Raw keys that kept their raw name because another key mapped to the same labels.
+    pub collisions: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn labels(raw: &str) -> (String, String) {
+        let labels = classify(raw);
+        (labels.asset, labels.family.label().to_string())
+    }
+
+    fn pair(asset: &str, family: &str) -> (String, String) {
+        (asset.to_string(), family.to_string())
+    }
+
+    #[test]
+    fn every_documented_suffix_maps_to_its_family() {
+        assert_eq!(labels("DOT"), pair("DOT", "spot"));
+        assert_eq!(labels("DOT.S"), pair("DOT", "staked"));
+        assert_eq!(labels("XBT.M"), pair("XBT", "opt_in_rewards"));
+        assert_eq!(labels("ETH.B"), pair("ETH", "yield_bearing"));
+        assert_eq!(labels("USDT.F"), pair("USDT", "auto_earn"));
+        assert_eq!(labels("AAPLx.T"), pair("AAPLx", "tokenized"));
+        assert_eq!(labels("KSM.P"), pair("KSM", "parachain"));
+    }
+
+    #[test]
+    fn unknown_suffixes_become_their_own_lowercased_family() {
+        assert_eq!(labels("USD.HOLD"), pair("USD", "hold"));
+        assert_eq!(labels("SOL.Xyz"), pair("SOL", "xyz"));
+    }
+
+    #[test]
+    fn legacy_codes_map_through_the_table() {
+        assert_eq!(labels("XXBT"), pair("XBT", "spot"));
+        assert_eq!(labels("XETH"), pair("ETH", "spot"));
+        assert_eq!(labels("XXDG"), pair("XDG", "spot"));
+        assert_eq!(labels("ZUSD"), pair("USD", "spot"));
+        assert_eq!(labels("ZEUR"), pair("EUR", "spot"));
+        assert_eq!(labels("ZJPY"), pair("JPY", "spot"));
+        assert_eq!(labels("XXRP"), pair("XRP", "spot"));
+    }
+
+    #[test]
+    fn modern_codes_that_start_with_x_or_z_are_kept() {
+        assert_eq!(labels("XTZ"), pair("XTZ", "spot"));
+        assert_eq!(labels("XTZ.S"), pair("XTZ", "staked"));
+        assert_eq!(labels("ZRX"), pair("ZRX", "spot"));
+        assert_eq!(labels("KFEE"), pair("KFEE", "spot"));
+        assert_eq!(labels("ETH2.S"), pair("ETH2", "staked"));
+    }
+
+    #[test]
+    fn keys_without_a_base_or_suffix_stay_whole() {
+        assert_eq!(labels(".S"), pair(".S", "spot"));
+        assert_eq!(labels("USD."), pair("USD.", "spot"));
+        assert_eq!(labels(""), pair("", "spot"));
+    }
+
+    #[test]
+    fn colliding_keys_keep_their_raw_names() {
+        let result = label_all(["XXBT", "XBT", "XBT.M", "ZUSD"]);
+        let get = |k: &str| {
+            let l = &result.labels_by_key[k];
+            (l.asset.clone(), l.family.label().to_string())
+        };
+        assert_eq!(get("XXBT"), pair("XXBT", "spot"));
+        assert_eq!(get("XBT"), pair("XBT", "spot"));
+        assert_eq!(get("XBT.M"), pair("XBT", "opt_in_rewards"));
+        assert_eq!(get("ZUSD"), pair("USD", "spot"));
+        let mut collisions = result.collisions.clone();
+        collisions.sort();
+        assert_eq!(collisions, vec!["XBT".to_string(), "XXBT".to_string()]);
+    }
+
+    #[test]
+    fn every_key_maps_to_a_distinct_series() {
+        let keys = [
+            "XXBT", "XBT", "XBT.M", "XXBT.M", "ZUSD", "USD", "USD.HOLD", "USD.hold", "XTZ", ".S",
+        ];
+        let result = label_all(keys);
+        let distinct: HashSet<_> = result.labels_by_key.values().collect();
+        assert_eq!(distinct.len(), keys.len());
+    }
+
+    #[test]
+    fn family_labels_round_trip() {
+        for suffix in ["S", "M", "B", "F", "T", "P", "HOLD"] {
+            let family = AssetFamily::from_suffix(suffix);
+            assert_eq!(AssetFamily::from_label(family.label()), family);
+        }
+        assert_eq!(AssetFamily::from_label("spot"), AssetFamily::Spot);
+    }
+}

@@ -1,0 +1,260 @@
+//! The `BalanceEx` response envelope, decoded without ever passing through `f64`.
+//!
+//! Kraken sends decimal strings (`"25435.2100"`); its documentation shows JSON numbers. Both are read
+//! from the raw JSON text into `rust_decimal::Decimal`, so `0.1` stays `0.1` and ten decimal places
+//! survive. `credit` and `credit_used` are optional (absent means 0); unknown fields are ignored.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::error::{ErrorReason, PollError};
+
+/// One asset's balance as Kraken reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetBalance {
+    /// The raw asset key (`XXBT`, `DOT.S`).
+    pub key: String,
+    pub balance: Decimal,
+    pub hold_trade: Decimal,
+    pub credit: Decimal,
+    pub credit_used: Decimal,
+}
+
+impl AssetBalance {
+    /// `balance + credit - credit_used - hold_trade`, exactly.
+    pub fn available(&self) -> Decimal {
+        self.balance + self.credit - self.credit_used - self.hold_trade
+    }
+}
+
+/// Every asset of one successful `BalanceEx` answer, sorted by raw key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Balances {
+    pub assets: Vec<AssetBalance>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    error: Vec<String>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawAssetBalance<'a> {
+    #[serde(borrow)]
+    balance: &'a RawValue,
+    #[serde(borrow)]
+    hold_trade: &'a RawValue,
+    #[serde(borrow, default)]
+    credit: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    credit_used: Option<&'a RawValue>,
+}
+
+/// Decodes a `BalanceEx` HTTP body: the balances, or the Kraken error, or a decode error.
+pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|err| not_the_envelope(body, &err))?;
+    if !envelope.error.is_empty() {
+        return Err(PollError::from_kraken_errors(&envelope.error));
+    }
+    let result = envelope
+        .result
+        .ok_or_else(|| decode_error("the answer has no error and no \"result\""))?;
+    let raw: std::collections::BTreeMap<String, RawAssetBalance> =
+        serde_json::from_str(result.get()).map_err(|err| {
+            decode_error(format!("\"result\" is not a map of asset balances: {err}"))
+        })?;
+    let assets = raw
+        .into_iter()
+        .map(|(key, raw)| {
+            let field = |name: &str, value: Option<&RawValue>| -> Result<Decimal, PollError> {
+                value.map_or(Ok(Decimal::ZERO), |v| {
+                    parse_decimal(v.get())
+                        .map_err(|why| decode_error(format!("asset {key:?} field {name:?}: {why}")))
+                })
+            };
+            Ok(AssetBalance {
+                balance: field("balance", Some(raw.balance))?,
+                hold_trade: field("hold_trade", Some(raw.hold_trade))?,
+                credit: field("credit", raw.credit)?,
+                credit_used: field("credit_used", raw.credit_used)?,
+                key,
+            })
+        })
+        .collect::<Result<Vec<_>, PollError>>()?;
+    Ok(Balances { assets })
+}
+
+/// Parses the JSON text of a decimal string or number exactly.
+pub fn parse_decimal(json: &str) -> Result<Decimal, String> {
+    let json = json.trim();
+    let owned;
+    let text = if json.starts_with('"') {
+        owned = serde_json::from_str::<String>(json).map_err(|e| e.to_string())?;
+        owned.trim()
+    } else {
+        json
+    };
+    if text.is_empty() || text == "null" || text == "true" || text == "false" {
+        return Err(format!("expected a decimal, got {}", shorten(json)));
+    }
+    let parsed = if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text)
+    } else {
+        Decimal::from_str(text)
+    };
+    parsed.map_err(|e| format!("{} is not a decimal Kraken could send ({e})", shorten(json)))
+}
+
+fn decode_error(message: impl Into<String>) -> PollError {
+    PollError::new(ErrorReason::Decode, message)
+}
+
+fn not_the_envelope(body: &[u8], err: &serde_json::Error) -> PollError {
+    let text = String::from_utf8_lossy(body);
+    let looks_like_html = text.trim_start().starts_with('<');
+    if looks_like_html {
+        decode_error(format!(
+            "expected Kraken's JSON envelope, got an HTML page ({} bytes): {}",
+            body.len(),
+            shorten(&text)
+        ))
+    } else {
+        decode_error(format!(
+            "expected Kraken's JSON envelope ({err}), got {} bytes: {}",
+            body.len(),
+            shorten(&text)
+        ))
+    }
+}
+
+/// The first 80 characters on one line, for log messages about unexpected bodies.
+fn shorten(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(80)
+        .collect();
+    if text.chars().count() > 80 {
+        format!("{one_line}...")
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    fn decode(body: &str) -> Result<Balances, PollError> {
+        decode_balance_ex(body.as_bytes())
+    }
+
+    #[test]
+    fn decodes_the_documented_example_with_strings() {
+        let balances = decode(
+            r#"{"error": [], "result": {
+              "ZUSD":  {"balance": "25435.2100", "hold_trade": "8249.7600"},
+              "USDT":  {"balance": "1000.00000000", "hold_trade": "0.00000000",
+                        "credit": "500.00000000", "credit_used": "120.50000000"},
+              "DOT.S": {"balance": "101.1234567890", "hold_trade": "0.0000000000"}}}"#,
+        )
+        .unwrap();
+        let usd = balances.assets.iter().find(|a| a.key == "ZUSD").unwrap();
+        assert_eq!(usd.available(), dec("17185.45"));
+        assert_eq!(usd.credit, Decimal::ZERO);
+        let usdt = balances.assets.iter().find(|a| a.key == "USDT").unwrap();
+        assert_eq!(usdt.available(), dec("1379.5"));
+        let dot = balances.assets.iter().find(|a| a.key == "DOT.S").unwrap();
+        assert_eq!(dot.balance.to_string(), "101.1234567890");
+    }
+
+    #[test]
+    fn json_numbers_are_read_exactly_not_through_f64() {
+        let balances = decode(
+            r#"{"error":[],"result":{"XXBT":{"balance":0.1,"hold_trade":0.2,"credit":1e-10}}}"#,
+        )
+        .unwrap();
+        let xbt = &balances.assets[0];
+        assert_eq!(xbt.balance, dec("0.1"));
+        assert_eq!(xbt.hold_trade, dec("0.2"));
+        assert_eq!(xbt.credit, dec("0.0000000001"));
+        // In f64, 0.1 + 0.0000000001 - 0.2 is not exactly -0.0999999999.
+        assert_eq!(xbt.available(), dec("-0.0999999999"));
+    }
+
+    #[test]
+    fn huge_and_tiny_values_keep_every_digit() {
+        let balances = decode(
+            r#"{"error":[],"result":{"SHIB":{"balance":"123456789012345678.1234567890","hold_trade":"0.0000000001"}}}"#,
+        )
+        .unwrap();
+        let shib = &balances.assets[0];
+        assert_eq!(shib.balance.to_string(), "123456789012345678.1234567890");
+        assert_eq!(
+            shib.available().to_string(),
+            "123456789012345678.1234567889"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let balances = decode(
+            r#"{"error":[],"extra":1,"result":{"ETH2.S":{"balance":"1","hold_trade":"0","future_field":{"x":[1]}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(balances.assets[0].balance, Decimal::ONE);
+    }
+
+    #[test]
+    fn empty_result_is_an_empty_portfolio() {
+        assert_eq!(
+            decode(r#"{"error":[],"result":{}}"#).unwrap().assets,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn kraken_errors_become_poll_errors_with_their_reason() {
+        let err = decode(r#"{"error":["EAPI:Invalid nonce"]}"#).unwrap_err();
+        assert_eq!(err.reason, ErrorReason::InvalidNonce);
+        assert!(err.message.contains("EAPI:Invalid nonce"));
+    }
+
+    #[test]
+    fn bodies_that_are_not_the_envelope_are_decode_errors() {
+        for body in [
+            "<html><body>520: Web server is returning an unknown error</body></html>",
+            r#"{"error":[],"result":{"XXBT":{"balance":"1.0""#,
+            r#"{"status":"ok"}"#,
+            r#"{"error":[]}"#,
+            r#"{"error":[],"result":[1,2]}"#,
+            r#"{"error":[],"result":{"XXBT":{"balance":"abc","hold_trade":"0"}}}"#,
+            r#"{"error":[],"result":{"XXBT":{"balance":null,"hold_trade":"0"}}}"#,
+            r#"{"error":[],"result":{"XXBT":{"balance":"1"}}}"#,
+            "",
+        ] {
+            let err = decode(body).unwrap_err();
+            assert_eq!(err.reason, ErrorReason::Decode, "{body}");
+        }
+    }
+
+    #[test]
+    fn decode_errors_name_the_asset_and_field() {
+        let err = decode(r#"{"error":[],"result":{"XXBT":{"balance":"1","hold_trade":"x"}}}"#)
+            .unwrap_err();
+        assert!(
+            err.message.contains("XXBT") && err.message.contains("hold_trade"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! `kraken_exporter`: a Prometheus exporter for Kraken account balances.
+//!
+//! Data flows one way: [`config`] -> [`kraken`] client -> [`poller`] -> [`metrics`] -> [`server`].
+//! [`demo`] is a simulated Kraken used by `--demo` and by the tests.
+
+pub mod kraken;
