@@ -3,4 +3,5 @@
 //! Data flows one way: [`config`] -> [`kraken`] client -> [`poller`] -> [`metrics`] -> [`server`].
 //! [`demo`] is a simulated Kraken used by `--demo` and by the tests.
 
+pub mod config;
 pub mod kraken;

@@ -1,0 +1,520 @@
+//! Typed settings: loaded from a TOML file and `KRAKEN_EXPORTER_*` environment variables, validated
+//! once, then trusted.
+//!
+//! Every problem is reported as one [`ConfigError`] line that names the key or file and says what to do;
+//! no message ever contains a secret. Secrets are held in `secrecy` types from the moment they are read.
+//!
+//! Sources, later ones winning: the `--config` file, then `KRAKEN_EXPORTER_<KEY>` variables
+//! (`KRAKEN_EXPORTER_POLL_INTERVAL=10s`; nested keys use `__`). When no account is configured at all,
+//! `KRAKEN_API_KEY` with `KRAKEN_API_SECRET` (base64) or `KRAKEN_API_SECRET_FILE` define one account
+//! named `default`, so a container needs no file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{SecretSlice, SecretString};
+use serde::Deserialize;
+
+use crate::kraken::sign::decode_secret;
+use crate::kraken::RebaseMultiplier;
+
+/// The prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "KRAKEN_EXPORTER";
+pub const DEFAULT_API_URL: &str = "https://api.kraken.com";
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Validated settings.
+#[derive(Debug)]
+pub struct Settings {
+    /// Base URL without a trailing slash; requests go to `{api_url}/0/private/BalanceEx`.
+    pub api_url: String,
+    pub poll_interval: Duration,
+    pub request_timeout: Duration,
+    pub rebase_multiplier: Option<RebaseMultiplier>,
+    pub accounts: Vec<AccountSettings>,
+}
+
+/// One Kraken account (one API key).
+#[derive(Debug)]
+pub struct AccountSettings {
+    /// The `account` label value.
+    pub name: String,
+    pub api_key: SecretString,
+    /// The decoded private key.
+    pub api_secret: SecretSlice<u8>,
+}
+
+/// A configuration problem, as one line for the operator.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    api_url: Option<String>,
+    poll_interval: Option<String>,
+    request_timeout: Option<String>,
+    rebase_multiplier: Option<String>,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: Option<String>,
+    api_key: Option<String>,
+    api_secret_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads from the process environment and an optional file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars().collect())
+    }
+
+    /// Loads with an explicit environment (tests pass their own).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                err(format!(
+                    "cannot read config file {}: {e}; check the --config path and its permissions",
+                    path.display()
+                ))
+            })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        let overrides: config::Map<String, String> = env
+            .iter()
+            .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}_")))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(overrides)),
+        );
+        let where_ = file.map_or_else(
+            || "the environment".to_string(),
+            |p| format!("config file {}", p.display()),
+        );
+        let raw: RawSettings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| err(explain_config_error(&e.to_string(), &where_)))?;
+        Self::validate(raw, &env)
+    }
+
+    fn validate(raw: RawSettings, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let api_url = match raw.api_url {
+            None => DEFAULT_API_URL.to_string(),
+            Some(url) => validate_url(&url)?,
+        };
+        let poll_interval =
+            parse_duration("poll_interval", raw.poll_interval, DEFAULT_POLL_INTERVAL)?;
+        if poll_interval < MIN_POLL_INTERVAL {
+            return Err(err(format!(
+                "poll_interval = {:?} is below the minimum of 1s; Kraken's rate limits make faster polling pointless",
+                humantime::format_duration(poll_interval).to_string()
+            )));
+        }
+        let request_timeout = parse_duration(
+            "request_timeout",
+            raw.request_timeout,
+            DEFAULT_REQUEST_TIMEOUT,
+        )?;
+        let rebase_multiplier = match raw.rebase_multiplier.as_deref().map(str::trim) {
+            None => None,
+            Some("rebased") => Some(RebaseMultiplier::Rebased),
+            Some("base") => Some(RebaseMultiplier::Base),
+            Some(other) => {
+                return Err(err(format!(
+                    "rebase_multiplier = {other:?} is not valid; use \"rebased\" or \"base\", or leave it out"
+                )))
+            }
+        };
+
+        let mut accounts = Vec::with_capacity(raw.accounts.len());
+        for (index, account) in raw.accounts.into_iter().enumerate() {
+            accounts.push(validate_account(index, account)?);
+        }
+        if accounts.is_empty() {
+            if let Some(account) = account_from_env(env)? {
+                accounts.push(account);
+            }
+        }
+        if accounts.is_empty() {
+            return Err(err(
+                "no accounts configured; add an [[accounts]] table with name, api_key and api_secret_file to the config file, or set KRAKEN_API_KEY and KRAKEN_API_SECRET_FILE (or run with --demo)",
+            ));
+        }
+        let mut names = HashSet::new();
+        for account in &accounts {
+            if !names.insert(account.name.as_str()) {
+                return Err(err(format!(
+                    "accounts: the name {:?} is used twice; every account needs its own name (it is the account label)",
+                    account.name
+                )));
+            }
+        }
+        Ok(Self {
+            api_url,
+            poll_interval,
+            request_timeout,
+            rebase_multiplier,
+            accounts,
+        })
+    }
+
+    /// A one-line summary without secrets, for `--check-config` and the start-up log.
+    pub fn summary(&self) -> String {
+        let names: Vec<&str> = self.accounts.iter().map(|a| a.name.as_str()).collect();
+        format!(
+            "{} account(s) [{}], api_url {}, poll_interval {}, request_timeout {}, rebase_multiplier {}",
+            self.accounts.len(),
+            names.join(", "),
+            self.api_url,
+            humantime::format_duration(self.poll_interval),
+            humantime::format_duration(self.request_timeout),
+            self.rebase_multiplier.map_or("unset", RebaseMultiplier::as_str),
+        )
+    }
+}
+
+/// Turns the config crate's messages into one line that names where the problem is and what to do.
+fn explain_config_error(message: &str, where_: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let field = rest.split(',').next().unwrap_or(rest).trim_matches('`');
+        return format!(
+            "unknown key {field:?} in {where_} (or a {ENV_PREFIX}_{} environment variable); check the spelling against the README's configuration reference",
+            field.to_uppercase()
+        );
+    }
+    // TOML syntax errors span several lines with a source excerpt: keep the position and the cause.
+    let lines: Vec<&str> = message
+        .lines()
+        .map(|l| l.trim().trim_start_matches(['|', '^', ' ']).trim())
+        .filter(|l| !l.is_empty() && !l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    let one_line = match lines.as_slice() {
+        [] => message.to_string(),
+        [only] => only.to_string(),
+        [first, .., last] => format!("{first}: {last}"),
+    };
+    format!("invalid configuration in {where_}: {one_line}")
+}
+
+fn validate_url(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| {
+        err(format!(
+            "api_url = {url:?} is not a valid URL ({e}); use e.g. \"https://api.kraken.com\""
+        ))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(err(format!(
+            "api_url = {url:?} must be an http or https URL with a host, e.g. \"https://api.kraken.com\""
+        )));
+    }
+    if parsed.path() != "/" && !parsed.path().is_empty() {
+        return Err(err(format!(
+            "api_url = {url:?} must not contain a path; the exporter appends /0/private/BalanceEx itself"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Parses a humantime duration (`30s`, `1m 30s`); zero is never valid.
+pub fn parse_duration(
+    key: &str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+        err(format!(
+            "{key} = {text:?} is not a duration ({e}); write it with a unit, e.g. \"30s\", \"2m\" or \"1h\""
+        ))
+    })?;
+    if duration.is_zero() {
+        return Err(err(format!(
+            "{key} = {text:?} must be longer than zero, e.g. \"30s\""
+        )));
+    }
+    Ok(duration)
+}
+
+fn validate_account(index: usize, raw: RawAccount) -> Result<AccountSettings, ConfigError> {
+    let at = format!("accounts[{index}]");
+    let name = raw.name.map(|n| n.trim().to_string()).unwrap_or_default();
+    if name.is_empty() {
+        return Err(err(format!(
+            "{at}: name is missing or empty; give every account a short unique name (it becomes the account label)"
+        )));
+    }
+    let at = format!("account {name:?}");
+    let api_key = raw
+        .api_key
+        .map(|k| k.trim().to_string())
+        .unwrap_or_default();
+    if api_key.is_empty() {
+        return Err(err(format!(
+            "{at}: api_key is missing or empty; paste the API key (the public one) from Kraken's API settings"
+        )));
+    }
+    let path = raw.api_secret_file.ok_or_else(|| {
+        err(format!(
+            "{at}: api_secret_file is missing; point it at a file that holds the key's base64 private key"
+        ))
+    })?;
+    let api_secret = read_secret_file(&path).map_err(|e| err(format!("{at}: {e}")))?;
+    Ok(AccountSettings {
+        name,
+        api_key: SecretString::from(api_key),
+        api_secret,
+    })
+}
+
+/// Reads and decodes a secret file; warns when group or others can read it.
+pub fn read_secret_file(path: &Path) -> Result<SecretSlice<u8>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read api_secret_file {}: {e}; check the path and that the exporter's user may read it",
+            path.display()
+        )
+    })?;
+    warn_if_readable_by_others(path);
+    let text = SecretString::from(text);
+    let decoded = decode_secret(secrecy::ExposeSecret::expose_secret(&text))
+        .map_err(|e| format!("api_secret_file {}: {e}", path.display()))?;
+    Ok(SecretSlice::from(decoded))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o044 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the API secret file is readable by group or others; restrict it with chmod 600"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+/// The `default` account from `KRAKEN_API_KEY` and `KRAKEN_API_SECRET` / `KRAKEN_API_SECRET_FILE`.
+fn account_from_env(
+    env: &BTreeMap<String, String>,
+) -> Result<Option<AccountSettings>, ConfigError> {
+    let get = |key: &str| env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let key = get("KRAKEN_API_KEY");
+    let secret = get("KRAKEN_API_SECRET");
+    let secret_file = get("KRAKEN_API_SECRET_FILE");
+    let Some(api_key) = key else {
+        if secret.is_some() || secret_file.is_some() {
+            return Err(err(
+                "KRAKEN_API_SECRET or KRAKEN_API_SECRET_FILE is set but KRAKEN_API_KEY is not; set the API key too",
+            ));
+        }
+        return Ok(None);
+    };
+    let api_secret = match (secret, secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "both KRAKEN_API_SECRET and KRAKEN_API_SECRET_FILE are set; keep only one",
+            ))
+        }
+        (Some(secret), None) => SecretSlice::from(
+            decode_secret(secret).map_err(|e| err(format!("KRAKEN_API_SECRET: {e}")))?,
+        ),
+        (None, Some(file)) => read_secret_file(Path::new(file))
+            .map_err(|e| err(format!("KRAKEN_API_SECRET_FILE: {e}")))?,
+        (None, None) => {
+            return Err(err(
+                "KRAKEN_API_KEY is set but neither KRAKEN_API_SECRET nor KRAKEN_API_SECRET_FILE is; set one of them",
+            ))
+        }
+    };
+    Ok(Some(AccountSettings {
+        name: "default".to_string(),
+        api_key: SecretString::from(api_key.to_string()),
+        api_secret,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const SECRET: &str =
+        "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let mut secret = std::fs::File::create(dir.path().join("secret")).unwrap();
+            writeln!(secret, "  {SECRET}  ").unwrap();
+            std::fs::write(dir.path().join("bad-secret"), "this is not base64!!").unwrap();
+            std::fs::write(dir.path().join("empty-secret"), "\n").unwrap();
+            Self { dir }
+        }
+
+        fn path(&self, name: &str) -> String {
+            self.dir.path().join(name).display().to_string()
+        }
+
+        fn load(&self, toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+            let toml = toml.replace("$DIR", &self.dir.path().display().to_string());
+            let file = self.dir.path().join("config.toml");
+            std::fs::write(&file, toml).unwrap();
+            let env = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.replace("$DIR", &self.path(""))))
+                .collect();
+            Settings::load_with_env(Some(&file), env)
+        }
+    }
+
+    const ONE_ACCOUNT: &str = r#"
+        [[accounts]]
+        name = "main"
+        api_key = "KEY-abcd"
+        api_secret_file = "$DIR/secret"
+    "#;
+
+    #[test]
+    fn defaults_apply_to_a_minimal_file() {
+        let settings = Fixture::new().load(ONE_ACCOUNT, &[]).unwrap();
+        assert_eq!(settings.api_url, "https://api.kraken.com");
+        assert_eq!(settings.poll_interval, Duration::from_secs(30));
+        assert_eq!(settings.request_timeout, Duration::from_secs(10));
+        assert_eq!(settings.rebase_multiplier, None);
+        assert_eq!(settings.accounts.len(), 1);
+        assert_eq!(settings.accounts[0].name, "main");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&settings.accounts[0].api_secret),
+            decode_secret(SECRET).unwrap().as_slice()
+        );
+    }
+
+    #[test]
+    fn every_key_is_read_and_environment_overrides_the_file() {
+        let toml = format!(
+            "api_url = \"http://127.0.0.1:8080/\"\npoll_interval = \"1m\"\nrequest_timeout = \"3s\"\nrebase_multiplier = \"base\"\n{ONE_ACCOUNT}"
+        );
+        let settings = Fixture::new()
+            .load(&toml, &[("KRAKEN_EXPORTER_POLL_INTERVAL", "45s")])
+            .unwrap();
+        assert_eq!(settings.api_url, "http://127.0.0.1:8080");
+        assert_eq!(settings.poll_interval, Duration::from_secs(45));
+        assert_eq!(settings.request_timeout, Duration::from_secs(3));
+        assert_eq!(settings.rebase_multiplier, Some(RebaseMultiplier::Base));
+    }
+
+    #[test]
+    fn environment_defines_a_default_account_when_none_is_configured() {
+        let fixture = Fixture::new();
+        let from_secret = fixture
+            .load(
+                "",
+                &[("KRAKEN_API_KEY", "K1"), ("KRAKEN_API_SECRET", SECRET)],
+            )
+            .unwrap();
+        assert_eq!(from_secret.accounts[0].name, "default");
+        let from_file = fixture
+            .load(
+                "",
+                &[
+                    ("KRAKEN_API_KEY", "K1"),
+                    ("KRAKEN_API_SECRET_FILE", "$DIR/secret"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(from_file.accounts[0].name, "default");
+    }
+
+    #[test]
+    fn invalid_input_is_refused_with_one_line_naming_the_problem() {
+        let fixture = Fixture::new();
+        let account = |extra: &str| format!("{ONE_ACCOUNT}{extra}");
+        // (config file, environment, words the error must contain)
+        let cases: Vec<(String, Vec<(&str, &str)>, Vec<&str>)> = vec![
+            (account("\npoll_intervall = \"5s\""), vec![], vec!["poll_intervall", "unknown key"]),
+            (format!("poll_interval = \"5 parsecs\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "5 parsecs"]),
+            (format!("poll_interval = \"0s\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "longer than zero"]),
+            (format!("poll_interval = \"500ms\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "minimum"]),
+            (format!("poll_interval = \"-5s\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "-5s"]),
+            (format!("request_timeout = \"ten\"\n{ONE_ACCOUNT}"), vec![], vec!["request_timeout"]),
+            (format!("rebase_multiplier = \"double\"\n{ONE_ACCOUNT}"), vec![], vec!["rebase_multiplier", "base"]),
+            (format!("api_url = \"ftp://x\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url"]),
+            (format!("api_url = \"https://api.kraken.com/0/private\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "path"]),
+            (String::new(), vec![], vec!["no accounts"]),
+            (format!("{ONE_ACCOUNT}{ONE_ACCOUNT}"), vec![], vec!["\"main\"", "twice"]),
+            (ONE_ACCOUNT.replace("\"main\"", "\"\""), vec![], vec!["name"]),
+            (ONE_ACCOUNT.replace("KEY-abcd", " "), vec![], vec!["api_key"]),
+            (ONE_ACCOUNT.replace("/secret", "/missing"), vec![], vec!["api_secret_file", "missing"]),
+            (ONE_ACCOUNT.replace("/secret", "/bad-secret"), vec![], vec!["bad-secret", "base64"]),
+            (ONE_ACCOUNT.replace("/secret", "/empty-secret"), vec![], vec!["empty-secret", "empty"]),
+            (ONE_ACCOUNT.replace("api_secret_file = \"$DIR/secret\"", ""), vec![], vec!["api_secret_file"]),
+            (account("\n[[accounts]]\nname = \"x\"\napi_key = \"k\"\napi_secret = \"inline\"\napi_secret_file=\"$DIR/secret\""), vec![], vec!["api_secret", "unknown key"]),
+            ("poll_interval = \"5s\"\n[[accounts]\n".to_string(), vec![], vec!["line 2"]),
+            (ONE_ACCOUNT.to_string(), vec![("KRAKEN_EXPORTER_POLL_INTERVALL", "5s")], vec!["poll_intervall", "KRAKEN_EXPORTER_POLL_INTERVALL"]),
+            (String::new(), vec![("KRAKEN_API_KEY", "K")], vec!["KRAKEN_API_SECRET"]),
+            (String::new(), vec![("KRAKEN_API_SECRET", SECRET)], vec!["KRAKEN_API_KEY"]),
+            (String::new(), vec![("KRAKEN_API_KEY", "K"), ("KRAKEN_API_SECRET", "%%%")], vec!["KRAKEN_API_SECRET", "base64"]),
+        ];
+        for (toml, env, words) in cases {
+            let message = match fixture.load(&toml, &env) {
+                Ok(_) => panic!("accepted invalid config:\n{toml}\n{env:?}"),
+                Err(ConfigError(message)) => message,
+            };
+            assert!(!message.contains('\n'), "one line: {message}");
+            assert!(!message.contains(SECRET), "no secret: {message}");
+            for word in words {
+                assert!(
+                    message.contains(word),
+                    "{message:?} should mention {word:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let settings = Fixture::new().load(ONE_ACCOUNT, &[]).unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("KEY-abcd"), "{debug}");
+        assert!(debug.contains("REDACTED"));
+        let summary = settings.summary();
+        assert!(
+            summary.contains("main") && !summary.contains("KEY-abcd"),
+            "{summary}"
+        );
+    }
+}
