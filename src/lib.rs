@@ -5,3 +5,6 @@
 
 pub mod config;
 pub mod kraken;
+pub mod metrics;
+pub mod poller;
+pub mod readiness;

@@ -1,0 +1,317 @@
+//! Every metric family the exporter serves, with its help text, in one place.
+//!
+//! Balance and poll metrics change only when a poll finishes, so the poller calls [`Metrics::publish`]
+//! after each poll and `/metrics` serves the bytes rendered then: a scrape costs a copy of a reference,
+//! not an encode of thousands of series. Process metrics (CPU, memory, file descriptors) change on
+//! their own, so they live in a second, small registry that is rendered per scrape and appended.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use rust_decimal::Decimal;
+
+use crate::kraken::{AssetBalance, AssetLabels, ErrorReason};
+
+/// The `Content-Type` of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const BALANCE_LABELS: &[&str] = &["account", "asset", "family"];
+
+/// Poll duration buckets in seconds: Kraken usually answers in 0.1-0.5 s; the top buckets catch timeouts.
+const POLL_DURATION_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The registry, the metric families, and the last rendered exposition.
+pub struct Metrics {
+    registry: Registry,
+    process_registry: Registry,
+    balance: GaugeVec,
+    hold: GaugeVec,
+    available: GaugeVec,
+    credit: GaugeVec,
+    credit_used: GaugeVec,
+    up: GaugeVec,
+    last_success: GaugeVec,
+    poll_duration: HistogramVec,
+    polls: IntCounterVec,
+    poll_errors: IntCounterVec,
+    /// The balance series currently exported per account, to remove those that vanish.
+    exported: Mutex<HashMap<String, HashSet<AssetLabels>>>,
+    rendered: RwLock<Bytes>,
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let gauge = GaugeVec::new(Opts::new(name, help), labels)
+        .expect("metric names, help and labels are static and valid");
+    registry
+        .register(Box::new(gauge.clone()))
+        .expect("each metric family is registered once");
+    gauge
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)
+        .expect("metric names, help and labels are static and valid");
+    registry
+        .register(Box::new(counter.clone()))
+        .expect("each metric family is registered once");
+    counter
+}
+
+impl Metrics {
+    /// Creates every family and pre-creates the per-account series (up = 0, error counters at 0), so
+    /// `rate()` and `absent()` work from the first scrape.
+    pub fn new<S: AsRef<str>>(accounts: &[S]) -> Self {
+        let registry = Registry::new();
+        let process_registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        process_registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("the process collector is registered once");
+
+        let build_info = gauge_vec(
+            &registry,
+            "kraken_exporter_build_info",
+            "A metric with a constant '1' value labeled by version, revision and rustc version of kraken_exporter.",
+            &["version", "revision", "rustc"],
+        );
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("KRAKEN_EXPORTER_REVISION"),
+                env!("KRAKEN_EXPORTER_RUSTC"),
+            ])
+            .set(1.0);
+
+        let metrics = Self {
+            balance: gauge_vec(&registry, "kraken_balance", "Total balance of the asset as reported by Kraken BalanceEx (including held amounts), in units of the asset.", BALANCE_LABELS),
+            hold: gauge_vec(&registry, "kraken_balance_hold", "Amount of the asset on hold for open orders (hold_trade), in units of the asset.", BALANCE_LABELS),
+            available: gauge_vec(&registry, "kraken_balance_available", "Amount of the asset available to trade or withdraw: balance + credit - credit_used - hold_trade, in units of the asset.", BALANCE_LABELS),
+            credit: gauge_vec(&registry, "kraken_balance_credit", "Credit line granted in the asset (0 when Kraken reports none), in units of the asset.", BALANCE_LABELS),
+            credit_used: gauge_vec(&registry, "kraken_balance_credit_used", "Part of the credit line in use (0 when Kraken reports none), in units of the asset.", BALANCE_LABELS),
+            up: gauge_vec(&registry, "kraken_up", "1 if the last BalanceEx poll of the account succeeded, 0 if it failed or none has finished yet.", &["account"]),
+            last_success: gauge_vec(&registry, "kraken_last_success_timestamp_seconds", "Unix time of the last successful BalanceEx poll of the account (0 before the first).", &["account"]),
+            poll_duration: {
+                let histogram = HistogramVec::new(
+                    HistogramOpts::new("kraken_poll_duration_seconds", "Duration of BalanceEx polls, successful or not, in seconds.")
+                        .buckets(POLL_DURATION_BUCKETS.to_vec()),
+                    &["account"],
+                )
+                .expect("histogram options are static and valid");
+                registry.register(Box::new(histogram.clone())).expect("each metric family is registered once");
+                histogram
+            },
+            polls: counter_vec(&registry, "kraken_polls_total", "BalanceEx polls attempted, successful or not.", &["account"]),
+            poll_errors: counter_vec(&registry, "kraken_poll_errors_total", "Failed BalanceEx polls by reason (timeout, http, decode, invalid_key, invalid_signature, invalid_nonce, permission_denied, rate_limited, lockout, unavailable, api_error).", &["account", "reason"]),
+            exported: Mutex::new(HashMap::new()),
+            rendered: RwLock::new(Bytes::new()),
+            registry,
+            process_registry,
+        };
+        for account in accounts {
+            let account = account.as_ref();
+            metrics.up.with_label_values(&[account]).set(0.0);
+            metrics.last_success.with_label_values(&[account]).set(0.0);
+            metrics.polls.with_label_values(&[account]);
+            metrics.poll_duration.with_label_values(&[account]);
+            for reason in ErrorReason::ALL {
+                metrics
+                    .poll_errors
+                    .with_label_values(&[account, reason.as_str()]);
+            }
+        }
+        metrics.publish();
+        metrics
+    }
+
+    /// Records a finished poll: its duration and, on failure, its reason; sets `kraken_up`.
+    pub fn record_poll(&self, account: &str, duration: Duration, failure: Option<ErrorReason>) {
+        self.polls.with_label_values(&[account]).inc();
+        self.poll_duration
+            .with_label_values(&[account])
+            .observe(duration.as_secs_f64());
+        match failure {
+            None => {
+                self.up.with_label_values(&[account]).set(1.0);
+                self.last_success
+                    .with_label_values(&[account])
+                    .set(unix_seconds(SystemTime::now()));
+            }
+            Some(reason) => {
+                self.up.with_label_values(&[account]).set(0.0);
+                self.poll_errors
+                    .with_label_values(&[account, reason.as_str()])
+                    .inc();
+            }
+        }
+    }
+
+    /// Replaces the account's balance series with these: new values set, vanished assets removed.
+    pub fn replace_balances<'a, I>(&self, account: &str, balances: I)
+    where
+        I: IntoIterator<Item = (&'a AssetLabels, &'a AssetBalance)>,
+    {
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = exported.remove(account).unwrap_or_default();
+        let mut current = HashSet::with_capacity(previous.len());
+        for (labels, balance) in balances {
+            let values = [account, labels.asset.as_str(), labels.family.label()];
+            self.balance
+                .with_label_values(&values)
+                .set(to_f64(balance.balance));
+            self.hold
+                .with_label_values(&values)
+                .set(to_f64(balance.hold_trade));
+            self.available
+                .with_label_values(&values)
+                .set(to_f64(balance.available()));
+            self.credit
+                .with_label_values(&values)
+                .set(to_f64(balance.credit));
+            self.credit_used
+                .with_label_values(&values)
+                .set(to_f64(balance.credit_used));
+            current.insert(labels.clone());
+        }
+        for vanished in previous.difference(&current) {
+            let values = [account, vanished.asset.as_str(), vanished.family.label()];
+            for family in [
+                &self.balance,
+                &self.hold,
+                &self.available,
+                &self.credit,
+                &self.credit_used,
+            ] {
+                // Absent only if never set, which `previous` rules out; nothing to undo either way.
+                let _ = family.remove_label_values(&values);
+            }
+        }
+        exported.insert(account.to_string(), current);
+    }
+
+    /// Renders the exposition of everything but process metrics and keeps it for scrapes.
+    pub fn publish(&self) {
+        let rendered = encode(&self.registry);
+        *self.rendered.write().unwrap_or_else(|p| p.into_inner()) = rendered;
+    }
+
+    /// The full exposition for a scrape: the last published text plus fresh process metrics.
+    pub fn scrape(&self) -> Vec<Bytes> {
+        let published = self
+            .rendered
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        vec![published, encode(&self.process_registry)]
+    }
+
+    /// The full exposition as one string (for `--once`).
+    pub fn render_text(&self) -> String {
+        self.scrape()
+            .iter()
+            .map(|part| String::from_utf8_lossy(part))
+            .collect()
+    }
+}
+
+fn encode(registry: &Registry) -> Bytes {
+    let mut buffer = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buffer)
+        .expect("encoding into a Vec cannot fail");
+    Bytes::from(buffer)
+}
+
+/// The nearest `f64` to an exact decimal (the decimal text parsed by Rust's correctly rounded parser).
+pub fn to_f64(value: Decimal) -> f64 {
+    f64::from_str(&value.to_string()).unwrap_or(f64::NAN)
+}
+
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kraken::assets::classify;
+
+    fn balance(key: &str, amount: &str) -> (AssetLabels, AssetBalance) {
+        (
+            classify(key),
+            AssetBalance {
+                key: key.to_string(),
+                balance: Decimal::from_str(amount).unwrap(),
+                hold_trade: Decimal::ZERO,
+                credit: Decimal::ZERO,
+                credit_used: Decimal::ZERO,
+            },
+        )
+    }
+
+    #[test]
+    fn decimals_convert_to_the_nearest_f64() {
+        assert_eq!(to_f64(Decimal::from_str("17185.45").unwrap()), 17185.45);
+        assert_eq!(to_f64(Decimal::from_str("0.0000000001").unwrap()), 1e-10);
+        assert_eq!(
+            to_f64(Decimal::from_str("101.1234567890").unwrap()),
+            101.123456789
+        );
+    }
+
+    #[test]
+    fn replacing_balances_removes_vanished_series_only_for_that_account() {
+        let metrics = Metrics::new(&["a", "b"]);
+        let first = [balance("XXBT", "1"), balance("DOT.S", "2")];
+        metrics.replace_balances("a", first.iter().map(|(l, b)| (l, b)));
+        metrics.replace_balances("b", first.iter().map(|(l, b)| (l, b)));
+        let second = [balance("XXBT", "3")];
+        metrics.replace_balances("a", second.iter().map(|(l, b)| (l, b)));
+        metrics.publish();
+        let text = metrics.render_text();
+        assert!(
+            text.contains(r#"kraken_balance{account="a",asset="XBT",family="spot"} 3"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"kraken_balance{account="a",asset="DOT""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kraken_balance{account="b",asset="DOT",family="staked"} 2"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn scrapes_serve_what_was_last_published() {
+        let metrics = Metrics::new(&["a"]);
+        metrics.record_poll("a", Duration::from_millis(5), None);
+        assert!(metrics
+            .render_text()
+            .contains(r#"kraken_up{account="a"} 0"#));
+        metrics.publish();
+        assert!(metrics
+            .render_text()
+            .contains(r#"kraken_up{account="a"} 1"#));
+    }
+
+    #[test]
+    fn every_account_starts_with_up_zero_and_zeroed_error_counters() {
+        let text = Metrics::new(&["a"]).render_text();
+        assert!(text.contains(r#"kraken_up{account="a"} 0"#));
+        for reason in ErrorReason::ALL {
+            let series = format!(r#"kraken_poll_errors_total{{account="a",reason="{reason}"}} 0"#);
+            assert!(text.contains(&series), "{series}");
+        }
+        assert!(text.contains("kraken_exporter_build_info{"));
+    }
+}
