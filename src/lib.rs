@@ -3,8 +3,12 @@
 //! Data flows one way: [`config`] -> [`kraken`] client -> [`poller`] -> [`metrics`] -> [`server`].
 //! [`demo`] is a simulated Kraken used by `--demo` and by the tests.
 
+pub mod app;
 pub mod config;
+pub mod demo;
 pub mod kraken;
 pub mod metrics;
 pub mod poller;
 pub mod readiness;
+pub mod server;
+pub mod telemetry;

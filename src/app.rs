@@ -1,0 +1,142 @@
+//! Wiring: settings -> clients -> pollers -> metrics -> server, with an explicit lifecycle.
+//!
+//! [`Application::build`] binds the port and prepares everything without starting work, so tests can
+//! learn the port first; [`Application::run_until_stopped`] runs pollers and server until the shutdown
+//! future resolves, then stops the pollers and lets in-flight responses finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::kraken::client::http_client;
+use crate::kraken::{KrakenClient, PollError};
+use crate::metrics::Metrics;
+use crate::poller::AccountPoller;
+use crate::readiness::Readiness;
+
+/// A built, not yet running exporter.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    pollers: Vec<AccountPoller>,
+    poll_interval: Duration,
+}
+
+/// The metrics, readiness and one poller per account of a configuration.
+pub fn build_pollers(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<Metrics>, Arc<Readiness>, Vec<AccountPoller>)> {
+    let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
+    let metrics = Arc::new(Metrics::new(&names));
+    let readiness = Arc::new(Readiness::new(&names));
+    let http = http_client(settings.request_timeout).context("cannot create the HTTP client")?;
+    let pollers = settings
+        .accounts
+        .iter()
+        .map(|account| {
+            let client = KrakenClient::new(
+                http.clone(),
+                &settings.api_url,
+                account.api_key.clone(),
+                account.api_secret.clone(),
+                settings.rebase_multiplier,
+            );
+            AccountPoller::new(
+                account.name.clone(),
+                client,
+                Arc::clone(&metrics),
+                Arc::clone(&readiness),
+            )
+        })
+        .collect();
+    Ok((metrics, readiness, pollers))
+}
+
+impl Application {
+    /// Binds `listen_address` (`HOST:PORT`; port 0 picks a free one) and prepares the pollers.
+    pub async fn build(settings: &Settings, listen_address: &str) -> anyhow::Result<Self> {
+        let (metrics, readiness, pollers) = build_pollers(settings)?;
+        let listener = TcpListener::bind(listen_address).await.with_context(|| {
+            format!("cannot listen on {listen_address}; pick a free HOST:PORT with --web.listen-address")
+        })?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            metrics,
+            readiness,
+            pollers,
+            poll_interval: settings.poll_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves and polls until `shutdown` resolves.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let poll_tasks: Vec<_> = self
+            .pollers
+            .into_iter()
+            .map(|poller| tokio::spawn(poller.run(self.poll_interval, stop_rx.clone())))
+            .collect();
+        tracing::info!(address = %self.local_addr, "serving /metrics");
+        let router = crate::server::router(self.metrics, self.readiness);
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: polling stopped, finishing in-flight responses");
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        for task in poll_tasks {
+            let _ = task.await;
+        }
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Polls every account once, concurrently; returns the exposition text and the failures.
+pub async fn poll_all_once(
+    settings: &Settings,
+) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
+    let (metrics, _readiness, pollers) = build_pollers(settings)?;
+    let results = futures_join_all(pollers).await;
+    let failures = results
+        .into_iter()
+        .filter_map(|(account, result)| result.err().map(|err| (account, err)))
+        .collect();
+    Ok((metrics.render_text(), failures))
+}
+
+async fn futures_join_all(pollers: Vec<AccountPoller>) -> Vec<(String, Result<(), PollError>)> {
+    let tasks: Vec<_> = pollers
+        .into_iter()
+        .map(|mut poller| {
+            tokio::spawn(async move {
+                let result = poller.poll_once().await;
+                (poller.account().to_string(), result)
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if let Ok(result) = task.await {
+            results.push(result);
+        }
+    }
+    results
+}
