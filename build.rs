@@ -3,7 +3,7 @@
 use std::process::Command;
 
 fn main() {
-    let revision = std::env::var("KRAKEN_EXPORTER_REVISION")
+    let revision = std::env::var("BUILD_GIT_REVISION")
         .ok()
         .or_else(|| output("git", &["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_string());
@@ -11,9 +11,9 @@ fn main() {
     let rustc_version = output(&rustc, &["--version"])
         .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
         .unwrap_or_else(|| "unknown".to_string());
-    println!("cargo:rustc-env=KRAKEN_EXPORTER_REVISION={revision}");
-    println!("cargo:rustc-env=KRAKEN_EXPORTER_RUSTC={rustc_version}");
-    println!("cargo:rerun-if-env-changed=KRAKEN_EXPORTER_REVISION");
+    println!("cargo:rustc-env=BUILD_GIT_REVISION={revision}");
+    println!("cargo:rustc-env=BUILD_RUSTC_VERSION={rustc_version}");
+    println!("cargo:rerun-if-env-changed=BUILD_GIT_REVISION");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
 }

@@ -96,11 +96,7 @@ impl Settings {
             })?;
             builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
-        let overrides: config::Map<String, String> = env
-            .iter()
-            .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}_")))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let overrides = env_overrides(&env);
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
@@ -194,13 +190,53 @@ impl Settings {
     }
 }
 
+/// Top-level keys that `KRAKEN_EXPORTER_<KEY>` may override (accounts come from the file or from
+/// `KRAKEN_API_KEY`).
+const ENV_KEYS: &[&str] = &[
+    "api_url",
+    "poll_interval",
+    "request_timeout",
+    "rebase_multiplier",
+];
+
+/// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather
+/// than refused, because platforms set variables with this prefix on their own: Kubernetes adds
+/// `KRAKEN_EXPORTER_SERVICE_HOST`, `KRAKEN_EXPORTER_PORT`, ... for a Service named `kraken-exporter`.
+fn env_overrides(env: &BTreeMap<String, String>) -> config::Map<String, String> {
+    let prefix = format!("{ENV_PREFIX}_");
+    let mut overrides = config::Map::new();
+    for (name, value) in env {
+        let Some(key) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let top_level = key.split("__").next().unwrap_or(key).to_lowercase();
+        if ENV_KEYS.contains(&top_level.as_str()) {
+            overrides.insert(name.clone(), value.clone());
+        } else if !is_kubernetes_service_link(key) {
+            tracing::warn!(
+                variable = %name,
+                "ignoring an environment variable that names no config key; overridable keys: {}",
+                ENV_KEYS.join(", ")
+            );
+        }
+    }
+    overrides
+}
+
+/// `SERVICE_HOST`, `SERVICE_PORT[_NAME]`, `PORT`, `PORT_9877_TCP[_PROTO|_PORT|_ADDR]`.
+fn is_kubernetes_service_link(key: &str) -> bool {
+    key.starts_with("SERVICE_HOST")
+        || key.starts_with("SERVICE_PORT")
+        || key == "PORT"
+        || key.starts_with("PORT_")
+}
+
 /// Turns the config crate's messages into one line that names where the problem is and what to do.
 fn explain_config_error(message: &str, where_: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let field = rest.split(',').next().unwrap_or(rest).trim_matches('`');
         return format!(
-            "unknown key {field:?} in {where_} (or a {ENV_PREFIX}_{} environment variable); check the spelling against the README's configuration reference",
-            field.to_uppercase()
+            "unknown key {field:?} in {where_}; check the spelling against the README's configuration reference"
         );
     }
     // TOML syntax errors span several lines with a source excerpt: keep the position and the cause.
@@ -464,7 +500,8 @@ mod tests {
         let fixture = Fixture::new();
         let account = |extra: &str| format!("{ONE_ACCOUNT}{extra}");
         // (config file, environment, words the error must contain)
-        let cases: Vec<(String, Vec<(&str, &str)>, Vec<&str>)> = vec![
+        type Case<'a> = (String, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             (account("\npoll_intervall = \"5s\""), vec![], vec!["poll_intervall", "unknown key"]),
             (format!("poll_interval = \"5 parsecs\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "5 parsecs"]),
             (format!("poll_interval = \"0s\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "longer than zero"]),
@@ -484,7 +521,7 @@ mod tests {
             (ONE_ACCOUNT.replace("api_secret_file = \"$DIR/secret\"", ""), vec![], vec!["api_secret_file"]),
             (account("\n[[accounts]]\nname = \"x\"\napi_key = \"k\"\napi_secret = \"inline\"\napi_secret_file=\"$DIR/secret\""), vec![], vec!["api_secret", "unknown key"]),
             ("poll_interval = \"5s\"\n[[accounts]\n".to_string(), vec![], vec!["line 2"]),
-            (ONE_ACCOUNT.to_string(), vec![("KRAKEN_EXPORTER_POLL_INTERVALL", "5s")], vec!["poll_intervall", "KRAKEN_EXPORTER_POLL_INTERVALL"]),
+            (ONE_ACCOUNT.to_string(), vec![("KRAKEN_EXPORTER_POLL_INTERVAL", "5")], vec!["poll_interval", "unit"]),
             (String::new(), vec![("KRAKEN_API_KEY", "K")], vec!["KRAKEN_API_SECRET"]),
             (String::new(), vec![("KRAKEN_API_SECRET", SECRET)], vec!["KRAKEN_API_KEY"]),
             (String::new(), vec![("KRAKEN_API_KEY", "K"), ("KRAKEN_API_SECRET", "%%%")], vec!["KRAKEN_API_SECRET", "base64"]),
@@ -503,6 +540,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn unrelated_prefixed_variables_do_not_stop_the_exporter() {
+        let env = [
+            ("KRAKEN_EXPORTER_SERVICE_HOST", "10.0.0.1"),
+            ("KRAKEN_EXPORTER_PORT", "tcp://10.0.0.1:9877"),
+            ("KRAKEN_EXPORTER_PORT_9877_TCP_ADDR", "10.0.0.1"),
+            ("KRAKEN_EXPORTER_POLL_INTERVALL", "5s"),
+            ("KRAKEN_EXPORTER_REQUEST_TIMEOUT", "2s"),
+        ];
+        let settings = Fixture::new().load(ONE_ACCOUNT, &env).unwrap();
+        assert_eq!(settings.request_timeout, Duration::from_secs(2));
+        assert_eq!(settings.poll_interval, DEFAULT_POLL_INTERVAL);
     }
 
     #[test]

@@ -11,9 +11,9 @@ use kraken_exporter::telemetry::{self, LogFormat};
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (revision ",
-    env!("KRAKEN_EXPORTER_REVISION"),
+    env!("BUILD_GIT_REVISION"),
     ", rustc ",
-    env!("KRAKEN_EXPORTER_RUSTC"),
+    env!("BUILD_RUSTC_VERSION"),
     ")"
 );
 

@@ -85,8 +85,8 @@ impl Metrics {
         build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
-                env!("KRAKEN_EXPORTER_REVISION"),
-                env!("KRAKEN_EXPORTER_RUSTC"),
+                env!("BUILD_GIT_REVISION"),
+                env!("BUILD_RUSTC_VERSION"),
             ])
             .set(1.0);
 

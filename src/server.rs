@@ -74,6 +74,6 @@ async fn landing_page() -> Html<String> {
 </html>
 "#,
         version = env!("CARGO_PKG_VERSION"),
-        revision = env!("KRAKEN_EXPORTER_REVISION"),
+        revision = env!("BUILD_GIT_REVISION"),
     ))
 }

@@ -82,7 +82,7 @@ impl KrakenClient {
     /// Calls `BalanceEx` once.
     pub async fn balance_ex(&self) -> Result<Balances, PollError> {
         let mut nonce_counter = self.nonce.lock().await;
-        let nonce = nonce_counter.next();
+        let nonce = nonce_counter.next_now();
         let body = match self.rebase_multiplier {
             None => format!("nonce={nonce}"),
             Some(rebase) => format!("nonce={nonce}&rebase_multiplier={}", rebase.as_str()),

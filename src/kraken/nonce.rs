@@ -22,7 +22,7 @@ impl NonceCounter {
     }
 
     /// The next nonce at the current wall clock.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_now(&mut self) -> u64 {
         self.next_at(now_ms())
     }
 
@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn wall_clock_nonce_is_milliseconds_since_epoch() {
         let before = now_ms();
-        let nonce = NonceCounter::default().next();
+        let nonce = NonceCounter::default().next_now();
         // 2020-01-01 in ms: a seconds or microseconds nonce would fall far outside this range.
         assert!(nonce >= before && nonce > 1_577_836_800_000 && nonce < 10_000_000_000_000);
     }
@@ -77,7 +77,7 @@ mod tests {
                 let counter = Arc::clone(&counter);
                 std::thread::spawn(move || {
                     (0..2_000)
-                        .map(|_| counter.lock().unwrap().next())
+                        .map(|_| counter.lock().unwrap().next_now())
                         .collect::<Vec<_>>()
                 })
             })

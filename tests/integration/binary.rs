@@ -1,0 +1,177 @@
+//! The `kraken_exporter` binary itself: `--once`, `--check-config`, `--demo`, exit codes and messages.
+
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use kraken_exporter::demo::{demo_portfolio, Simulator};
+
+use crate::helpers::{Samples, TestAccount};
+
+fn exporter(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KRAKEN_API_KEY")
+        .env_remove("KRAKEN_API_SECRET")
+        .env_remove("KRAKEN_API_SECRET_FILE")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+async fn exporter_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        exporter(&args, &[])
+    })
+    .await
+    .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A config file for one account against `api_url`, with the secret in its own file.
+fn write_config(dir: &std::path::Path, api_url: &str, api_key: &str, secret: &[u8]) -> String {
+    let secret_file = dir.join("secret");
+    std::fs::write(
+        &secret_file,
+        base64::engine::general_purpose::STANDARD.encode(secret),
+    )
+    .unwrap();
+    let config = dir.join("kraken_exporter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "api_url = \"{api_url}\"\npoll_interval = \"5s\"\n\n[[accounts]]\nname = \"main\"\napi_key = \"{api_key}\"\napi_secret_file = \"{}\"\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    config.display().to_string()
+}
+
+#[test]
+fn once_in_demo_mode_prints_the_metrics_and_succeeds() {
+    let out = exporter(&["--demo", "--once"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m = Samples::parse(&text(&out.stdout));
+    assert_eq!(m.up("treasury"), 1.0);
+    assert_eq!(m.up("trading"), 1.0);
+    assert!(m
+        .balance("kraken_balance", "treasury", "DOT", "staked")
+        .is_some());
+    assert!(text(&out.stderr).contains("DEMO MODE"));
+}
+
+#[tokio::test]
+async fn once_against_a_real_client_succeeds_with_the_right_key() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &simulator.url(), main.api_key, &main.secret);
+
+    let out = exporter_async(vec!["--config".into(), config, "--once".into()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m = Samples::parse(&text(&out.stdout));
+    assert_eq!(
+        m.balance("kraken_balance_available", "main", "USD", "spot"),
+        Some(17185.45)
+    );
+}
+
+#[tokio::test]
+async fn once_with_a_wrong_secret_exits_1_and_says_why_without_the_secret() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main-1234");
+    let wrong = TestAccount::new("wrong", "x");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &simulator.url(), main.api_key, &wrong.secret);
+
+    let out = exporter_async(vec!["--config".into(), config, "--once".into()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("invalid_signature"), "{stderr}");
+    assert!(stderr.contains("EAPI:Invalid signature"), "{stderr}");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&wrong.secret);
+    assert!(!stderr.contains(&encoded) && !text(&out.stdout).contains(&encoded));
+    assert!(!stderr.contains("KEY-main-1234"), "{stderr}");
+}
+
+#[test]
+fn check_config_summarises_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = TestAccount::new("main", "KEY-check-config-9876");
+    let config = write_config(
+        dir.path(),
+        "https://api.kraken.com",
+        main.api_key,
+        &main.secret,
+    );
+    let out = exporter(&["--config", &config, "--check-config"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1 account(s) [main]"), "{stdout}");
+    assert!(stdout.contains("poll_interval 5s"), "{stdout}");
+    assert!(!stdout.contains("KEY-check-config"), "{stdout}");
+}
+
+#[test]
+fn bad_config_exits_non_zero_with_one_line_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    let config = write_config(
+        dir.path(),
+        "https://api.kraken.com",
+        main.api_key,
+        &main.secret,
+    );
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("poll_interval", "poll_intervall"),
+    )
+    .unwrap();
+    for args in [
+        vec!["--config", config.as_str(), "--check-config"],
+        vec!["--config", "/nonexistent/kraken.toml"],
+        vec![],
+    ] {
+        let out = exporter(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("kraken_exporter: error: "), "{stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn environment_alone_configures_a_default_account() {
+    let main = TestAccount::new("main", "KEY-env");
+    let secret = base64::engine::general_purpose::STANDARD.encode(&main.secret);
+    let out = exporter(
+        &["--check-config"],
+        &[
+            ("KRAKEN_API_KEY", "KEY-env"),
+            ("KRAKEN_API_SECRET", &secret),
+            ("KRAKEN_EXPORTER_POLL_INTERVAL", "1m"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("[default]") && stdout.contains("poll_interval 1m"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,211 @@
+//! Shared test helpers: the real application on port 0 against the simulated Kraken, and a parser for
+//! the exposition text so tests compare numbers, not formatting.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use kraken_exporter::app::Application;
+use kraken_exporter::config::{AccountSettings, Settings};
+use kraken_exporter::demo::{generate_secret, Portfolio, SimBalance, Simulator};
+use secrecy::{SecretSlice, SecretString};
+
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One configured account of a test: name, API key, secret, starting portfolio.
+pub struct TestAccount {
+    pub name: &'static str,
+    pub api_key: &'static str,
+    pub secret: Vec<u8>,
+}
+
+impl TestAccount {
+    pub fn new(name: &'static str, api_key: &'static str) -> Self {
+        Self {
+            name,
+            api_key,
+            secret: generate_secret(),
+        }
+    }
+
+    pub fn settings(&self) -> AccountSettings {
+        AccountSettings {
+            name: self.name.to_string(),
+            api_key: SecretString::from(self.api_key.to_string()),
+            api_secret: SecretSlice::from(self.secret.clone()),
+        }
+    }
+}
+
+pub fn settings_for(simulator: &Simulator, accounts: &[&TestAccount]) -> Settings {
+    Settings {
+        api_url: simulator.url(),
+        poll_interval: POLL_INTERVAL,
+        request_timeout: Duration::from_millis(500),
+        rebase_multiplier: None,
+        accounts: accounts.iter().map(|a| a.settings()).collect(),
+    }
+}
+
+/// A running exporter; stops (like SIGTERM) when dropped.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(settings: &Settings) -> Self {
+        let app = Application::build(settings, "127.0.0.1:0")
+            .await
+            .expect("the application builds");
+        let address = format!("http://{}", app.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops like a SIGTERM would and waits for the application to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = &mut self.task;
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the application stops within 5 s")
+            .expect("the application task did not panic")
+            .expect("the application exits cleanly");
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the exporter answers")
+    }
+
+    pub async fn scrape(&self) -> Samples {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status(), 200);
+        Samples::parse(&response.text().await.expect("a text body"))
+    }
+
+    /// Scrapes until `check` holds, or fails after 10 s with the last scrape.
+    pub async fn scrape_until(&self, what: &str, check: impl Fn(&Samples) -> bool) -> Samples {
+        eventually(what, || async {
+            let samples = self.scrape().await;
+            check(&samples).then_some(samples)
+        })
+        .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Retries `attempt` every 50 ms for up to 10 s.
+pub async fn eventually<T, F, Fut>(what: &str, attempt: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Parsed samples: `name{label="value",...}` exactly as exposed -> value.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    pub text: String,
+    pub values: BTreeMap<String, f64>,
+}
+
+impl Samples {
+    pub fn parse(text: &str) -> Self {
+        let values = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').expect("a sample line has a value");
+                let value = match value {
+                    "+Inf" => f64::INFINITY,
+                    "-Inf" => f64::NEG_INFINITY,
+                    other => other.parse().expect("a sample value is a float"),
+                };
+                (series.to_string(), value)
+            })
+            .collect();
+        Self {
+            text: text.to_string(),
+            values,
+        }
+    }
+
+    pub fn get(&self, series: &str) -> Option<f64> {
+        self.values.get(series).copied()
+    }
+
+    /// The value of a series that must exist.
+    pub fn value(&self, series: &str) -> f64 {
+        self.get(series)
+            .unwrap_or_else(|| panic!("series {series} is missing from:\n{}", self.text))
+    }
+
+    /// A balance-family series for one account, asset and family.
+    pub fn balance(&self, metric: &str, account: &str, asset: &str, family: &str) -> Option<f64> {
+        self.get(&format!(
+            r#"{metric}{{account="{account}",asset="{asset}",family="{family}"}}"#
+        ))
+    }
+
+    /// Series whose name starts with `prefix` and whose labels contain `account="..."`.
+    pub fn count_for_account(&self, metric: &str, account: &str) -> usize {
+        let needle = format!(r#"account="{account}""#);
+        self.values
+            .keys()
+            .filter(|k| k.starts_with(&format!("{metric}{{")) && k.contains(&needle))
+            .count()
+    }
+
+    pub fn up(&self, account: &str) -> f64 {
+        self.value(&format!(r#"kraken_up{{account="{account}"}}"#))
+    }
+
+    pub fn errors(&self, account: &str, reason: &str) -> f64 {
+        self.value(&format!(
+            r#"kraken_poll_errors_total{{account="{account}",reason="{reason}"}}"#
+        ))
+    }
+}
+
+/// Builds a portfolio from (raw key, balance, hold_trade) with 10 decimals, Kraken's padding for crypto.
+pub fn portfolio(entries: &[(&str, SimBalance)]) -> Portfolio {
+    entries
+        .iter()
+        .map(|(key, balance)| (key.to_string(), balance.clone()))
+        .collect()
+}

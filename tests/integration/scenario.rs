@@ -1,0 +1,263 @@
+//! What a healthy account looks like on /metrics: exact values, families, vanished assets, nonces.
+
+use kraken_exporter::demo::{SimBalance, Simulator};
+use kraken_exporter::kraken::RebaseMultiplier;
+
+use crate::helpers::{portfolio, settings_for, TestAccount, TestApp};
+
+fn scenario() -> kraken_exporter::demo::Portfolio {
+    portfolio(&[
+        ("ZUSD", SimBalance::new("25435.2100", "8249.7600", 4)),
+        ("XXBT", SimBalance::new("1.2435000000", "0.8423000000", 10)),
+        (
+            "USDT",
+            SimBalance::new("1000.00000000", "0.00000000", 8)
+                .with_credit("500.00000000", "120.50000000"),
+        ),
+        (
+            "DOT.S",
+            SimBalance::new("101.1234567890", "0.0000000000", 10),
+        ),
+        ("XBT.M", SimBalance::new("0.0500000000", "0.0000000000", 10)),
+        ("USD.HOLD", SimBalance::new("150.0000", "0.0000", 4)),
+        (
+            "AAPLx.T",
+            SimBalance::new("10.0000000000", "0.0000000000", 10).rebasing("1.0125"),
+        ),
+        ("XTZ", SimBalance::new("300.00000000", "0.00000000", 8)),
+        (
+            "ETH2.S",
+            SimBalance::new("32.0000000000", "0.0000000000", 10),
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn every_series_of_a_portfolio_is_exported_with_exact_values() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, scenario());
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    let m = app
+        .scrape_until("first poll", |s| s.up("main") == 1.0)
+        .await;
+
+    // (asset, family, balance, hold, available, credit, credit_used), computed by hand from scenario().
+    let expected = [
+        ("USD", "spot", 25435.21, 8249.76, 17185.45, 0.0, 0.0),
+        ("XBT", "spot", 1.2435, 0.8423, 0.4012, 0.0, 0.0),
+        ("USDT", "spot", 1000.0, 0.0, 1379.5, 500.0, 120.5),
+        ("DOT", "staked", 101.123456789, 0.0, 101.123456789, 0.0, 0.0),
+        ("XBT", "opt_in_rewards", 0.05, 0.0, 0.05, 0.0, 0.0),
+        ("USD", "hold", 150.0, 0.0, 150.0, 0.0, 0.0),
+        ("AAPLx", "tokenized", 10.125, 0.0, 10.125, 0.0, 0.0),
+        ("XTZ", "spot", 300.0, 0.0, 300.0, 0.0, 0.0),
+        ("ETH2", "staked", 32.0, 0.0, 32.0, 0.0, 0.0),
+    ];
+    for (asset, family, balance, hold, available, credit, credit_used) in expected {
+        let get = |metric| m.balance(metric, "main", asset, family);
+        assert_eq!(get("kraken_balance"), Some(balance), "{asset} {family}");
+        assert_eq!(get("kraken_balance_hold"), Some(hold), "{asset} {family}");
+        assert_eq!(
+            get("kraken_balance_available"),
+            Some(available),
+            "{asset} {family}"
+        );
+        assert_eq!(
+            get("kraken_balance_credit"),
+            Some(credit),
+            "{asset} {family}"
+        );
+        assert_eq!(
+            get("kraken_balance_credit_used"),
+            Some(credit_used),
+            "{asset} {family}"
+        );
+    }
+    for metric in [
+        "kraken_balance",
+        "kraken_balance_hold",
+        "kraken_balance_available",
+        "kraken_balance_credit",
+        "kraken_balance_credit_used",
+    ] {
+        assert_eq!(
+            m.count_for_account(metric, "main"),
+            expected.len(),
+            "{metric}"
+        );
+    }
+    assert!(m.value(r#"kraken_polls_total{account="main"}"#) >= 1.0);
+    assert!(m.value(r#"kraken_poll_duration_seconds_count{account="main"}"#) >= 1.0);
+    let last_success = m.value(r#"kraken_last_success_timestamp_seconds{account="main"}"#);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - last_success).abs() < 30.0,
+        "last success {last_success} vs now {now}"
+    );
+    assert_eq!(m.errors("main", "invalid_nonce"), 0.0);
+    let build_info = format!(
+        r#"kraken_exporter_build_info{{revision="{}",rustc="{}",version="{}"}}"#,
+        env!("BUILD_GIT_REVISION"),
+        env!("BUILD_RUSTC_VERSION"),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(m.get(&build_info), Some(1.0), "{}", m.text);
+    assert!(m.text.contains("# HELP kraken_balance_available "));
+    assert!(m.text.contains("process_resident_memory_bytes"));
+
+    let requests = simulator.requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.signature_valid && r.error.is_none()));
+    assert!(
+        requests.iter().all(|r| r.rebase_multiplier.is_none()),
+        "sent only when configured"
+    );
+}
+
+#[tokio::test]
+async fn vanished_assets_are_removed_after_a_successful_poll() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, scenario());
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    app.scrape_until("DOT staked exported", |s| {
+        s.balance("kraken_balance", "main", "DOT", "staked")
+            .is_some()
+    })
+    .await;
+
+    let mut smaller = scenario();
+    smaller.remove("DOT.S");
+    smaller.insert("SOL".into(), SimBalance::new("7.5", "0", 10));
+    simulator.set_portfolio(main.api_key, smaller);
+    let m = app
+        .scrape_until("DOT gone, SOL present", |s| {
+            s.balance("kraken_balance", "main", "SOL", "spot").is_some()
+        })
+        .await;
+    for metric in [
+        "kraken_balance",
+        "kraken_balance_hold",
+        "kraken_balance_available",
+    ] {
+        assert_eq!(m.balance(metric, "main", "DOT", "staked"), None, "{metric}");
+    }
+    assert_eq!(
+        m.balance("kraken_balance", "main", "SOL", "spot"),
+        Some(7.5)
+    );
+    assert_eq!(
+        m.balance("kraken_balance", "main", "USD", "spot"),
+        Some(25435.21)
+    );
+}
+
+#[tokio::test]
+async fn accounts_are_polled_and_labelled_independently() {
+    let simulator = Simulator::start().await.unwrap();
+    let a = TestAccount::new("treasury", "KEY-a");
+    let b = TestAccount::new("trading", "KEY-b");
+    simulator.add_account(a.api_key, &a.secret, scenario());
+    simulator.add_account(
+        b.api_key,
+        &b.secret,
+        portfolio(&[("ZEUR", SimBalance::new("10.0000", "2.5000", 4))]),
+    );
+    let app = TestApp::spawn(&settings_for(&simulator, &[&a, &b])).await;
+    let m = app
+        .scrape_until("both up", |s| {
+            s.up("treasury") == 1.0 && s.up("trading") == 1.0
+        })
+        .await;
+    assert_eq!(
+        m.balance("kraken_balance_available", "trading", "EUR", "spot"),
+        Some(7.5)
+    );
+    assert_eq!(m.balance("kraken_balance", "trading", "USD", "spot"), None);
+    assert_eq!(m.count_for_account("kraken_balance", "trading"), 1);
+    assert_eq!(m.count_for_account("kraken_balance", "treasury"), 9);
+}
+
+#[tokio::test]
+async fn colliding_asset_keys_keep_their_raw_names() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(
+        main.api_key,
+        &main.secret,
+        portfolio(&[
+            ("XXBT", SimBalance::new("1.0", "0", 10)),
+            ("XBT", SimBalance::new("2.0", "0", 10)),
+        ]),
+    );
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    let m = app
+        .scrape_until("first poll", |s| s.up("main") == 1.0)
+        .await;
+    assert_eq!(
+        m.balance("kraken_balance", "main", "XXBT", "spot"),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.balance("kraken_balance", "main", "XBT", "spot"),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn rebase_multiplier_is_sent_when_configured() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, scenario());
+    let mut settings = settings_for(&simulator, &[&main]);
+    settings.rebase_multiplier = Some(RebaseMultiplier::Base);
+    let app = TestApp::spawn(&settings).await;
+    let m = app
+        .scrape_until("first poll", |s| s.up("main") == 1.0)
+        .await;
+    // In base units the tokenized asset is the unrebased 10, not 10 * 1.0125.
+    assert_eq!(
+        m.balance("kraken_balance", "main", "AAPLx", "tokenized"),
+        Some(10.0)
+    );
+    assert!(simulator
+        .requests()
+        .iter()
+        .all(|r| r.rebase_multiplier.as_deref() == Some("base") && r.signature_valid));
+}
+
+#[tokio::test]
+async fn nonces_keep_increasing_across_a_restart() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, scenario());
+    let settings = settings_for(&simulator, &[&main]);
+
+    let first = TestApp::spawn(&settings).await;
+    first
+        .scrape_until("two polls", |s| {
+            s.value(r#"kraken_polls_total{account="main"}"#) >= 2.0
+        })
+        .await;
+    first.stop().await;
+
+    let second = TestApp::spawn(&settings).await;
+    let m = second
+        .scrape_until("first poll after restart", |s| s.up("main") == 1.0)
+        .await;
+    assert_eq!(m.errors("main", "invalid_nonce"), 0.0);
+
+    let nonces: Vec<u64> = simulator
+        .requests()
+        .iter()
+        .filter_map(|r| r.nonce)
+        .collect();
+    assert!(nonces.len() >= 3, "{nonces:?}");
+    assert!(nonces.windows(2).all(|w| w[0] < w[1]), "{nonces:?}");
+    assert!(simulator.requests().iter().all(|r| r.error.is_none()));
+}

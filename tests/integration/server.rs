@@ -1,0 +1,61 @@
+//! The HTTP endpoints: readiness, health, landing page, methods and paths.
+
+use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+
+use crate::helpers::{settings_for, TestAccount, TestApp};
+
+#[tokio::test]
+async fn ready_waits_for_every_account_and_health_does_not() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    simulator.set_fault(Some(Fault::KrakenError("EAPI:Invalid key".into())));
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    app.scrape_until("a failed poll", |s| s.errors("main", "invalid_key") >= 1.0)
+        .await;
+
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("main"));
+    assert_eq!(app.get("/health").await.status(), 200);
+
+    simulator.set_fault(None);
+    app.scrape_until("recovered", |s| s.up("main") == 1.0).await;
+    assert_eq!(app.get("/ready").await.status(), 200);
+}
+
+#[tokio::test]
+async fn landing_page_links_the_endpoints_and_shows_the_version() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    let page = app.get("/").await.text().await.unwrap();
+    for link in [
+        "href=\"metrics\"",
+        "href=\"health\"",
+        "href=\"ready\"",
+        env!("CARGO_PKG_VERSION"),
+    ] {
+        assert!(page.contains(link), "{link} in {page}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_answers_get_and_head_only_with_the_text_format() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    let url = format!("{}/metrics", app.address);
+
+    let get = app.http.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(
+        get.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert_eq!(app.http.head(&url).send().await.unwrap().status(), 200);
+    assert_eq!(app.http.post(&url).send().await.unwrap().status(), 405);
+    assert_eq!(app.get("/nope").await.status(), 404);
+}
