@@ -3,5 +3,6 @@
 mod binary;
 mod failures;
 mod helpers;
+mod promtool;
 mod scenario;
 mod server;
