@@ -36,6 +36,10 @@ pub fn build_pollers(
 ) -> anyhow::Result<(Arc<Metrics>, Arc<Readiness>, Vec<AccountPoller>)> {
     let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));
+    for account in &settings.accounts {
+        metrics.set_minimums(&account.name, &account.min_available);
+    }
+    metrics.publish();
     let readiness = Arc::new(Readiness::new(&names));
     let http = http_client(settings.request_timeout).context("cannot create the HTTP client")?;
     let pollers = settings

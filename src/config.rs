@@ -16,8 +16,10 @@ use std::time::Duration;
 use secrecy::{SecretSlice, SecretString};
 use serde::Deserialize;
 
+use crate::kraken::assets::modern_code;
 use crate::kraken::sign::decode_secret;
-use crate::kraken::RebaseMultiplier;
+use crate::kraken::{AssetFamily, RebaseMultiplier};
+use rust_decimal::Decimal;
 
 /// The prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "KRAKEN_EXPORTER";
@@ -45,6 +47,17 @@ pub struct AccountSettings {
     pub api_key: SecretString,
     /// The decoded private key.
     pub api_secret: SecretSlice<u8>,
+    /// Alert thresholds, exported as `kraken_balance_available_min`.
+    pub min_available: Vec<MinAvailable>,
+}
+
+/// A minimum available amount for one asset and family of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinAvailable {
+    /// The `asset` label value (legacy codes such as `ZUSD` are written as their modern name `USD`).
+    pub asset: String,
+    pub family: AssetFamily,
+    pub amount: Decimal,
 }
 
 /// A configuration problem, as one line for the operator.
@@ -73,6 +86,16 @@ struct RawAccount {
     name: Option<String>,
     api_key: Option<String>,
     api_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    min_available: Vec<RawMinAvailable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMinAvailable {
+    asset: Option<String>,
+    family: Option<String>,
+    amount: Option<String>,
 }
 
 impl Settings {
@@ -319,10 +342,60 @@ fn validate_account(index: usize, raw: RawAccount) -> Result<AccountSettings, Co
         ))
     })?;
     let api_secret = read_secret_file(&path).map_err(|e| err(format!("{at}: {e}")))?;
+    let mut min_available: Vec<MinAvailable> = Vec::with_capacity(raw.min_available.len());
+    for (index, raw) in raw.min_available.into_iter().enumerate() {
+        let minimum = validate_min_available(&format!("{at}: min_available[{index}]"), raw)?;
+        if min_available
+            .iter()
+            .any(|m| m.asset == minimum.asset && m.family == minimum.family)
+        {
+            return Err(err(format!(
+                "{at}: min_available lists asset {:?} family {:?} twice; keep one threshold per asset and family",
+                minimum.asset,
+                minimum.family.label()
+            )));
+        }
+        min_available.push(minimum);
+    }
     Ok(AccountSettings {
         name,
         api_key: SecretString::from(api_key),
         api_secret,
+        min_available,
+    })
+}
+
+fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable, ConfigError> {
+    let asset = raw.asset.map(|a| a.trim().to_string()).unwrap_or_default();
+    if asset.is_empty() {
+        return Err(err(format!(
+            "{at}: asset is missing; name the asset as it appears in the asset label, e.g. asset = \"USD\""
+        )));
+    }
+    let family = raw
+        .family
+        .map(|f| f.trim().to_string())
+        .unwrap_or_else(|| "spot".to_string());
+    if family.is_empty() {
+        return Err(err(format!(
+            "{at}: family is empty; use a family label such as \"spot\" or \"staked\", or leave it out for spot"
+        )));
+    }
+    let text = raw.amount.unwrap_or_default();
+    let amount = Decimal::from_str_exact(text.trim()).map_err(|_| {
+        err(format!(
+            "{at}: amount = {text:?} is not a decimal number; write it as a string such as amount = \"5000\" or \"0.25\""
+        ))
+    })?;
+    if amount.is_sign_negative() {
+        return Err(err(format!(
+            "{at}: amount = {text:?} is negative; a minimum available amount is 0 or more"
+        )));
+    }
+    Ok(MinAvailable {
+        asset: modern_code(&asset).to_string(),
+        family: AssetFamily::from_label(&family),
+        amount,
     })
 }
 
@@ -396,6 +469,7 @@ fn account_from_env(
         name: "default".to_string(),
         api_key: SecretString::from(api_key.to_string()),
         api_secret,
+        min_available: Vec::new(),
     }))
 }
 
@@ -523,6 +597,12 @@ mod tests {
             ("poll_interval = \"5s\"\n[[accounts]\n".to_string(), vec![], vec!["line 2"]),
             (ONE_ACCOUNT.to_string(), vec![("KRAKEN_EXPORTER_POLL_INTERVAL", "5")], vec!["poll_interval", "unit"]),
             (String::new(), vec![("KRAKEN_API_KEY", "K")], vec!["KRAKEN_API_SECRET"]),
+            (account("[[accounts.min_available]]\nasset = \"USD\"\namount = \"-1\""), vec![], vec!["min_available[0]", "negative"]),
+            (account("[[accounts.min_available]]\nasset = \"USD\"\namount = \"lots\""), vec![], vec!["min_available[0]", "lots"]),
+            (account("[[accounts.min_available]]\nasset = \"USD\""), vec![], vec!["min_available[0]", "amount"]),
+            (account("[[accounts.min_available]]\namount = \"1\""), vec![], vec!["min_available[0]", "asset"]),
+            (account("[[accounts.min_available]]\nasset = \"USD\"\namount = \"1\"\nminimum = 2"), vec![], vec!["minimum", "unknown key"]),
+            (account("[[accounts.min_available]]\nasset = \"USD\"\namount = \"1\"\n[[accounts.min_available]]\nasset = \"ZUSD\"\namount = \"2\""), vec![], vec!["USD", "twice"]),
             (String::new(), vec![("KRAKEN_API_SECRET", SECRET)], vec!["KRAKEN_API_KEY"]),
             (String::new(), vec![("KRAKEN_API_KEY", "K"), ("KRAKEN_API_SECRET", "%%%")], vec!["KRAKEN_API_SECRET", "base64"]),
         ];
@@ -540,6 +620,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn minimum_available_amounts_are_read_exactly() {
+        let toml = format!(
+            "{ONE_ACCOUNT}\n[[accounts.min_available]]\nasset = \"ZUSD\"\namount = \"5000.25\"\n[[accounts.min_available]]\nasset = \"DOT\"\nfamily = \"staked\"\namount = 100\n"
+        );
+        let settings = Fixture::new().load(&toml, &[]).unwrap();
+        let minimums = &settings.accounts[0].min_available;
+        assert_eq!(
+            minimums,
+            &vec![
+                MinAvailable {
+                    asset: "USD".into(),
+                    family: AssetFamily::Spot,
+                    amount: Decimal::new(500025, 2)
+                },
+                MinAvailable {
+                    asset: "DOT".into(),
+                    family: AssetFamily::Staked,
+                    amount: Decimal::new(100, 0)
+                },
+            ]
+        );
     }
 
     #[test]

@@ -458,8 +458,17 @@ fn drift(state: &mut SimInner, api_key: &str) {
     }
 }
 
-/// The simulated accounts of `--demo`: (account name, API key, portfolio).
-fn demo_accounts() -> Vec<(&'static str, &'static str, Portfolio)> {
+/// A demo account: name, API key, portfolio and thresholds as (asset, family, amount).
+type DemoAccount = (
+    &'static str,
+    &'static str,
+    Portfolio,
+    Vec<(&'static str, &'static str, &'static str)>,
+);
+
+/// The simulated accounts of `--demo`. EUR on the treasury account (about 4,250 available) sits below
+/// its 10,000 minimum, so the low-balance alert fires on demo data.
+fn demo_accounts() -> Vec<DemoAccount> {
     let trading: Portfolio = [
         ("ZUSD", SimBalance::new("1830.4400", "1200.0000", 4)),
         ("XXBT", SimBalance::new("0.3100000000", "0.3000000000", 10)),
@@ -477,8 +486,22 @@ fn demo_accounts() -> Vec<(&'static str, &'static str, Portfolio)> {
     .map(|(key, balance)| (key.to_string(), balance))
     .collect();
     vec![
-        ("treasury", "DEMO-treasury-key", demo_portfolio()),
-        ("trading", "DEMO-trading-key", trading),
+        (
+            "treasury",
+            "DEMO-treasury-key",
+            demo_portfolio(),
+            vec![
+                ("USD", "spot", "5000"),
+                ("EUR", "spot", "10000"),
+                ("USDT", "auto_earn", "1000"),
+            ],
+        ),
+        (
+            "trading",
+            "DEMO-trading-key",
+            trading,
+            vec![("USD", "spot", "250"), ("SOL", "spot", "50")],
+        ),
     ]
 }
 
@@ -490,13 +513,21 @@ pub async fn start_demo() -> std::io::Result<(Simulator, crate::config::Settings
     let simulator = Simulator::start().await?;
     simulator.set_drift(true);
     let mut accounts = Vec::new();
-    for (name, api_key, portfolio) in demo_accounts() {
+    for (name, api_key, portfolio, minimums) in demo_accounts() {
         let secret = generate_secret();
         simulator.add_account(api_key, &secret, portfolio);
         accounts.push(crate::config::AccountSettings {
             name: name.to_string(),
             api_key: secrecy::SecretString::from(api_key.to_string()),
             api_secret: secrecy::SecretSlice::from(secret),
+            min_available: minimums
+                .into_iter()
+                .map(|(asset, family, amount)| crate::config::MinAvailable {
+                    asset: asset.to_string(),
+                    family: crate::kraken::AssetFamily::from_label(family),
+                    amount: dec(amount),
+                })
+                .collect(),
         });
     }
     let settings = crate::config::Settings {

@@ -16,6 +16,7 @@ use prometheus::{
 };
 use rust_decimal::Decimal;
 
+use crate::config::MinAvailable;
 use crate::kraken::{AssetBalance, AssetLabels, ErrorReason};
 
 /// The `Content-Type` of the text exposition format.
@@ -35,6 +36,7 @@ pub struct Metrics {
     available: GaugeVec,
     credit: GaugeVec,
     credit_used: GaugeVec,
+    available_min: GaugeVec,
     up: GaugeVec,
     last_success: GaugeVec,
     poll_duration: HistogramVec,
@@ -96,6 +98,7 @@ impl Metrics {
             available: gauge_vec(&registry, "kraken_balance_available", "Amount of the asset available to trade or withdraw: balance + credit - credit_used - hold_trade, in units of the asset.", BALANCE_LABELS),
             credit: gauge_vec(&registry, "kraken_balance_credit", "Credit line granted in the asset (0 when Kraken reports none), in units of the asset.", BALANCE_LABELS),
             credit_used: gauge_vec(&registry, "kraken_balance_credit_used", "Part of the credit line in use (0 when Kraken reports none), in units of the asset.", BALANCE_LABELS),
+            available_min: gauge_vec(&registry, "kraken_balance_available_min", "Configured minimum available amount of the asset (min_available); alert when kraken_balance_available falls below it.", BALANCE_LABELS),
             up: gauge_vec(&registry, "kraken_up", "1 if the last BalanceEx poll of the account succeeded, 0 if it failed or none has finished yet.", &["account"]),
             last_success: gauge_vec(&registry, "kraken_last_success_timestamp_seconds", "Unix time of the last successful BalanceEx poll of the account (0 before the first).", &["account"]),
             poll_duration: {
@@ -129,6 +132,15 @@ impl Metrics {
         }
         metrics.publish();
         metrics
+    }
+
+    /// Exports an account's configured minimum available amounts.
+    pub fn set_minimums(&self, account: &str, minimums: &[MinAvailable]) {
+        for minimum in minimums {
+            self.available_min
+                .with_label_values(&[account, minimum.asset.as_str(), minimum.family.label()])
+                .set(to_f64(minimum.amount));
+        }
     }
 
     /// Records a finished poll: its duration and, on failure, its reason; sets `kraken_up`.

@@ -33,6 +33,7 @@ impl TestAccount {
             name: self.name.to_string(),
             api_key: SecretString::from(self.api_key.to_string()),
             api_secret: SecretSlice::from(self.secret.clone()),
+            min_available: Vec::new(),
         }
     }
 }

@@ -261,3 +261,38 @@ async fn nonces_keep_increasing_across_a_restart() {
     assert!(nonces.windows(2).all(|w| w[0] < w[1]), "{nonces:?}");
     assert!(simulator.requests().iter().all(|r| r.error.is_none()));
 }
+
+#[tokio::test]
+async fn configured_minimums_are_exported_with_the_same_labels_as_available() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, scenario());
+    let mut settings = settings_for(&simulator, &[&main]);
+    settings.accounts[0].min_available = vec![
+        kraken_exporter::config::MinAvailable {
+            asset: "USD".into(),
+            family: kraken_exporter::kraken::AssetFamily::Spot,
+            amount: rust_decimal::Decimal::new(20_000, 0),
+        },
+        kraken_exporter::config::MinAvailable {
+            asset: "DOT".into(),
+            family: kraken_exporter::kraken::AssetFamily::Staked,
+            amount: rust_decimal::Decimal::new(5, 1),
+        },
+    ];
+    let app = TestApp::spawn(&settings).await;
+    let m = app
+        .scrape_until("first poll", |s| s.up("main") == 1.0)
+        .await;
+    let min = |asset, family| m.balance("kraken_balance_available_min", "main", asset, family);
+    let available = |asset, family| m.balance("kraken_balance_available", "main", asset, family);
+    assert_eq!(min("USD", "spot"), Some(20_000.0));
+    assert_eq!(min("DOT", "staked"), Some(0.5));
+    assert_eq!(
+        m.count_for_account("kraken_balance_available_min", "main"),
+        2
+    );
+    // The generic rule `available < min` matches one to one: USD is below, DOT is not.
+    assert!(available("USD", "spot").unwrap() < min("USD", "spot").unwrap());
+    assert!(available("DOT", "staked").unwrap() > min("DOT", "staked").unwrap());
+}
