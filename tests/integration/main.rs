@@ -1,8 +1,10 @@
 //! Integration tests: the real application and binary against the simulated Kraken, scraped over HTTP.
 
 mod binary;
+mod deploy;
 mod failures;
 mod helpers;
+mod prometheus_e2e;
 mod promtool;
 mod scenario;
 mod server;
