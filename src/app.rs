@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -17,7 +16,7 @@ use crate::config::Settings;
 use crate::kraken::client::http_client;
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::Metrics;
-use crate::poller::AccountPoller;
+use crate::poller::{AccountPoller, PollTiming};
 use crate::readiness::Readiness;
 
 /// A built, not yet running exporter.
@@ -27,7 +26,7 @@ pub struct Application {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     pollers: Vec<AccountPoller>,
-    poll_interval: Duration,
+    timing: PollTiming,
 }
 
 /// The metrics, readiness and one poller per account of a configuration.
@@ -78,7 +77,11 @@ impl Application {
             metrics,
             readiness,
             pollers,
-            poll_interval: settings.poll_interval,
+            timing: PollTiming {
+                interval: settings.poll_interval,
+                max_backoff: settings.max_backoff,
+                stale_after: settings.stale_after,
+            },
         })
     }
 
@@ -92,10 +95,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
         let poll_tasks: Vec<_> = self
             .pollers
             .into_iter()
-            .map(|poller| tokio::spawn(poller.run(self.poll_interval, stop_rx.clone())))
+            .map(|poller| tokio::spawn(poller.run(self.timing, start, stop_rx.clone())))
             .collect();
         tracing::info!(address = %self.local_addr, "serving /metrics");
         let router = crate::server::router(self.metrics, self.readiness);

@@ -27,6 +27,7 @@ pub const DEFAULT_API_URL: &str = "https://api.kraken.com";
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 /// Validated settings.
 #[derive(Debug)]
@@ -36,6 +37,10 @@ pub struct Settings {
     pub poll_interval: Duration,
     pub request_timeout: Duration,
     pub rebase_multiplier: Option<RebaseMultiplier>,
+    /// The longest wait between attempts after failures.
+    pub max_backoff: Duration,
+    /// When set, an account's balance series are removed once its last success is older than this.
+    pub stale_after: Option<Duration>,
     pub accounts: Vec<AccountSettings>,
 }
 
@@ -76,6 +81,8 @@ struct RawSettings {
     poll_interval: Option<String>,
     request_timeout: Option<String>,
     rebase_multiplier: Option<String>,
+    max_backoff: Option<String>,
+    stale_after: Option<String>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -155,6 +162,28 @@ impl Settings {
             raw.request_timeout,
             DEFAULT_REQUEST_TIMEOUT,
         )?;
+        let max_backoff = parse_duration("max_backoff", raw.max_backoff, DEFAULT_MAX_BACKOFF)?;
+        if max_backoff < poll_interval {
+            return Err(err(format!(
+                "max_backoff ({}) is shorter than poll_interval ({}); make it at least as long",
+                humantime::format_duration(max_backoff),
+                humantime::format_duration(poll_interval)
+            )));
+        }
+        let stale_after = match raw.stale_after {
+            None => None,
+            Some(text) => {
+                let stale_after = parse_duration("stale_after", Some(text), Duration::ZERO)?;
+                if stale_after <= poll_interval {
+                    return Err(err(format!(
+                        "stale_after ({}) must be longer than poll_interval ({}), or balances would vanish between polls; several intervals is typical, e.g. \"10m\"",
+                        humantime::format_duration(stale_after),
+                        humantime::format_duration(poll_interval)
+                    )));
+                }
+                Some(stale_after)
+            }
+        };
         let rebase_multiplier = match raw.rebase_multiplier.as_deref().map(str::trim) {
             None => None,
             Some("rebased") => Some(RebaseMultiplier::Rebased),
@@ -194,6 +223,8 @@ impl Settings {
             poll_interval,
             request_timeout,
             rebase_multiplier,
+            max_backoff,
+            stale_after,
             accounts,
         })
     }
@@ -202,13 +233,16 @@ impl Settings {
     pub fn summary(&self) -> String {
         let names: Vec<&str> = self.accounts.iter().map(|a| a.name.as_str()).collect();
         format!(
-            "{} account(s) [{}], api_url {}, poll_interval {}, request_timeout {}, rebase_multiplier {}",
+            "{} account(s) [{}], api_url {}, poll_interval {}, request_timeout {}, rebase_multiplier {}, max_backoff {}, stale_after {}",
             self.accounts.len(),
             names.join(", "),
             self.api_url,
             humantime::format_duration(self.poll_interval),
             humantime::format_duration(self.request_timeout),
             self.rebase_multiplier.map_or("unset", RebaseMultiplier::as_str),
+            humantime::format_duration(self.max_backoff),
+            self.stale_after
+                .map_or("off".to_string(), |d| humantime::format_duration(d).to_string()),
         )
     }
 }
@@ -525,6 +559,8 @@ mod tests {
         assert_eq!(settings.poll_interval, Duration::from_secs(30));
         assert_eq!(settings.request_timeout, Duration::from_secs(10));
         assert_eq!(settings.rebase_multiplier, None);
+        assert_eq!(settings.max_backoff, Duration::from_secs(900));
+        assert_eq!(settings.stale_after, None);
         assert_eq!(settings.accounts.len(), 1);
         assert_eq!(settings.accounts[0].name, "main");
         assert_eq!(
@@ -536,7 +572,7 @@ mod tests {
     #[test]
     fn every_key_is_read_and_environment_overrides_the_file() {
         let toml = format!(
-            "api_url = \"http://127.0.0.1:8080/\"\npoll_interval = \"1m\"\nrequest_timeout = \"3s\"\nrebase_multiplier = \"base\"\n{ONE_ACCOUNT}"
+            "api_url = \"http://127.0.0.1:8080/\"\npoll_interval = \"1m\"\nrequest_timeout = \"3s\"\nrebase_multiplier = \"base\"\nmax_backoff = \"1h\"\nstale_after = \"10m\"\n{ONE_ACCOUNT}"
         );
         let settings = Fixture::new()
             .load(&toml, &[("KRAKEN_EXPORTER_POLL_INTERVAL", "45s")])
@@ -545,6 +581,8 @@ mod tests {
         assert_eq!(settings.poll_interval, Duration::from_secs(45));
         assert_eq!(settings.request_timeout, Duration::from_secs(3));
         assert_eq!(settings.rebase_multiplier, Some(RebaseMultiplier::Base));
+        assert_eq!(settings.max_backoff, Duration::from_secs(3600));
+        assert_eq!(settings.stale_after, Some(Duration::from_secs(600)));
     }
 
     #[test]
@@ -582,6 +620,11 @@ mod tests {
             (format!("poll_interval = \"500ms\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "minimum"]),
             (format!("poll_interval = \"-5s\"\n{ONE_ACCOUNT}"), vec![], vec!["poll_interval", "-5s"]),
             (format!("request_timeout = \"ten\"\n{ONE_ACCOUNT}"), vec![], vec!["request_timeout"]),
+            (format!("request_timeout = \"0s\"\n{ONE_ACCOUNT}"), vec![], vec!["request_timeout", "zero"]),
+            (format!("max_backoff = \"10s\"\n{ONE_ACCOUNT}"), vec![], vec!["max_backoff", "poll_interval"]),
+            (format!("max_backoff = \"-1m\"\n{ONE_ACCOUNT}"), vec![], vec!["max_backoff"]),
+            (format!("stale_after = \"20s\"\n{ONE_ACCOUNT}"), vec![], vec!["stale_after", "poll_interval"]),
+            (format!("stale_after = \"soon\"\n{ONE_ACCOUNT}"), vec![], vec!["stale_after", "soon"]),
             (format!("rebase_multiplier = \"double\"\n{ONE_ACCOUNT}"), vec![], vec!["rebase_multiplier", "base"]),
             (format!("api_url = \"ftp://x\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url"]),
             (format!("api_url = \"https://api.kraken.com/0/private\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "path"]),

@@ -141,6 +141,7 @@ pub struct SimRequest {
     pub rebase_multiplier: Option<String>,
     /// The Kraken error returned, if any (`None` for success and for CDN-level faults).
     pub error: Option<String>,
+    pub received_at: std::time::Instant,
 }
 
 struct SimAccount {
@@ -265,18 +266,33 @@ async fn balance_ex(State(inner): State<Shared>, headers: HeaderMap, body: Bytes
             .to_string()
     };
     let api_key = header("api-key");
-    let api_sign = header("api-sign");
+    let sent_sign = header("api-sign");
     let is_json = header("content-type").starts_with("application/json");
     let (nonce, rebase_multiplier) = parse_body(&body, is_json);
 
-    let fault = inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .fault
-        .clone();
+    // Every request is recorded, whatever happens to it next.
+    let (fault, index) = {
+        let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
+        let signature_valid = match (state.accounts.get(&api_key), nonce) {
+            (Some(account), Some(nonce)) => {
+                api_sign(&account.secret, BALANCE_EX_PATH, nonce, &body) == sent_sign
+            }
+            _ => false,
+        };
+        state.requests.push(SimRequest {
+            api_key: api_key.clone(),
+            api_sign: sent_sign.clone(),
+            nonce,
+            signature_valid,
+            rebase_multiplier: rebase_multiplier.clone(),
+            error: None,
+            received_at: std::time::Instant::now(),
+        });
+        (state.fault.clone(), state.requests.len() - 1)
+    };
+    // Faults in front of the API (the CDN) answer before Kraken sees the request: no nonce is used.
     match fault {
         Some(Fault::Hang) => {
-            record(&inner, &api_key, &api_sign, nonce, false, &rebase_multiplier, None);
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return StatusCode::GATEWAY_TIMEOUT.into_response();
         }
@@ -306,22 +322,15 @@ async fn balance_ex(State(inner): State<Shared>, headers: HeaderMap, body: Bytes
     }
 
     let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
-    let outcome = authenticate(&mut state, &headers, &api_key, &api_sign, nonce, &body);
-    let signature_valid = !matches!(&outcome, Err(e) if e == "EAPI:Invalid signature");
-    let result = outcome.and_then(|()| match &state.fault {
-        Some(Fault::KrakenError(text)) => Err(text.clone()),
-        _ => Ok(()),
-    });
-    let error = result.as_ref().err().cloned();
-    state.requests.push(SimRequest {
-        api_key: api_key.clone(),
-        api_sign,
-        nonce,
-        signature_valid,
-        rebase_multiplier: rebase_multiplier.clone(),
-        error: error.clone(),
-    });
-    if let Some(text) = error {
+    let result =
+        authenticate(&mut state, &headers, &api_key, &sent_sign, nonce, &body).and_then(|()| {
+            match &state.fault {
+                Some(Fault::KrakenError(text)) => Err(text.clone()),
+                _ => Ok(()),
+            }
+        });
+    if let Err(text) = result {
+        state.requests[index].error = Some(text.clone());
         return kraken_error(&text);
     }
     if state.drift {
@@ -330,29 +339,6 @@ async fn balance_ex(State(inner): State<Shared>, headers: HeaderMap, body: Bytes
     let portfolio = &state.accounts[&api_key].portfolio;
     let body = render_portfolio(portfolio, rebase_multiplier.as_deref() == Some("base"));
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
-}
-
-fn record(
-    inner: &Shared,
-    api_key: &str,
-    api_sign: &str,
-    nonce: Option<u64>,
-    signature_valid: bool,
-    rebase_multiplier: &Option<String>,
-    error: Option<String>,
-) {
-    inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .requests
-        .push(SimRequest {
-            api_key: api_key.to_string(),
-            api_sign: api_sign.to_string(),
-            nonce,
-            signature_valid,
-            rebase_multiplier: rebase_multiplier.clone(),
-            error,
-        });
 }
 
 /// Kraken's checks, in its order: User-Agent, key, nonce present, signature, nonce increasing.
@@ -535,6 +521,8 @@ pub async fn start_demo() -> std::io::Result<(Simulator, crate::config::Settings
         poll_interval: DEMO_POLL_INTERVAL,
         request_timeout: crate::config::DEFAULT_REQUEST_TIMEOUT,
         rebase_multiplier: None,
+        max_backoff: crate::config::DEFAULT_MAX_BACKOFF,
+        stale_after: None,
         accounts,
     };
     Ok((simulator, settings))

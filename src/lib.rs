@@ -4,6 +4,7 @@
 //! [`demo`] is a simulated Kraken used by `--demo` and by the tests.
 
 pub mod app;
+pub mod backoff;
 pub mod config;
 pub mod demo;
 pub mod kraken;

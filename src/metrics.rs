@@ -39,6 +39,7 @@ pub struct Metrics {
     available_min: GaugeVec,
     up: GaugeVec,
     last_success: GaugeVec,
+    backoff: GaugeVec,
     poll_duration: HistogramVec,
     polls: IntCounterVec,
     poll_errors: IntCounterVec,
@@ -101,6 +102,7 @@ impl Metrics {
             available_min: gauge_vec(&registry, "kraken_balance_available_min", "Configured minimum available amount of the asset (min_available); alert when kraken_balance_available falls below it.", BALANCE_LABELS),
             up: gauge_vec(&registry, "kraken_up", "1 if the last BalanceEx poll of the account succeeded, 0 if it failed or none has finished yet.", &["account"]),
             last_success: gauge_vec(&registry, "kraken_last_success_timestamp_seconds", "Unix time of the last successful BalanceEx poll of the account (0 before the first).", &["account"]),
+            backoff: gauge_vec(&registry, "kraken_backoff_seconds", "Seconds the account's poller waits before its next attempt because of failures (0 while polls succeed).", &["account"]),
             poll_duration: {
                 let histogram = HistogramVec::new(
                     HistogramOpts::new("kraken_poll_duration_seconds", "Duration of BalanceEx polls, successful or not, in seconds.")
@@ -122,6 +124,7 @@ impl Metrics {
             let account = account.as_ref();
             metrics.up.with_label_values(&[account]).set(0.0);
             metrics.last_success.with_label_values(&[account]).set(0.0);
+            metrics.backoff.with_label_values(&[account]).set(0.0);
             metrics.polls.with_label_values(&[account]);
             metrics.poll_duration.with_label_values(&[account]);
             for reason in ErrorReason::ALL {
@@ -206,6 +209,18 @@ impl Metrics {
             }
         }
         exported.insert(account.to_string(), current);
+    }
+
+    /// Sets the current failure backoff of an account (zero after a success).
+    pub fn set_backoff(&self, account: &str, wait: Duration) {
+        self.backoff
+            .with_label_values(&[account])
+            .set(wait.as_secs_f64());
+    }
+
+    /// Removes every balance series of an account (its data went stale); thresholds stay.
+    pub fn clear_balances(&self, account: &str) {
+        self.replace_balances(account, std::iter::empty());
     }
 
     /// Renders the exposition of everything but process metrics and keeps it for scrapes.

@@ -7,11 +7,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::kraken::assets::label_all;
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::Metrics;
@@ -133,22 +134,134 @@ impl AccountPoller {
         result.map(|_| ())
     }
 
-    /// Polls at once, then on the grid, until `shutdown` changes; an in-flight request is abandoned.
-    pub async fn run(mut self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut schedule = Schedule::new(Instant::now(), interval);
+    /// Polls at `first_poll`, then on the grid, backing off after failures, until `shutdown` changes.
+    /// An in-flight request is abandoned at shutdown.
+    pub async fn run(
+        mut self,
+        timing: PollTiming,
+        first_poll: Instant,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut schedule = Schedule::new(first_poll, timing.interval);
+        let mut backoff =
+            Backoff::new(timing.interval, timing.max_backoff, seed_for(&self.account));
+        let mut staleness = Staleness::new(timing.stale_after);
+        let mut next = first_poll;
         loop {
-            tokio::select! {
-                _ = self.poll_once() => {}
-                _ = shutdown.changed() => break,
+            if !self.wait_until(next, &mut staleness, &mut shutdown).await {
+                break;
             }
-            let next = schedule.advance(Instant::now());
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = shutdown.changed() => break,
-            }
+            let result = {
+                let metrics = Arc::clone(&self.metrics);
+                let account = self.account.clone();
+                let poll = self.poll_once();
+                tokio::pin!(poll);
+                loop {
+                    tokio::select! {
+                        result = &mut poll => break Some(result),
+                        _ = shutdown.changed() => break None,
+                        () = staleness.expired() => staleness.clear(&metrics, &account),
+                    }
+                }
+            };
+            let Some(result) = result else { break };
+            let now = Instant::now();
+            next = match result {
+                Ok(()) => {
+                    backoff.reset();
+                    staleness.succeeded(now);
+                    self.metrics.set_backoff(&self.account, Duration::ZERO);
+                    schedule.advance(now)
+                }
+                Err(err) => {
+                    let wait = backoff.after_failure(&err, SystemTime::now());
+                    tracing::info!(account = %self.account, wait = %humantime::format_duration(round_to_ms(wait)), "next BalanceEx attempt after backoff");
+                    self.metrics.set_backoff(&self.account, wait);
+                    // Once polls succeed again, the grid restarts from the retry.
+                    schedule = Schedule::new(now + wait, timing.interval);
+                    now + wait
+                }
+            };
+            self.metrics.publish();
         }
         tracing::debug!(account = %self.account, "poller stopped");
     }
+
+    /// Sleeps until `deadline`, removing stale series on the way; false when shut down.
+    async fn wait_until(
+        &self,
+        deadline: Instant,
+        staleness: &mut Staleness,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return true,
+                _ = shutdown.changed() => return false,
+                () = staleness.expired() => staleness.clear(&self.metrics, &self.account),
+            }
+        }
+    }
+}
+
+/// The timing settings of every poller.
+#[derive(Debug, Clone, Copy)]
+pub struct PollTiming {
+    pub interval: Duration,
+    pub max_backoff: Duration,
+    pub stale_after: Option<Duration>,
+}
+
+/// Tracks when an account's balances go stale (`stale_after` since the last success).
+struct Staleness {
+    stale_after: Option<Duration>,
+    /// When the exported balances go stale; `None` when off, before the first success, or already cleared.
+    deadline: Option<Instant>,
+}
+
+impl Staleness {
+    fn new(stale_after: Option<Duration>) -> Self {
+        Self {
+            stale_after,
+            deadline: None,
+        }
+    }
+
+    fn succeeded(&mut self, at: Instant) {
+        self.deadline = self.stale_after.map(|after| at + after);
+    }
+
+    /// Resolves when the balances go stale; never while there is nothing to expire.
+    async fn expired(&self) {
+        match self.deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn clear(&mut self, metrics: &Metrics, account: &str) {
+        self.deadline = None;
+        metrics.clear_balances(account);
+        metrics.publish();
+        tracing::warn!(
+            account = %account,
+            stale_after = %humantime::format_duration(self.stale_after.unwrap_or_default()),
+            "no successful BalanceEx poll within stale_after; balance series removed until the next success"
+        );
+    }
+}
+
+/// A per-account jitter seed, so accounts of one exporter do not retry in step.
+fn seed_for(account: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    account.hash(&mut hasher);
+    SystemTime::now().hash(&mut hasher);
+    hasher.finish()
+}
+
+fn round_to_ms(duration: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub fn settings_for(simulator: &Simulator, accounts: &[&TestAccount]) -> Setting
         poll_interval: POLL_INTERVAL,
         request_timeout: Duration::from_millis(500),
         rebase_multiplier: None,
+        max_backoff: kraken_exporter::config::DEFAULT_MAX_BACKOFF,
+        stale_after: None,
         accounts: accounts.iter().map(|a| a.settings()).collect(),
     }
 }

@@ -6,5 +6,6 @@ mod failures;
 mod helpers;
 mod prometheus_e2e;
 mod promtool;
+mod resilience;
 mod scenario;
 mod server;
