@@ -18,6 +18,7 @@ use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::Metrics;
 use crate::poller::{AccountPoller, PollTiming};
 use crate::readiness::Readiness;
+use crate::web_config::WebConfig;
 
 /// A built, not yet running exporter.
 pub struct Application {
@@ -27,6 +28,7 @@ pub struct Application {
     readiness: Arc<Readiness>,
     pollers: Vec<AccountPoller>,
     timing: PollTiming,
+    web: WebConfig,
 }
 
 /// The metrics, readiness and one poller per account of a configuration.
@@ -66,6 +68,15 @@ pub fn build_pollers(
 impl Application {
     /// Binds `listen_address` (`HOST:PORT`; port 0 picks a free one) and prepares the pollers.
     pub async fn build(settings: &Settings, listen_address: &str) -> anyhow::Result<Self> {
+        Self::build_with_web(settings, listen_address, WebConfig::default()).await
+    }
+
+    /// As [`Application::build`], serving with TLS, authentication and headers from `web`.
+    pub async fn build_with_web(
+        settings: &Settings,
+        listen_address: &str,
+        web: WebConfig,
+    ) -> anyhow::Result<Self> {
         let (metrics, readiness, pollers) = build_pollers(settings)?;
         let listener = TcpListener::bind(listen_address).await.with_context(|| {
             format!("cannot listen on {listen_address}; pick a free HOST:PORT with --web.listen-address")
@@ -82,6 +93,7 @@ impl Application {
                 max_backoff: settings.max_backoff,
                 stale_after: settings.stale_after,
             },
+            web,
         })
     }
 
@@ -101,19 +113,23 @@ impl Application {
             .into_iter()
             .map(|poller| tokio::spawn(poller.run(self.timing, start, stop_rx.clone())))
             .collect();
-        tracing::info!(address = %self.local_addr, "serving /metrics");
-        let router = crate::server::router(self.metrics, self.readiness);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: polling stopped, finishing in-flight responses");
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        tracing::info!(
+            address = %self.local_addr,
+            tls = self.web.tls.is_some(),
+            basic_auth = !self.web.basic_auth_users.is_empty(),
+            "serving /metrics"
+        );
+        let router = crate::server::router(self.metrics, self.readiness, &self.web);
+        crate::listener::serve(self.listener, router, self.web.tls.clone(), async move {
+            shutdown.await;
+            tracing::info!("shutting down: polling stopped, finishing in-flight responses");
+            let _ = stop_tx.send(true);
+        })
+        .await;
         for task in poll_tasks {
             let _ = task.await;
         }
-        served.context("the HTTP server failed")
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ use clap::Parser;
 use kraken_exporter::app::{poll_all_once, Application};
 use kraken_exporter::config::Settings;
 use kraken_exporter::telemetry::{self, LogFormat};
+use kraken_exporter::web_config::WebConfig;
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -32,6 +33,10 @@ struct Cli {
         default_value = "0.0.0.0:9877"
     )]
     listen_address: String,
+
+    /// Prometheus exporter-toolkit web configuration (YAML): TLS, basic auth, response headers.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
 
     /// Poll a simulated Kraken with generated keys instead of real accounts (no credentials needed).
     #[arg(long)]
@@ -89,8 +94,23 @@ async fn run(cli: Cli) -> ExitCode {
         }
     };
 
+    let web = match cli
+        .web_config_file
+        .as_deref()
+        .map(WebConfig::load)
+        .transpose()
+    {
+        Ok(web) => web.unwrap_or_default(),
+        Err(err) => return fail(err.to_string()),
+    };
+
     if cli.check_config {
-        println!("configuration OK: {}", settings.summary());
+        println!(
+            "configuration OK: {}; web: tls {}, basic auth users {}",
+            settings.summary(),
+            if web.tls.is_some() { "on" } else { "off" },
+            web.basic_auth_users.len()
+        );
         return ExitCode::SUCCESS;
     }
 
@@ -117,7 +137,7 @@ async fn run(cli: Cli) -> ExitCode {
     }
 
     tracing::info!(version = env!("CARGO_PKG_VERSION"), settings = %settings.summary(), "starting kraken_exporter");
-    let app = match Application::build(&settings, &cli.listen_address).await {
+    let app = match Application::build_with_web(&settings, &cli.listen_address, web).await {
         Ok(app) => app,
         Err(err) => return fail(format!("{err:#}")),
     };
