@@ -9,3 +9,4 @@ mod promtool;
 mod resilience;
 mod scenario;
 mod server;
+mod web;

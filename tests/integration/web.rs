@@ -1,0 +1,414 @@
+//! The HTTP server's protections: TLS with rotation and client certificates, basic auth, headers,
+//! refused bodies, hostile clients, graceful shutdown.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kraken_exporter::app::Application;
+use kraken_exporter::demo::{demo_portfolio, Simulator};
+use kraken_exporter::web_config::WebConfig;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+use crate::helpers::{eventually, settings_for, TestAccount};
+
+/// A test certificate authority.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        Self { cert, key }
+    }
+
+    /// A leaf certificate for 127.0.0.1: (certificate PEM, key PEM).
+    fn issue(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn pem(&self) -> String {
+        self.cert.pem()
+    }
+}
+
+/// The exporter running with a web config, against a healthy simulator.
+struct WebApp {
+    url: String,
+    _simulator: Simulator,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for WebApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn spawn_with_web(web: WebConfig, scheme: &str) -> WebApp {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let settings = settings_for(&simulator, &[&main]);
+    let app = Application::build_with_web(&settings, "127.0.0.1:0", web)
+        .await
+        .unwrap();
+    let url = format!("{scheme}://127.0.0.1:{}", app.local_addr().port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    WebApp {
+        url,
+        _simulator: simulator,
+        stop: Some(stop),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn load(dir: &Path, yaml: &str) -> Result<WebConfig, String> {
+    let path = dir.join("web.yml");
+    std::fs::write(&path, yaml).unwrap();
+    WebConfig::load(&path).map_err(|e| e.to_string())
+}
+
+fn client_trusting(ca_pem: &str) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(5))
+}
+
+#[tokio::test]
+async fn tls_serves_metrics_and_picks_up_a_rotated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_ca, new_ca) = (Ca::new("old CA"), Ca::new("new CA"));
+    let (cert, key) = old_ca.issue("exporter");
+    let cert_file = write(dir.path(), "tls.crt", &cert);
+    let key_file = write(dir.path(), "tls.key", &key);
+    let web = load(
+        dir.path(),
+        &format!("tls_server_config:\n  cert_file: {cert_file}\n  key_file: {key_file}\n  min_version: TLS12\n"),
+    )
+    .unwrap();
+    let app = spawn_with_web(web, "https").await;
+
+    let trusts_old = client_trusting(&old_ca.pem()).build().unwrap();
+    let response = trusts_old
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("kraken_up"));
+    let plain = format!("{}/metrics", app.url.replacen("https", "http", 1));
+    let plain_ok = reqwest::get(&plain).await.is_ok_and(|r| r.status() == 200);
+    assert!(!plain_ok, "plain HTTP is not served on the TLS port");
+
+    // Rotate: new files in place, no restart.
+    let (cert, key) = new_ca.issue("exporter");
+    write(dir.path(), "tls.key", &key);
+    write(dir.path(), "tls.crt", &cert);
+    let trusts_new = client_trusting(&new_ca.pem()).build().unwrap();
+    let response = trusts_new
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let fresh_old_client = client_trusting(&old_ca.pem()).build().unwrap();
+    assert!(fresh_old_client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn client_certificates_are_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("CA");
+    let (cert, key) = ca.issue("exporter");
+    let (client_cert, client_key) = ca.issue("prometheus");
+    let stranger = Ca::new("other CA").issue("stranger");
+    let web = load(
+        dir.path(),
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            write(dir.path(), "tls.crt", &cert),
+            write(dir.path(), "tls.key", &key),
+            write(dir.path(), "ca.crt", &ca.pem()),
+        ),
+    )
+    .unwrap();
+    let app = spawn_with_web(web, "https").await;
+    let url = format!("{}/metrics", app.url);
+
+    let anonymous = client_trusting(&ca.pem()).build().unwrap();
+    assert!(
+        anonymous.get(&url).send().await.is_err(),
+        "no client certificate is refused"
+    );
+    let identity = |(cert, key): (String, String)| {
+        reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap()
+    };
+    let unknown = client_trusting(&ca.pem())
+        .identity(identity(stranger))
+        .build()
+        .unwrap();
+    assert!(
+        unknown.get(&url).send().await.is_err(),
+        "a certificate from another CA is refused"
+    );
+    let known = client_trusting(&ca.pem())
+        .identity(identity((client_cert, client_key)))
+        .build()
+        .unwrap();
+    assert_eq!(known.get(&url).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn basic_auth_protects_metrics_but_not_the_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("s3cret-scrape", 4)
+        .unwrap()
+        .replacen("$2b$", "$2y$", 1);
+    let web = load(
+        dir.path(),
+        &format!(
+            "basic_auth_users:\n  prometheus: '{hash}'\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\n"
+        ),
+    )
+    .unwrap();
+    let app = spawn_with_web(web, "http").await;
+    let http = reqwest::Client::new();
+    let metrics = format!("{}/metrics", app.url);
+
+    let anonymous = http.get(&metrics).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let wrong = http
+        .get(&metrics)
+        .basic_auth("prometheus", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let unknown = http
+        .get(&metrics)
+        .basic_auth("root", Some("s3cret-scrape"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    for _ in 0..3 {
+        let right = http
+            .get(&metrics)
+            .basic_auth("prometheus", Some("s3cret-scrape"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), 200);
+        assert_eq!(right.headers()["x-frame-options"], "deny");
+        assert_eq!(right.headers()["x-content-type-options"], "nosniff");
+    }
+    assert_eq!(
+        http.get(format!("{}/", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let health = http
+        .get(format!("{}/health", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.headers()["x-frame-options"], "deny");
+    let ready = http.get(format!("{}/ready", app.url)).send().await.unwrap();
+    assert_ne!(ready.status(), 401);
+}
+
+#[test]
+fn web_config_mistakes_are_refused_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("CA");
+    let (cert, key) = ca.issue("exporter");
+    let cert_file = write(dir.path(), "tls.crt", &cert);
+    let key_file = write(dir.path(), "tls.key", &key);
+    let other_key = write(
+        dir.path(),
+        "other.key",
+        &KeyPair::generate().unwrap().serialize_pem(),
+    );
+    let tls = |extra: &str| {
+        format!("tls_server_config:\n  cert_file: {cert_file}\n  key_file: {key_file}\n{extra}")
+    };
+    let cases = [
+        (tls("  min_version: TLS10\n"), "min_version"),
+        (
+            tls("  client_auth_type: RequireAndVerifyClientCert\n"),
+            "client_ca_file",
+        ),
+        (
+            tls("  client_auth_type: RequireAnyClientCert\n"),
+            "client_auth_type",
+        ),
+        (
+            tls("  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
+            "cipher_suites",
+        ),
+        (tls("  cert_fle: x\n"), "cert_fle"),
+        (
+            format!("tls_server_config:\n  cert_file: {cert_file}\n  key_file: {other_key}\n"),
+            "does not match",
+        ),
+        (
+            format!("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key_file}\n"),
+            "/nonexistent.crt",
+        ),
+        (
+            "basic_auth_users:\n  alice: plaintext\n".to_string(),
+            "basic_auth_users.alice",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Server: nginx\n".to_string(),
+            "headers.Server",
+        ),
+        (
+            "basic_auth_user:\n  alice: x\n".to_string(),
+            "basic_auth_user",
+        ),
+    ];
+    for (yaml, needle) in cases {
+        let message = load(dir.path(), &yaml)
+            .err()
+            .unwrap_or_else(|| panic!("accepted:\n{yaml}"));
+        assert!(
+            message.contains(needle),
+            "{message:?} should name {needle:?}"
+        );
+        assert!(message.starts_with("--web.config.file "), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+    assert!(
+        load(dir.path(), "").is_ok(),
+        "an empty file means no TLS and no auth"
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_are_refused() {
+    let app = spawn_with_web(WebConfig::default(), "http").await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/metrics", app.url))
+        .body("x".repeat(1000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn a_scrape_still_answers_through_idle_connections_and_a_flood() {
+    let app = spawn_with_web(WebConfig::default(), "http").await;
+    let address = app.url.trim_start_matches("http://").to_string();
+    // Connections that never send a byte.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    // A flood of concurrent scrapes from another client.
+    let flood_client = reqwest::Client::new();
+    let flood: Vec<_> = (0..400)
+        .map(|_| {
+            let client = flood_client.clone();
+            let url = format!("{}/metrics", app.url);
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    let prometheus = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let scrape = prometheus
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(scrape.text().await.unwrap().contains("kraken_up"));
+    for request in flood {
+        assert_eq!(request.await.unwrap().unwrap(), 200);
+    }
+    drop(idle);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_and_sigint_stop_the_exporter_cleanly_within_five_seconds() {
+    for signal in ["-TERM", "-INT"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
+            .args([
+                "--demo",
+                "--web.listen-address",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ready = format!("http://127.0.0.1:{port}/ready");
+        eventually("the exporter is ready", || async {
+            let response = reqwest::get(&ready).await.ok()?;
+            (response.status() == 200).then_some(())
+        })
+        .await;
+        let killed = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "still running 5 s after {signal}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "{signal}: {status:?}");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(stderr.contains("shutting down"), "{stderr}");
+    }
+}
