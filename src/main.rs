@@ -137,6 +137,14 @@ async fn run(cli: Cli) -> ExitCode {
     }
 
     tracing::info!(version = env!("CARGO_PKG_VERSION"), settings = %settings.summary(), "starting kraken_exporter");
+    for account in &settings.accounts {
+        tracing::info!(
+            account = %account.name,
+            api_key = %key_hint(secrecy::ExposeSecret::expose_secret(&account.api_key)),
+            thresholds = account.min_available.len(),
+            "account configured"
+        );
+    }
     let app = match Application::build_with_web(&settings, &cli.listen_address, web).await {
         Ok(app) => app,
         Err(err) => return fail(format!("{err:#}")),
@@ -145,6 +153,16 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(format!("{err:#}")),
     }
+}
+
+/// The last four characters of an API key, enough to tell keys apart in a log and useless to anyone else.
+fn key_hint(api_key: &str) -> String {
+    let chars: Vec<char> = api_key.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_string();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("...{tail}")
 }
 
 fn fail(message: String) -> ExitCode {

@@ -8,5 +8,6 @@ mod prometheus_e2e;
 mod promtool;
 mod resilience;
 mod scenario;
+mod secrets;
 mod server;
 mod web;

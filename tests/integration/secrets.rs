@@ -1,0 +1,135 @@
+//! Secrets never leak: the exporter runs at RUST_LOG=trace through a success and every failure, and
+//! neither the API secret, nor any API-Sign value it sent, nor the full API key appears in its logs, its
+//! /metrics or its error messages.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+
+use crate::helpers::{eventually, TestAccount};
+
+#[tokio::test]
+async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-very-secret-api-key-7f3a");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let secret = base64::engine::general_purpose::STANDARD.encode(&main.secret);
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("main.secret");
+    std::fs::write(&secret_file, &secret).unwrap();
+    let config = dir.path().join("kraken_exporter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "api_url = \"{}\"\npoll_interval = \"1s\"\nmax_backoff = \"1s\"\nrequest_timeout = \"1s\"\n\n[[accounts]]\nname = \"main\"\napi_key = \"{}\"\napi_secret_file = \"{}\"\n",
+            simulator.url(),
+            main.api_key,
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read stderr continuously so the pipe never fills.
+    let mut stderr = child.stderr.take().unwrap();
+    let log_reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        let _ = stderr.read_to_string(&mut logs);
+        logs
+    });
+
+    let kraken = |text: &str| Some(Fault::KrakenError(text.to_string()));
+    let faults = [
+        None,
+        Some(Fault::ServerErrorHtml),
+        Some(Fault::CdnPage),
+        Some(Fault::Hang),
+        Some(Fault::TruncatedJson),
+        Some(Fault::NotEnvelope),
+        kraken("EAPI:Rate limit exceeded"),
+        kraken("EService: Throttled: 1"),
+        kraken("EAPI:Invalid key"),
+        kraken("EAPI:Invalid signature"),
+        kraken("EGeneral:Permission denied"),
+        kraken("EAPI:Invalid nonce"),
+        kraken("EGeneral:Temporary lockout"),
+        kraken("EService:Unavailable"),
+        None,
+    ];
+    for fault in faults {
+        let seen = simulator.requests().len();
+        simulator.set_fault(fault.clone());
+        eventually(&format!("a request under {fault:?}"), || async {
+            (simulator.requests().len() > seen).then_some(())
+        })
+        .await;
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Wait for the last (successful) poll to be logged, then stop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let logs = log_reader.join().unwrap();
+
+    assert!(logs.contains("TRACE"), "the run logged at trace level");
+    for reason in [
+        "http",
+        "decode",
+        "timeout",
+        "invalid_key",
+        "lockout",
+        "rate_limited",
+    ] {
+        assert!(logs.contains(reason), "the log mentions {reason}");
+    }
+    assert!(
+        logs.contains("...7f3a"),
+        "the key is identified by its last 4 characters"
+    );
+    let signatures: Vec<String> = simulator
+        .requests()
+        .iter()
+        .map(|r| r.api_sign.clone())
+        .collect();
+    assert!(signatures.len() >= 15);
+    for (what, text) in [("logs", &logs), ("metrics", &metrics)] {
+        assert!(!text.contains(&secret), "the secret leaked into {what}");
+        assert!(
+            !text.contains(main.api_key),
+            "the API key leaked into {what}"
+        );
+        for signature in &signatures {
+            assert!(
+                !text.contains(signature.as_str()),
+                "an API-Sign value leaked into {what}"
+            );
+        }
+    }
+}
