@@ -6,6 +6,7 @@ mod failures;
 mod helpers;
 mod prometheus_e2e;
 mod promtool;
+mod properties;
 mod resilience;
 mod scenario;
 mod secrets;
