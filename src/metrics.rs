@@ -1,14 +1,17 @@
 //! Every metric family the exporter serves, with its help text, in one place.
 //!
 //! Balance and poll metrics change only when a poll finishes, so the poller calls [`Metrics::publish`]
-//! after each poll and `/metrics` serves the bytes rendered then: a scrape costs a copy of a reference,
-//! not an encode of thousands of series. Process metrics (CPU, memory, file descriptors) change on
-//! their own, so they live in a second, small registry that is rendered per scrape and appended.
+//! after each poll, which renders the text and its gzip once; `/metrics` then serves shared bytes: a
+//! scrape costs a reference count, not an encode of thousands of series. Process metrics (CPU, memory,
+//! file descriptors) change on their own; they live in a second, small registry that is re-rendered when
+//! a scrape finds it older than [`PROCESS_REFRESH`], so even a flood of scrapes reads `/proc` at most
+//! once a second. The gzip body is two gzip members (published part, process part) back to back, which
+//! RFC 1952 allows and every gzip reader, Prometheus's included, decodes as one text.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prometheus::{
@@ -45,7 +48,46 @@ pub struct Metrics {
     poll_errors: IntCounterVec,
     /// The balance series currently exported per account, to remove those that vanish.
     exported: Mutex<HashMap<String, HashSet<AssetLabels>>>,
-    rendered: RwLock<Bytes>,
+    exposition: RwLock<Exposition>,
+}
+
+/// How old the process metrics in a scrape may be.
+pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
+
+/// What scrapes are served: the published part, the process part, and the bodies built from them.
+#[derive(Default)]
+struct Exposition {
+    published: Encoded,
+    process: Encoded,
+    process_rendered_at: Option<Instant>,
+    body: Encoded,
+}
+
+/// One text in both encodings.
+#[derive(Default, Clone)]
+pub struct Encoded {
+    pub plain: Bytes,
+    pub gzip: Bytes,
+}
+
+impl Encoded {
+    fn of(plain: Bytes) -> Self {
+        let gzip = gzip(&plain);
+        Self { plain, gzip }
+    }
+
+    fn concat(first: &Self, second: &Self) -> Self {
+        let join = |a: &Bytes, b: &Bytes| {
+            let mut joined = Vec::with_capacity(a.len() + b.len());
+            joined.extend_from_slice(a);
+            joined.extend_from_slice(b);
+            Bytes::from(joined)
+        };
+        Self {
+            plain: join(&first.plain, &second.plain),
+            gzip: join(&first.gzip, &second.gzip),
+        }
+    }
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -116,7 +158,7 @@ impl Metrics {
             polls: counter_vec(&registry, "kraken_polls_total", "BalanceEx polls attempted, successful or not.", &["account"]),
             poll_errors: counter_vec(&registry, "kraken_poll_errors_total", "Failed BalanceEx polls by reason (timeout, http, decode, invalid_key, invalid_signature, invalid_nonce, permission_denied, rate_limited, lockout, unavailable, api_error).", &["account", "reason"]),
             exported: Mutex::new(HashMap::new()),
-            rendered: RwLock::new(Bytes::new()),
+            exposition: RwLock::new(Exposition::default()),
             registry,
             process_registry,
         };
@@ -223,29 +265,52 @@ impl Metrics {
         self.replace_balances(account, std::iter::empty());
     }
 
-    /// Renders the exposition of everything but process metrics and keeps it for scrapes.
+    /// Renders the exposition of everything but process metrics, plain and gzip, for the next scrapes.
     pub fn publish(&self) {
-        let rendered = encode(&self.registry);
-        *self.rendered.write().unwrap_or_else(|p| p.into_inner()) = rendered;
+        let published = Encoded::of(encode(&self.registry));
+        let mut exposition = self.exposition.write().unwrap_or_else(|p| p.into_inner());
+        exposition.body = Encoded::concat(&published, &exposition.process);
+        exposition.published = published;
     }
 
-    /// The full exposition for a scrape: the last published text plus fresh process metrics.
-    pub fn scrape(&self) -> Vec<Bytes> {
-        let published = self
-            .rendered
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        vec![published, encode(&self.process_registry)]
+    /// The body of a scrape: the last published text plus process metrics at most a second old.
+    pub fn scrape(&self) -> Encoded {
+        let now = Instant::now();
+        let fresh = |e: &Exposition| {
+            e.process_rendered_at
+                .is_some_and(|at| now.duration_since(at) < PROCESS_REFRESH)
+        };
+        {
+            let exposition = self.exposition.read().unwrap_or_else(|p| p.into_inner());
+            if fresh(&exposition) {
+                return exposition.body.clone();
+            }
+        }
+        let mut exposition = self.exposition.write().unwrap_or_else(|p| p.into_inner());
+        if !fresh(&exposition) {
+            exposition.process = Encoded::of(encode(&self.process_registry));
+            exposition.process_rendered_at = Some(now);
+            exposition.body = Encoded::concat(&exposition.published, &exposition.process);
+        }
+        exposition.body.clone()
     }
 
-    /// The full exposition as one string (for `--once`).
+    /// The full exposition as one string (for `--once` and tests).
     pub fn render_text(&self) -> String {
-        self.scrape()
-            .iter()
-            .map(|part| String::from_utf8_lossy(part))
-            .collect()
+        String::from_utf8_lossy(&self.scrape().plain).into_owned()
     }
+}
+
+fn gzip(plain: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(plain.len() / 4),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(plain)
+        .expect("writing into a Vec cannot fail");
+    Bytes::from(encoder.finish().expect("finishing into a Vec cannot fail"))
 }
 
 fn encode(registry: &Registry) -> Bytes {
@@ -329,6 +394,34 @@ mod tests {
         assert!(metrics
             .render_text()
             .contains(r#"kraken_up{account="a"} 1"#));
+    }
+
+    #[test]
+    fn gzip_body_decodes_to_the_plain_body() {
+        use std::io::Read;
+        let metrics = Metrics::new(&["a"]);
+        metrics.record_poll("a", Duration::from_millis(5), None);
+        metrics.publish();
+        let body = metrics.scrape();
+        let mut decoded = String::new();
+        flate2::read::MultiGzDecoder::new(&body.gzip[..])
+            .read_to_string(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded.as_bytes(), &body.plain[..]);
+        assert!(decoded.contains(r#"kraken_up{account="a"} 1"#));
+        assert!(body.gzip.len() < body.plain.len());
+    }
+
+    #[test]
+    fn scrapes_share_the_rendered_bytes_until_something_changes() {
+        let metrics = Metrics::new(&["a"]);
+        let first = metrics.scrape();
+        let second = metrics.scrape();
+        // Same allocation: nothing was rendered or compressed for the second scrape.
+        assert_eq!(first.plain.as_ptr(), second.plain.as_ptr());
+        assert_eq!(first.gzip.as_ptr(), second.gzip.as_ptr());
+        metrics.publish();
+        assert_ne!(metrics.scrape().plain.as_ptr(), first.plain.as_ptr());
     }
 
     #[test]

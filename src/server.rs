@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -173,13 +173,47 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-async fn metrics_text(State(state): State<ServerState>) -> Response {
-    let parts = state.metrics.scrape();
-    let mut body = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for part in &parts {
-        body.extend_from_slice(part);
+async fn metrics_text(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+    let body = state.metrics.scrape();
+    if accepts_gzip(&headers) {
+        (
+            [
+                (header::CONTENT_TYPE, CONTENT_TYPE),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "Accept-Encoding"),
+            ],
+            body.gzip,
+        )
+            .into_response()
+    } else {
+        (
+            [
+                (header::CONTENT_TYPE, CONTENT_TYPE),
+                (header::VARY, "Accept-Encoding"),
+            ],
+            body.plain,
+        )
+            .into_response()
     }
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip` or `*`, without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 async fn health() -> &'static str {

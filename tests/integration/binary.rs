@@ -175,3 +175,29 @@ fn environment_alone_configures_a_default_account() {
         "{stdout}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_secret_file_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    let config = write_config(
+        dir.path(),
+        "https://api.kraken.com",
+        main.api_key,
+        &main.secret,
+    );
+    let secret = dir.path().join("secret");
+    for (mode, warned) in [(0o600, false), (0o640, true), (0o604, true)] {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = exporter(&["--config", &config, "--check-config"], &[]);
+        assert!(out.status.success());
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            stderr.contains("readable by group or others"),
+            warned,
+            "{mode:o}: {stderr}"
+        );
+    }
+}

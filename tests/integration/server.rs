@@ -59,3 +59,56 @@ async fn metrics_answers_get_and_head_only_with_the_text_format() {
     assert_eq!(app.http.post(&url).send().await.unwrap().status(), 405);
     assert_eq!(app.get("/nope").await.status(), 404);
 }
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
+    use std::io::Read;
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    app.scrape_until("first poll", |s| s.up("main") == 1.0)
+        .await;
+    let url = format!("{}/metrics", app.address);
+
+    // What Prometheus sends.
+    let gzipped = app
+        .http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let compressed = gzipped.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(&compressed[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.contains(r#"kraken_up{account="main"} 1"#), "{text}");
+    assert!(text.contains("process_resident_memory_bytes"));
+    assert!(
+        compressed.len() * 3 < text.len(),
+        "compressed {} of {}",
+        compressed.len(),
+        text.len()
+    );
+
+    for refused in ["gzip;q=0", "identity", "br"] {
+        let plain = app
+            .http
+            .get(&url)
+            .header("accept-encoding", refused)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            plain.headers().get("content-encoding").is_none(),
+            "{refused}"
+        );
+        assert!(
+            plain.text().await.unwrap().contains("kraken_up{"),
+            "{refused}"
+        );
+    }
+}
