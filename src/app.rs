@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::Settings;
 use crate::kraken::client::http_client;
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::Metrics;
-use crate::poller::{AccountPoller, PollTiming};
+use crate::poller::{first_polls, AccountPoller, PollTiming, MAX_CONCURRENT_POLLS};
 use crate::readiness::Readiness;
 use crate::web_config::WebConfig;
 
@@ -107,11 +107,25 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let start = tokio::time::Instant::now();
+        let first_polls = first_polls(
+            tokio::time::Instant::now(),
+            self.timing.interval,
+            self.pollers.len(),
+        );
+        let limiter = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
         let poll_tasks: Vec<_> = self
             .pollers
             .into_iter()
-            .map(|poller| tokio::spawn(poller.run(self.timing, start, stop_rx.clone())))
+            .zip(first_polls)
+            .map(|(poller, first_poll)| {
+                tokio::spawn(crate::poller::run(
+                    poller,
+                    self.timing,
+                    first_poll,
+                    Arc::clone(&limiter),
+                    stop_rx.clone(),
+                ))
+            })
             .collect();
         tracing::info!(
             address = %self.local_addr,
@@ -138,7 +152,7 @@ pub async fn poll_all_once(
     settings: &Settings,
 ) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
     let (metrics, _readiness, pollers) = build_pollers(settings)?;
-    let results = futures_join_all(pollers).await;
+    let results = poll_each_once(pollers).await;
     let failures = results
         .into_iter()
         .filter_map(|(account, result)| result.err().map(|err| (account, err)))
@@ -146,11 +160,14 @@ pub async fn poll_all_once(
     Ok((metrics.render_text(), failures))
 }
 
-async fn futures_join_all(pollers: Vec<AccountPoller>) -> Vec<(String, Result<(), PollError>)> {
+async fn poll_each_once(pollers: Vec<AccountPoller>) -> Vec<(String, Result<(), PollError>)> {
+    let limiter = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
     let tasks: Vec<_> = pollers
         .into_iter()
         .map(|mut poller| {
+            let limiter = Arc::clone(&limiter);
             tokio::spawn(async move {
+                let _permit = limiter.acquire().await;
                 let result = poller.poll_once().await;
                 (poller.account().to_string(), result)
             })

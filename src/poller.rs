@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
@@ -133,76 +133,126 @@ impl AccountPoller {
         self.metrics.publish();
         result.map(|_| ())
     }
+}
 
-    /// Polls at `first_poll`, then on the grid, backing off after failures, until `shutdown` changes.
-    /// An in-flight request is abandoned at shutdown.
-    pub async fn run(
-        mut self,
-        timing: PollTiming,
-        first_poll: Instant,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut schedule = Schedule::new(first_poll, timing.interval);
-        let mut backoff =
-            Backoff::new(timing.interval, timing.max_backoff, seed_for(&self.account));
-        let mut staleness = Staleness::new(timing.stale_after);
-        let mut next = first_poll;
-        loop {
-            if !self.wait_until(next, &mut staleness, &mut shutdown).await {
-                break;
-            }
-            let result = {
-                let metrics = Arc::clone(&self.metrics);
-                let account = self.account.clone();
-                let poll = self.poll_once();
-                tokio::pin!(poll);
-                loop {
-                    tokio::select! {
-                        result = &mut poll => break Some(result),
-                        _ = shutdown.changed() => break None,
-                        () = staleness.expired() => staleness.clear(&metrics, &account),
-                    }
-                }
-            };
-            let Some(result) = result else { break };
-            let now = Instant::now();
-            next = match result {
-                Ok(()) => {
-                    backoff.reset();
-                    staleness.succeeded(now);
-                    self.metrics.set_backoff(&self.account, Duration::ZERO);
-                    schedule.advance(now)
-                }
-                Err(err) => {
-                    let wait = backoff.after_failure(&err, SystemTime::now());
-                    tracing::info!(account = %self.account, wait = %humantime::format_duration(round_to_ms(wait)), "next BalanceEx attempt after backoff");
-                    self.metrics.set_backoff(&self.account, wait);
-                    // Once polls succeed again, the grid restarts from the retry.
-                    schedule = Schedule::new(now + wait, timing.interval);
-                    now + wait
-                }
-            };
-            self.metrics.publish();
-        }
-        tracing::debug!(account = %self.account, "poller stopped");
+/// What the schedule drives: one account's poll and what to do with its outcome.
+pub trait PollTarget: Send {
+    /// The account name, for logs.
+    fn account(&self) -> &str;
+    /// Polls once.
+    fn poll(&mut self) -> impl std::future::Future<Output = Result<(), PollError>> + Send;
+    /// The wait before the next attempt changed (zero after a success).
+    fn backoff_changed(&mut self, wait: Duration);
+    /// The last success is older than `stale_after`.
+    fn went_stale(&mut self);
+}
+
+impl PollTarget for AccountPoller {
+    fn account(&self) -> &str {
+        &self.account
     }
 
-    /// Sleeps until `deadline`, removing stale series on the way; false when shut down.
-    async fn wait_until(
-        &self,
-        deadline: Instant,
-        staleness: &mut Staleness,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => return true,
-                _ = shutdown.changed() => return false,
-                () = staleness.expired() => staleness.clear(&self.metrics, &self.account),
-            }
-        }
+    fn poll(&mut self) -> impl std::future::Future<Output = Result<(), PollError>> + Send {
+        self.poll_once()
+    }
+
+    fn backoff_changed(&mut self, wait: Duration) {
+        self.metrics.set_backoff(&self.account, wait);
+        self.metrics.publish();
+    }
+
+    fn went_stale(&mut self) {
+        self.metrics.clear_balances(&self.account);
+        self.metrics.publish();
     }
 }
+
+/// Polls `target` at `first_poll`, then on the grid, backing off after failures, until `shutdown`
+/// changes. At most as many polls as `limiter` has permits run at once across all accounts; an
+/// in-flight request is abandoned at shutdown.
+pub async fn run<T: PollTarget>(
+    mut target: T,
+    timing: PollTiming,
+    first_poll: Instant,
+    limiter: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut schedule = Schedule::new(first_poll, timing.interval);
+    let mut backoff = Backoff::new(
+        timing.interval,
+        timing.max_backoff,
+        seed_for(target.account()),
+    );
+    let mut stale_at: Option<Instant> = None;
+    let mut next = first_poll;
+    loop {
+        // Wait for the next slot, removing stale series if they expire meanwhile.
+        loop {
+            let stale = async {
+                match stale_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => break,
+                _ = shutdown.changed() => return,
+                () = stale => {
+                    stale_at = None;
+                    log_stale(target.account(), timing.stale_after);
+                    target.went_stale();
+                }
+            }
+        }
+        let result = tokio::select! {
+            result = async {
+                let _permit = limiter.acquire().await;
+                target.poll().await
+            } => result,
+            _ = shutdown.changed() => return,
+        };
+        let now = Instant::now();
+        next = match result {
+            Ok(()) => {
+                backoff.reset();
+                stale_at = timing.stale_after.map(|after| now + after);
+                target.backoff_changed(Duration::ZERO);
+                schedule.advance(now)
+            }
+            Err(err) => {
+                if stale_at.is_some_and(|at| at <= now) {
+                    stale_at = None;
+                    log_stale(target.account(), timing.stale_after);
+                    target.went_stale();
+                }
+                let wait = backoff.after_failure(&err, SystemTime::now());
+                tracing::info!(account = %target.account(), wait = %humantime::format_duration(round_to_ms(wait)), "next BalanceEx attempt after backoff");
+                target.backoff_changed(wait);
+                // Once polls succeed again, the grid restarts from the retry.
+                schedule = Schedule::new(now + wait, timing.interval);
+                now + wait
+            }
+        };
+    }
+}
+
+fn log_stale(account: &str, stale_after: Option<Duration>) {
+    tracing::warn!(
+        account = %account,
+        stale_after = %humantime::format_duration(stale_after.unwrap_or_default()),
+        "no successful BalanceEx poll within stale_after; balance series removed until the next success"
+    );
+}
+
+/// The first poll of each of `accounts` accounts, spread evenly over one interval from `start`, so
+/// many accounts do not all call Kraken at the same moment.
+pub fn first_polls(start: Instant, interval: Duration, accounts: usize) -> Vec<Instant> {
+    let count = u32::try_from(accounts.max(1)).unwrap_or(u32::MAX);
+    (0..count).map(|i| start + interval / count * i).collect()
+}
+
+/// How many polls may be in flight at once across all accounts.
+pub const MAX_CONCURRENT_POLLS: usize = 8;
 
 /// The timing settings of every poller.
 #[derive(Debug, Clone, Copy)]
@@ -210,45 +260,6 @@ pub struct PollTiming {
     pub interval: Duration,
     pub max_backoff: Duration,
     pub stale_after: Option<Duration>,
-}
-
-/// Tracks when an account's balances go stale (`stale_after` since the last success).
-struct Staleness {
-    stale_after: Option<Duration>,
-    /// When the exported balances go stale; `None` when off, before the first success, or already cleared.
-    deadline: Option<Instant>,
-}
-
-impl Staleness {
-    fn new(stale_after: Option<Duration>) -> Self {
-        Self {
-            stale_after,
-            deadline: None,
-        }
-    }
-
-    fn succeeded(&mut self, at: Instant) {
-        self.deadline = self.stale_after.map(|after| at + after);
-    }
-
-    /// Resolves when the balances go stale; never while there is nothing to expire.
-    async fn expired(&self) {
-        match self.deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn clear(&mut self, metrics: &Metrics, account: &str) {
-        self.deadline = None;
-        metrics.clear_balances(account);
-        metrics.publish();
-        tracing::warn!(
-            account = %account,
-            stale_after = %humantime::format_duration(self.stale_after.unwrap_or_default()),
-            "no successful BalanceEx poll within stale_after; balance series removed until the next success"
-        );
-    }
 }
 
 /// A per-account jitter seed, so accounts of one exporter do not retry in step.
@@ -267,6 +278,120 @@ fn round_to_ms(duration: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// A target that takes `latency` per poll and records when each poll started.
+    struct FakeTarget {
+        name: String,
+        id: usize,
+        latency: Duration,
+        starts: Arc<Mutex<Vec<(usize, Instant)>>>,
+        in_flight: Arc<AtomicUsize>,
+        most_in_flight: Arc<AtomicUsize>,
+    }
+
+    impl PollTarget for FakeTarget {
+        fn account(&self) -> &str {
+            &self.name
+        }
+
+        fn poll(&mut self) -> impl std::future::Future<Output = Result<(), PollError>> + Send {
+            async move {
+                self.starts.lock().unwrap().push((self.id, Instant::now()));
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(self.latency).await;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+
+        fn backoff_changed(&mut self, _wait: Duration) {}
+
+        fn went_stale(&mut self) {}
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hundred_accounts_are_spread_bounded_and_do_not_drift_over_an_hour() {
+        let interval = Duration::from_secs(30);
+        let accounts = 100;
+        let timing = PollTiming {
+            interval,
+            max_backoff: Duration::from_secs(900),
+            stale_after: None,
+        };
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most_in_flight = Arc::new(AtomicUsize::new(0));
+        let limiter = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
+        let (stop, stopped) = watch::channel(false);
+        let start = Instant::now();
+        let firsts = first_polls(start, interval, accounts);
+        let tasks: Vec<_> = firsts
+            .iter()
+            .enumerate()
+            .map(|(id, first)| {
+                let target = FakeTarget {
+                    name: format!("account{id}"),
+                    id,
+                    latency: Duration::from_secs(2),
+                    starts: Arc::clone(&starts),
+                    in_flight: Arc::clone(&in_flight),
+                    most_in_flight: Arc::clone(&most_in_flight),
+                };
+                tokio::spawn(run(
+                    target,
+                    timing,
+                    *first,
+                    Arc::clone(&limiter),
+                    stopped.clone(),
+                ))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(3600) + Duration::from_millis(100)).await;
+        stop.send(true).unwrap();
+        for task in tasks {
+            task.await.unwrap();
+        }
+
+        let starts = starts.lock().unwrap().clone();
+        // Spread: account i first polls 300 ms after account i-1, not all at once.
+        for (id, first) in firsts.iter().enumerate() {
+            assert_eq!(*first, start + Duration::from_millis(300) * id as u32);
+        }
+        // Bounded: never more polls in flight than the limit.
+        assert!(most_in_flight.load(Ordering::SeqCst) <= MAX_CONCURRENT_POLLS);
+        // No drift: every poll of every account sits exactly on its grid, for the whole hour.
+        for id in 0..accounts {
+            let mine: Vec<Instant> = starts
+                .iter()
+                .filter(|(i, _)| *i == id)
+                .map(|(_, t)| *t)
+                .collect();
+            // Slots at first + 30 s * k up to the end of the hour: 121 for the account starting at 0 s.
+            let expected = if id == 0 { 121 } else { 120 };
+            assert_eq!(mine.len(), expected, "account {id}");
+            for (k, at) in mine.iter().enumerate() {
+                assert_eq!(
+                    *at,
+                    firsts[id] + interval * k as u32,
+                    "account {id} poll {k}"
+                );
+            }
+        }
+        // No herd: in any one-second window, at most 4 of the 100 accounts start a poll.
+        let mut times: Vec<Instant> = starts.iter().map(|(_, t)| *t).collect();
+        times.sort();
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(1))
+                .count();
+            assert!(in_window <= 4, "{in_window} polls within a second");
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn schedule_does_not_drift_when_polls_take_time() {
