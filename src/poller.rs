@@ -297,15 +297,13 @@ mod tests {
             &self.name
         }
 
-        fn poll(&mut self) -> impl std::future::Future<Output = Result<(), PollError>> + Send {
-            async move {
-                self.starts.lock().unwrap().push((self.id, Instant::now()));
-                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(self.latency).await;
-                self.in_flight.fetch_sub(1, Ordering::SeqCst);
-                Ok(())
-            }
+        async fn poll(&mut self) -> Result<(), PollError> {
+            self.starts.lock().unwrap().push((self.id, Instant::now()));
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.latency).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
         }
 
         fn backoff_changed(&mut self, _wait: Duration) {}
@@ -364,7 +362,7 @@ mod tests {
         // Bounded: never more polls in flight than the limit.
         assert!(most_in_flight.load(Ordering::SeqCst) <= MAX_CONCURRENT_POLLS);
         // No drift: every poll of every account sits exactly on its grid, for the whole hour.
-        for id in 0..accounts {
+        for (id, first) in firsts.iter().enumerate() {
             let mine: Vec<Instant> = starts
                 .iter()
                 .filter(|(i, _)| *i == id)
