@@ -372,11 +372,7 @@ mod tests {
             let expected = if id == 0 { 121 } else { 120 };
             assert_eq!(mine.len(), expected, "account {id}");
             for (k, at) in mine.iter().enumerate() {
-                assert_eq!(
-                    *at,
-                    firsts[id] + interval * k as u32,
-                    "account {id} poll {k}"
-                );
+                assert_eq!(*at, *first + interval * k as u32, "account {id} poll {k}");
             }
         }
         // No herd: in any one-second window, at most 4 of the 100 accounts start a poll.
