@@ -7,6 +7,7 @@ pub mod app;
 pub mod backoff;
 pub mod config;
 pub mod demo;
+pub mod exposition;
 pub mod kraken;
 pub mod listener;
 pub mod metrics;

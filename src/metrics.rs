@@ -1,14 +1,14 @@
 //! Every metric family the exporter serves, with its help text, in one place.
 //!
-//! Balance and poll metrics change only when a poll finishes, so the poller calls [`Metrics::publish`]
-//! after each poll, which renders the text and its gzip once; `/metrics` then serves shared bytes: a
-//! scrape costs a reference count, not an encode of thousands of series. Process metrics (CPU, memory,
-//! file descriptors) change on their own; they live in a second, small registry that is re-rendered when
-//! a scrape finds it older than [`PROCESS_REFRESH`], so even a flood of scrapes reads `/proc` at most
-//! once a second. The gzip body is two gzip members (published part, process part) back to back, which
-//! RFC 1952 allows and every gzip reader, Prometheus's included, decodes as one text.
+//! The balance families (thousands of series) are rendered by hand per account in [`crate::exposition`]
+//! when that account's poll succeeds; everything else (per-account health, counters, histograms, build
+//! info, thresholds) lives in a `prometheus` registry. The poller calls [`Metrics::publish`] after each
+//! poll: it renders the registry, joins it with the balance chunks, plain and gzip, and `/metrics` then
+//! serves those shared bytes. Process metrics (CPU, memory, file descriptors) change on their own; they
+//! live in a second, small registry that is re-rendered when a scrape finds it older than
+//! [`PROCESS_REFRESH`], so even a flood of scrapes reads `/proc` at most once a second.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +20,7 @@ use prometheus::{
 use rust_decimal::Decimal;
 
 use crate::config::MinAvailable;
+use crate::exposition::{render_labels, Encoded, GaugeFamily};
 use crate::kraken::{AssetBalance, AssetLabels, ErrorReason};
 
 /// The `Content-Type` of the text exposition format.
@@ -34,11 +35,10 @@ const POLL_DURATION_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 pub struct Metrics {
     registry: Registry,
     process_registry: Registry,
-    balance: GaugeVec,
-    hold: GaugeVec,
-    available: GaugeVec,
-    credit: GaugeVec,
-    credit_used: GaugeVec,
+    /// `# HELP`/`# TYPE` of each of [`BALANCE_FAMILIES`].
+    balance_headers: Vec<Encoded>,
+    /// Per account, the rendered lines of each of [`BALANCE_FAMILIES`].
+    balance_chunks: Mutex<BTreeMap<String, Vec<Encoded>>>,
     available_min: GaugeVec,
     up: GaugeVec,
     last_success: GaugeVec,
@@ -46,47 +46,73 @@ pub struct Metrics {
     poll_duration: HistogramVec,
     polls: IntCounterVec,
     poll_errors: IntCounterVec,
-    /// The balance series currently exported per account, to remove those that vanish.
-    exported: Mutex<HashMap<String, HashSet<AssetLabels>>>,
     exposition: RwLock<Exposition>,
 }
+
+/// A balance family: its name and help, and which amount of a balance it exports.
+struct BalanceFamily {
+    family: GaugeFamily,
+    amount: fn(&AssetBalance) -> Decimal,
+}
+
+/// The families with the labels `{account, asset, family}`, one series per asset of each account.
+const BALANCE_FAMILIES: &[BalanceFamily] = &[
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance", help: "Total balance of the asset as reported by Kraken BalanceEx (including held amounts), in units of the asset." },
+        amount: |b| b.balance,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_available", help: "Amount of the asset available to trade or withdraw: balance + credit - credit_used - hold_trade, in units of the asset." },
+        amount: AssetBalance::available,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_credit", help: "Credit line granted in the asset (0 when Kraken reports none), in units of the asset." },
+        amount: |b| b.credit,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_credit_used", help: "Part of the credit line in use (0 when Kraken reports none), in units of the asset." },
+        amount: |b| b.credit_used,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_hold", help: "Amount of the asset on hold for open orders (hold_trade), in units of the asset." },
+        amount: |b| b.hold_trade,
+    },
+];
 
 /// How old the process metrics in a scrape may be.
 pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
-/// What scrapes are served: the published part, the process part, and the bodies built from them.
+/// What scrapes are served: the published part and the process part.
 #[derive(Default)]
 struct Exposition {
     published: Encoded,
     process: Encoded,
     process_rendered_at: Option<Instant>,
-    body: Encoded,
 }
 
-/// One text in both encodings.
-#[derive(Default, Clone)]
-pub struct Encoded {
-    pub plain: Bytes,
-    pub gzip: Bytes,
+/// The body of one scrape: the published part, then the process part.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub published: Encoded,
+    pub process: Encoded,
 }
 
-impl Encoded {
-    fn of(plain: Bytes) -> Self {
-        let gzip = gzip(&plain);
-        Self { plain, gzip }
+impl Scrape {
+    /// The plain-text chunks, in order.
+    pub fn plain(&self) -> [Bytes; 2] {
+        [self.published.plain.clone(), self.process.plain.clone()]
     }
 
-    fn concat(first: &Self, second: &Self) -> Self {
-        let join = |a: &Bytes, b: &Bytes| {
-            let mut joined = Vec::with_capacity(a.len() + b.len());
-            joined.extend_from_slice(a);
-            joined.extend_from_slice(b);
-            Bytes::from(joined)
-        };
-        Self {
-            plain: join(&first.plain, &second.plain),
-            gzip: join(&first.gzip, &second.gzip),
-        }
+    /// The gzip chunks, in order (two gzip members).
+    pub fn gzip(&self) -> [Bytes; 2] {
+        [self.published.gzip.clone(), self.process.gzip.clone()]
+    }
+
+    pub fn text(&self) -> String {
+        self.plain()
+            .iter()
+            .map(|part| String::from_utf8_lossy(part).into_owned())
+            .collect()
     }
 }
 
@@ -136,11 +162,6 @@ impl Metrics {
             .set(1.0);
 
         let metrics = Self {
-            balance: gauge_vec(&registry, "kraken_balance", "Total balance of the asset as reported by Kraken BalanceEx (including held amounts), in units of the asset.", BALANCE_LABELS),
-            hold: gauge_vec(&registry, "kraken_balance_hold", "Amount of the asset on hold for open orders (hold_trade), in units of the asset.", BALANCE_LABELS),
-            available: gauge_vec(&registry, "kraken_balance_available", "Amount of the asset available to trade or withdraw: balance + credit - credit_used - hold_trade, in units of the asset.", BALANCE_LABELS),
-            credit: gauge_vec(&registry, "kraken_balance_credit", "Credit line granted in the asset (0 when Kraken reports none), in units of the asset.", BALANCE_LABELS),
-            credit_used: gauge_vec(&registry, "kraken_balance_credit_used", "Part of the credit line in use (0 when Kraken reports none), in units of the asset.", BALANCE_LABELS),
             available_min: gauge_vec(&registry, "kraken_balance_available_min", "Configured minimum available amount of the asset (min_available); alert when kraken_balance_available falls below it.", BALANCE_LABELS),
             up: gauge_vec(&registry, "kraken_up", "1 if the last BalanceEx poll of the account succeeded, 0 if it failed or none has finished yet.", &["account"]),
             last_success: gauge_vec(&registry, "kraken_last_success_timestamp_seconds", "Unix time of the last successful BalanceEx poll of the account (0 before the first).", &["account"]),
@@ -157,7 +178,8 @@ impl Metrics {
             },
             polls: counter_vec(&registry, "kraken_polls_total", "BalanceEx polls attempted, successful or not.", &["account"]),
             poll_errors: counter_vec(&registry, "kraken_poll_errors_total", "Failed BalanceEx polls by reason (timeout, http, decode, invalid_key, invalid_signature, invalid_nonce, permission_denied, rate_limited, lockout, unavailable, api_error).", &["account", "reason"]),
-            exported: Mutex::new(HashMap::new()),
+            balance_headers: BALANCE_FAMILIES.iter().map(|f| f.family.header()).collect(),
+            balance_chunks: Mutex::new(BTreeMap::new()),
             exposition: RwLock::new(Exposition::default()),
             registry,
             process_registry,
@@ -215,42 +237,30 @@ impl Metrics {
     where
         I: IntoIterator<Item = (&'a AssetLabels, &'a AssetBalance)>,
     {
-        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = exported.remove(account).unwrap_or_default();
-        let mut current = HashSet::with_capacity(previous.len());
-        for (labels, balance) in balances {
-            let values = [account, labels.asset.as_str(), labels.family.label()];
-            self.balance
-                .with_label_values(&values)
-                .set(to_f64(balance.balance));
-            self.hold
-                .with_label_values(&values)
-                .set(to_f64(balance.hold_trade));
-            self.available
-                .with_label_values(&values)
-                .set(to_f64(balance.available()));
-            self.credit
-                .with_label_values(&values)
-                .set(to_f64(balance.credit));
-            self.credit_used
-                .with_label_values(&values)
-                .set(to_f64(balance.credit_used));
-            current.insert(labels.clone());
-        }
-        for vanished in previous.difference(&current) {
-            let values = [account, vanished.asset.as_str(), vanished.family.label()];
-            for family in [
-                &self.balance,
-                &self.hold,
-                &self.available,
-                &self.credit,
-                &self.credit_used,
-            ] {
-                // Absent only if never set, which `previous` rules out; nothing to undo either way.
-                let _ = family.remove_label_values(&values);
-            }
-        }
-        exported.insert(account.to_string(), current);
+        let rows: Vec<(String, &AssetBalance)> = balances
+            .into_iter()
+            .map(|(labels, balance)| {
+                let rendered = render_labels(&[
+                    ("account", account),
+                    ("asset", &labels.asset),
+                    ("family", labels.family.label()),
+                ]);
+                (rendered, balance)
+            })
+            .collect();
+        let chunks: Vec<Encoded> = BALANCE_FAMILIES
+            .iter()
+            .map(|f| {
+                f.family.render(
+                    rows.iter()
+                        .map(|(labels, balance)| (labels.as_str(), to_f64((f.amount)(balance)))),
+                )
+            })
+            .collect();
+        self.balance_chunks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.to_string(), chunks);
     }
 
     /// Sets the current failure backoff of an account (zero after a success).
@@ -265,16 +275,37 @@ impl Metrics {
         self.replace_balances(account, std::iter::empty());
     }
 
-    /// Renders the exposition of everything but process metrics, plain and gzip, for the next scrapes.
+    /// Joins the balance chunks and the rendered registry, plain and gzip, for the next scrapes.
     pub fn publish(&self) {
-        let published = Encoded::of(encode(&self.registry));
-        let mut exposition = self.exposition.write().unwrap_or_else(|p| p.into_inner());
-        exposition.body = Encoded::concat(&published, &exposition.process);
-        exposition.published = published;
+        let registry = Encoded::of(encode(&self.registry));
+        let published = {
+            let chunks = self
+                .balance_chunks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut parts: Vec<&Encoded> = Vec::new();
+            for (index, header) in self.balance_headers.iter().enumerate() {
+                let lines: Vec<&Encoded> = chunks
+                    .values()
+                    .map(|account| &account[index])
+                    .filter(|chunk| !chunk.is_empty())
+                    .collect();
+                if !lines.is_empty() {
+                    parts.push(header);
+                    parts.extend(lines);
+                }
+            }
+            parts.push(&registry);
+            Encoded::concat(&parts)
+        };
+        self.exposition
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .published = published;
     }
 
-    /// The body of a scrape: the last published text plus process metrics at most a second old.
-    pub fn scrape(&self) -> Encoded {
+    /// What a scrape serves: the last published text plus process metrics at most a second old.
+    pub fn scrape(&self) -> Scrape {
         let now = Instant::now();
         let fresh = |e: &Exposition| {
             e.process_rendered_at
@@ -283,34 +314,27 @@ impl Metrics {
         {
             let exposition = self.exposition.read().unwrap_or_else(|p| p.into_inner());
             if fresh(&exposition) {
-                return exposition.body.clone();
+                return Scrape {
+                    published: exposition.published.clone(),
+                    process: exposition.process.clone(),
+                };
             }
         }
         let mut exposition = self.exposition.write().unwrap_or_else(|p| p.into_inner());
         if !fresh(&exposition) {
             exposition.process = Encoded::of(encode(&self.process_registry));
             exposition.process_rendered_at = Some(now);
-            exposition.body = Encoded::concat(&exposition.published, &exposition.process);
         }
-        exposition.body.clone()
+        Scrape {
+            published: exposition.published.clone(),
+            process: exposition.process.clone(),
+        }
     }
 
     /// The full exposition as one string (for `--once` and tests).
     pub fn render_text(&self) -> String {
-        String::from_utf8_lossy(&self.scrape().plain).into_owned()
+        self.scrape().text()
     }
-}
-
-fn gzip(plain: &[u8]) -> Bytes {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(plain.len() / 4),
-        flate2::Compression::default(),
-    );
-    encoder
-        .write_all(plain)
-        .expect("writing into a Vec cannot fail");
-    Bytes::from(encoder.finish().expect("finishing into a Vec cannot fail"))
 }
 
 fn encode(registry: &Registry) -> Bytes {
@@ -400,16 +424,21 @@ mod tests {
     fn gzip_body_decodes_to_the_plain_body() {
         use std::io::Read;
         let metrics = Metrics::new(&["a"]);
+        let first = [balance("XXBT", "1.5"), balance("DOT.S", "2")];
+        metrics.replace_balances("a", first.iter().map(|(l, b)| (l, b)));
         metrics.record_poll("a", Duration::from_millis(5), None);
         metrics.publish();
         let body = metrics.scrape();
+        let gzip: Vec<u8> = body.gzip().concat();
+        let plain: Vec<u8> = body.plain().concat();
         let mut decoded = String::new();
-        flate2::read::MultiGzDecoder::new(&body.gzip[..])
+        flate2::read::MultiGzDecoder::new(&gzip[..])
             .read_to_string(&mut decoded)
             .unwrap();
-        assert_eq!(decoded.as_bytes(), &body.plain[..]);
+        assert_eq!(decoded.as_bytes(), &plain[..]);
         assert!(decoded.contains(r#"kraken_up{account="a"} 1"#));
-        assert!(body.gzip.len() < body.plain.len());
+        assert!(decoded.contains(r#"kraken_balance{account="a",asset="XBT",family="spot"} 1.5"#));
+        assert!(gzip.len() < plain.len());
     }
 
     #[test]
@@ -417,11 +446,49 @@ mod tests {
         let metrics = Metrics::new(&["a"]);
         let first = metrics.scrape();
         let second = metrics.scrape();
-        // Same allocation: nothing was rendered or compressed for the second scrape.
-        assert_eq!(first.plain.as_ptr(), second.plain.as_ptr());
-        assert_eq!(first.gzip.as_ptr(), second.gzip.as_ptr());
+        // Same allocations: nothing was rendered or compressed for the second scrape.
+        for (a, b) in first.plain().iter().zip(second.plain().iter()) {
+            assert_eq!(a.as_ptr(), b.as_ptr());
+        }
+        assert_eq!(first.gzip()[0].as_ptr(), second.gzip()[0].as_ptr());
         metrics.publish();
-        assert_ne!(metrics.scrape().plain.as_ptr(), first.plain.as_ptr());
+        assert_ne!(
+            metrics.scrape().plain()[0].as_ptr(),
+            first.plain()[0].as_ptr()
+        );
+    }
+
+    #[test]
+    fn balance_families_are_contiguous_and_sorted_by_account() {
+        let metrics = Metrics::new(&["b", "a"]);
+        let assets = [balance("XXBT", "1"), balance("ZUSD", "2")];
+        metrics.replace_balances("b", assets.iter().map(|(l, b)| (l, b)));
+        metrics.replace_balances("a", assets.iter().map(|(l, b)| (l, b)));
+        metrics.publish();
+        let text = metrics.render_text();
+        let names: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kraken_balance"))
+            .map(|l| l.split('{').next().unwrap())
+            .collect();
+        let mut families = names.clone();
+        families.dedup();
+        let mut unique = families.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            families.len(),
+            unique.len(),
+            "each family's lines are together: {families:?}"
+        );
+        let first_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kraken_balance{"))
+            .collect();
+        assert!(
+            first_lines[0].contains(r#"account="a""#) && first_lines[3].contains(r#"account="b""#)
+        );
+        assert_eq!(text.matches("# TYPE kraken_balance gauge").count(), 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::exposition::ChunkedBytes;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::readiness::Readiness;
 use crate::web_config::{http_header, WebConfig};
@@ -182,7 +183,7 @@ async fn metrics_text(State(state): State<ServerState>, headers: HeaderMap) -> R
                 (header::CONTENT_ENCODING, "gzip"),
                 (header::VARY, "Accept-Encoding"),
             ],
-            body.gzip,
+            axum::body::Body::new(ChunkedBytes::new(body.gzip())),
         )
             .into_response()
     } else {
@@ -191,7 +192,7 @@ async fn metrics_text(State(state): State<ServerState>, headers: HeaderMap) -> R
                 (header::CONTENT_TYPE, CONTENT_TYPE),
                 (header::VARY, "Accept-Encoding"),
             ],
-            body.plain,
+            axum::body::Body::new(ChunkedBytes::new(body.plain())),
         )
             .into_response()
     }

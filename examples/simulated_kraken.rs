@@ -1,0 +1,78 @@
+//! Runs the simulated Kraken on its own with a large portfolio, for benchmarks and manual testing.
+//!
+//! ```sh
+//! cargo run --release --example simulated_kraken -- --accounts 3 --assets 1000 --dir /tmp/kraken-bench
+//! kraken_exporter --config /tmp/kraken-bench/kraken_exporter.toml
+//! ```
+//!
+//! It writes one secret file per account and a `kraken_exporter.toml` pointing at itself into `--dir`,
+//! prints `ready <url>` and serves until interrupted.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use clap::Parser;
+use kraken_exporter::demo::{generate_secret, Portfolio, SimBalance, Simulator};
+
+#[derive(Parser)]
+struct Args {
+    /// Number of accounts (API keys).
+    #[arg(long, default_value_t = 3)]
+    accounts: usize,
+    /// Assets per account.
+    #[arg(long, default_value_t = 1000)]
+    assets: usize,
+    /// Poll interval written into the config.
+    #[arg(long, default_value = "30s")]
+    poll_interval: String,
+    /// Where the config and secret files go.
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+/// `count` assets spread over every family, with Kraken-like 10-decimal amounts.
+fn portfolio(count: usize) -> Portfolio {
+    const SUFFIXES: [&str; 8] = ["", ".S", ".M", ".B", ".F", ".T", ".P", ".HOLD"];
+    (0..count)
+        .map(|i| {
+            let key = format!("AST{}{}", i / SUFFIXES.len(), SUFFIXES[i % SUFFIXES.len()]);
+            let balance = format!(
+                "{}.{:010}",
+                (i * 7919) % 1_000_000,
+                (i * 104_729) % 10_000_000_000
+            );
+            let hold = format!("{}.{:010}", (i * 31) % 1_000, (i * 7) % 10_000_000_000);
+            (key, SimBalance::new(&balance, &hold, 10))
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.dir)?;
+    let simulator = Simulator::start().await?;
+    let mut config = format!(
+        "api_url = \"{}\"\npoll_interval = \"{}\"\n",
+        simulator.url(),
+        args.poll_interval
+    );
+    for account in 0..args.accounts {
+        let secret = generate_secret();
+        let api_key = format!("BENCH-key-{account}");
+        simulator.add_account(&api_key, &secret, portfolio(args.assets));
+        let secret_file = args.dir.join(format!("account{account}.secret"));
+        std::fs::write(
+            &secret_file,
+            base64::engine::general_purpose::STANDARD.encode(&secret),
+        )?;
+        config.push_str(&format!(
+            "\n[[accounts]]\nname = \"account{account}\"\napi_key = \"{api_key}\"\napi_secret_file = \"{}\"\n",
+            secret_file.display()
+        ));
+    }
+    std::fs::write(args.dir.join("kraken_exporter.toml"), config)?;
+    println!("ready {}", simulator.url());
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The Prometheus text format, rendered by hand for the families with thousands of series.
+//!
+//! Balance series change only when a poll of their account succeeds, so each account's lines of each
+//! family are rendered (and gzipped) once then, as a chunk; publishing joins the chunks, and a scrape
+//! serves the joined bytes. Rendering from our own exact values instead of through the `prometheus`
+//! crate's registry keeps memory small (no per-series metric objects) and costs one account's work per
+//! poll, whatever the number of accounts. Gzip bodies are gzip members back to back, which RFC 1952
+//! allows and every gzip reader (Prometheus's included) decodes as one text.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+/// One text in both encodings.
+#[derive(Debug, Default, Clone)]
+pub struct Encoded {
+    pub plain: Bytes,
+    pub gzip: Bytes,
+}
+
+impl Encoded {
+    /// Compresses `plain` (one gzip member).
+    pub fn of(plain: impl Into<Bytes>) -> Self {
+        let plain = plain.into();
+        let gzip = if plain.is_empty() {
+            Bytes::new()
+        } else {
+            gzip(&plain)
+        };
+        Self { plain, gzip }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plain.is_empty()
+    }
+
+    /// The parts joined, in order.
+    pub fn concat(parts: &[&Encoded]) -> Self {
+        let join = |pick: fn(&Encoded) -> &Bytes| {
+            let mut joined = Vec::with_capacity(parts.iter().map(|p| pick(p).len()).sum());
+            for part in parts {
+                joined.extend_from_slice(pick(part));
+            }
+            Bytes::from(joined)
+        };
+        Self {
+            plain: join(|e| &e.plain),
+            gzip: join(|e| &e.gzip),
+        }
+    }
+}
+
+fn gzip(plain: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(plain.len() / 4),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(plain)
+        .expect("writing into a Vec cannot fail");
+    Bytes::from(encoder.finish().expect("finishing into a Vec cannot fail"))
+}
+
+/// A gauge family rendered by hand.
+#[derive(Debug, Clone, Copy)]
+pub struct GaugeFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+}
+
+impl GaugeFamily {
+    /// The `# HELP` and `# TYPE` lines.
+    pub fn header(&self) -> Encoded {
+        Encoded::of(format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n",
+            name = self.name,
+            help = self.help
+        ))
+    }
+
+    /// The sample lines `name{labels} value`, one per row; `labels` is already rendered.
+    pub fn render<'a>(&self, rows: impl Iterator<Item = (&'a str, f64)>) -> Encoded {
+        let mut text = String::new();
+        for (labels, value) in rows {
+            text.push_str(self.name);
+            text.push('{');
+            text.push_str(labels);
+            text.push_str("} ");
+            write_value(value, &mut text);
+            text.push('\n');
+        }
+        Encoded::of(text)
+    }
+}
+
+/// Renders `name="value",...` with the text format's escaping of `\`, `"` and newlines.
+pub fn render_labels(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out
+}
+
+/// A sample value: shortest round-trip decimal, `NaN`, `+Inf`, `-Inf`.
+fn write_value(value: f64, out: &mut String) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+/// A response body made of shared byte chunks, sent without copying them into one buffer.
+pub struct ChunkedBytes {
+    chunks: std::collections::VecDeque<Bytes>,
+}
+
+impl ChunkedBytes {
+    pub fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        Self {
+            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+        }
+    }
+}
+
+impl Body for ChunkedBytes {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.chunks.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            render_labels(&[("account", "a\"b\\c\nd"), ("asset", "XBT")]),
+            r#"account="a\"b\\c\nd",asset="XBT""#
+        );
+    }
+
+    #[test]
+    fn values_render_as_prometheus_reads_them() {
+        let family = GaugeFamily {
+            name: "m",
+            help: "h",
+        };
+        let rows = [
+            ("a=\"1\"", 17185.45),
+            ("a=\"2\"", 1e-10),
+            ("a=\"3\"", f64::NAN),
+            ("a=\"4\"", f64::INFINITY),
+            ("a=\"5\"", 3.0),
+        ];
+        let text = family.render(rows.into_iter());
+        let text = std::str::from_utf8(&text.plain).unwrap();
+        let values: Vec<&str> = text
+            .lines()
+            .map(|l| l.rsplit_once(' ').unwrap().1)
+            .collect();
+        assert_eq!(values[0], "17185.45");
+        assert_eq!(values[1].parse::<f64>().unwrap(), 1e-10);
+        assert_eq!(&values[2..], ["NaN", "+Inf", "3"]);
+    }
+
+    #[test]
+    fn joined_gzip_members_decode_to_the_joined_text() {
+        let parts = [
+            Encoded::of("first\n"),
+            Encoded::of(""),
+            Encoded::of("second\n"),
+        ];
+        let joined = Encoded::concat(&parts.iter().collect::<Vec<_>>());
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&joined.gzip[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "first\nsecond\n");
+        assert_eq!(&joined.plain[..], b"first\nsecond\n");
+    }
+}
