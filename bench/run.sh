@@ -5,7 +5,8 @@
 #
 #   bench/run.sh            # installs wrk, nginx and prometheus_client if missing (Debian, PyPI)
 #
-# Environment: DURATION (wrk seconds, default 10), SCALE_DURATION (default 5), CONNECTIONS (default 32).
+# Environment: DURATION (wrk seconds, default 10), SCALE_DURATION (default 5), CONNECTIONS (default 32),
+# SCALING=0 to skip the scaling table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -138,6 +139,7 @@ echo
 kill "$EXPORTER_PID"; kill "$(cat "$WORK/nginx.pid")"; rm -f "$WORK/nginx.pid"
 
 # --- Scaling.
+[ "${SCALING:-1}" = 0 ] && exit 0
 echo "### How cost grows (wrk ${SCALE_DURATION}s per row)"
 echo
 echo "| accounts | assets per account | body bytes | requests/s | p99 (ms) | RSS after load (KiB) |"

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -82,30 +82,36 @@ const BALANCE_FAMILIES: &[BalanceFamily] = &[
 /// How old the process metrics in a scrape may be.
 pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
-/// What scrapes are served: the published part and the process part.
+/// What scrapes are served: the published parts and the process part.
 #[derive(Default)]
 struct Exposition {
-    published: Encoded,
+    /// Family headers, balance chunks and the rendered registry, in exposition order; shared, not joined,
+    /// so the text exists once in memory.
+    published: Arc<[Encoded]>,
     process: Encoded,
     process_rendered_at: Option<Instant>,
 }
 
-/// The body of one scrape: the published part, then the process part.
+/// The body of one scrape: the published parts, then the process part.
 #[derive(Debug, Clone)]
 pub struct Scrape {
-    pub published: Encoded,
+    pub published: Arc<[Encoded]>,
     pub process: Encoded,
 }
 
 impl Scrape {
     /// The plain-text chunks, in order.
-    pub fn plain(&self) -> [Bytes; 2] {
-        [self.published.plain.clone(), self.process.plain.clone()]
+    pub fn plain(&self) -> Vec<Bytes> {
+        self.parts().map(|part| part.plain.clone()).collect()
     }
 
-    /// The gzip chunks, in order (two gzip members).
-    pub fn gzip(&self) -> [Bytes; 2] {
-        [self.published.gzip.clone(), self.process.gzip.clone()]
+    /// The gzip chunks, in order (one gzip member each).
+    pub fn gzip(&self) -> Vec<Bytes> {
+        self.parts().map(|part| part.gzip.clone()).collect()
+    }
+
+    fn parts(&self) -> impl Iterator<Item = &Encoded> {
+        self.published.iter().chain(std::iter::once(&self.process))
     }
 
     pub fn text(&self) -> String {
@@ -278,12 +284,12 @@ impl Metrics {
     /// Joins the balance chunks and the rendered registry, plain and gzip, for the next scrapes.
     pub fn publish(&self) {
         let registry = Encoded::of(encode(&self.registry));
-        let published = {
+        let published: Arc<[Encoded]> = {
             let chunks = self
                 .balance_chunks
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let mut parts: Vec<&Encoded> = Vec::new();
+            let mut parts: Vec<Encoded> = Vec::new();
             for (index, header) in self.balance_headers.iter().enumerate() {
                 let lines: Vec<&Encoded> = chunks
                     .values()
@@ -291,12 +297,12 @@ impl Metrics {
                     .filter(|chunk| !chunk.is_empty())
                     .collect();
                 if !lines.is_empty() {
-                    parts.push(header);
-                    parts.extend(lines);
+                    parts.push(header.clone());
+                    parts.extend(lines.into_iter().cloned());
                 }
             }
-            parts.push(&registry);
-            Encoded::concat(&parts)
+            parts.push(registry);
+            parts.into()
         };
         self.exposition
             .write()
@@ -315,7 +321,7 @@ impl Metrics {
             let exposition = self.exposition.read().unwrap_or_else(|p| p.into_inner());
             if fresh(&exposition) {
                 return Scrape {
-                    published: exposition.published.clone(),
+                    published: Arc::clone(&exposition.published),
                     process: exposition.process.clone(),
                 };
             }
@@ -326,7 +332,7 @@ impl Metrics {
             exposition.process_rendered_at = Some(now);
         }
         Scrape {
-            published: exposition.published.clone(),
+            published: Arc::clone(&exposition.published),
             process: exposition.process.clone(),
         }
     }

@@ -1,0 +1,367 @@
+//! What balances are worth in the configured quote currencies.
+//!
+//! Prices come from Kraken's public `Ticker` (last trade) for the pairs of `AssetPairs`, with asset
+//! names normalised like the balance labels. An asset is priced by the first route that works:
+//!
+//! 1. the quote itself (1), after mapping earn variants to their underlying asset: the `asset` label
+//!    already drops the family suffix (`DOT.S` -> `DOT`, `XBT.M` -> `XBT`), and `ETH2` is valued as `ETH`;
+//!    tokenized assets (`AAPLx.T`) keep their own code and are priced by their own pair;
+//! 2. the direct pair `ASSET/QUOTE`, or the inverse pair `QUOTE/ASSET` (1 / price);
+//! 3. a stablecoin's peg (`USDT`, `USDC`, ... -> `USD`; `EURT`, ... -> `EUR`) when it has no pair of its
+//!    own, then the peg currency's route to the quote;
+//! 4. one hop through a liquid hub, in this order: `XBT`, `ETH`, `USD`, `EUR`, `USDT`, `USDC`
+//!    (`ASSET/HUB` x `HUB/QUOTE`, each leg direct or inverse).
+//!
+//! All arithmetic is in `Decimal`; values become `f64` only for the gauges.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+
+use rust_decimal::Decimal;
+
+use crate::kraken::assets::AssetNames;
+use crate::kraken::public::PairInfo;
+use crate::kraken::{AssetBalance, AssetLabels};
+
+/// Stablecoins and the currency they are pegged to.
+const PEGS: &[(&str, &str)] = &[
+    ("USDT", "USD"),
+    ("USDC", "USD"),
+    ("DAI", "USD"),
+    ("PYUSD", "USD"),
+    ("USDG", "USD"),
+    ("RLUSD", "USD"),
+    ("EURT", "EUR"),
+    ("EURC", "EUR"),
+    ("EURR", "EUR"),
+];
+
+/// Hubs for one-hop prices, most liquid first.
+const HUBS: &[&str] = &["XBT", "ETH", "USD", "EUR", "USDT", "USDC"];
+
+/// Assets valued as another (`ETH2` is staked ETH).
+const UNDERLYING: &[(&str, &str)] = &[("ETH2", "ETH")];
+
+/// The asset whose price values `asset`.
+pub fn underlying(asset: &str) -> &str {
+    UNDERLYING
+        .iter()
+        .find(|(from, _)| *from == asset)
+        .map_or(asset, |(_, to)| to)
+}
+
+/// How a price was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Same,
+    Direct,
+    Inverse,
+    Peg(&'static str),
+    Hop(&'static str),
+}
+
+/// Last trade prices by (base, quote), in label names.
+#[derive(Debug, Clone, Default)]
+pub struct Market {
+    prices: HashMap<(String, String), Decimal>,
+}
+
+impl Market {
+    /// From `AssetPairs` and `Ticker` (keyed by pair key or pair altname), names mapped by `names`.
+    pub fn from_kraken(
+        pairs: &BTreeMap<String, PairInfo>,
+        last_prices: &BTreeMap<String, Decimal>,
+        names: &AssetNames,
+    ) -> Self {
+        let mut prices = HashMap::new();
+        for (key, pair) in pairs {
+            let price = last_prices
+                .get(key)
+                .or_else(|| pair.altname.as_ref().and_then(|alt| last_prices.get(alt)));
+            if let Some(price) = price {
+                prices.insert((names.modern(&pair.base), names.modern(&pair.quote)), *price);
+            }
+        }
+        Self { prices }
+    }
+
+    /// A market from (base, quote, price) triples, for tests and the simulator.
+    pub fn from_prices<'a>(triples: impl IntoIterator<Item = (&'a str, &'a str, Decimal)>) -> Self {
+        Self {
+            prices: triples
+                .into_iter()
+                .map(|(base, quote, price)| ((base.to_string(), quote.to_string()), price))
+                .collect(),
+        }
+    }
+
+    fn leg(&self, from: &str, to: &str) -> Option<Decimal> {
+        if from == to {
+            return Some(Decimal::ONE);
+        }
+        if let Some(price) = self.prices.get(&(from.to_string(), to.to_string())) {
+            return Some(*price);
+        }
+        let inverse = self.prices.get(&(to.to_string(), from.to_string()))?;
+        Decimal::ONE.checked_div(*inverse)
+    }
+
+    fn has_pair(&self, a: &str, b: &str) -> bool {
+        self.prices.contains_key(&(a.to_string(), b.to_string()))
+            || self.prices.contains_key(&(b.to_string(), a.to_string()))
+    }
+
+    /// The price of one unit of `asset` (a label value) in `quote`, and how it was found.
+    pub fn price(&self, asset: &str, quote: &str) -> Option<(Decimal, Route)> {
+        let asset = underlying(asset);
+        if asset == quote {
+            return Some((Decimal::ONE, Route::Same));
+        }
+        let key = (asset.to_string(), quote.to_string());
+        if let Some(price) = self.prices.get(&key) {
+            return Some((*price, Route::Direct));
+        }
+        if self.prices.contains_key(&(quote.to_string(), asset.to_string())) {
+            return self.leg(asset, quote).map(|p| (p, Route::Inverse));
+        }
+        if let Some((_, peg)) = PEGS.iter().find(|(coin, _)| *coin == asset) {
+            if *peg == quote || self.has_pair(peg, quote) {
+                return self.leg(peg, quote).map(|p| (p, Route::Peg(peg)));
+            }
+        }
+        HUBS.iter()
+            .filter(|hub| **hub != asset && **hub != quote)
+            .find_map(|hub| {
+                if !self.has_pair(asset, hub) || !self.has_pair(hub, quote) {
+                    return None;
+                }
+                let price = self.leg(asset, hub)?.checked_mul(self.leg(hub, quote)?)?;
+                Some((price, Route::Hop(hub)))
+            })
+    }
+}
+
+/// One valued balance row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueRow {
+    pub labels: AssetLabels,
+    pub quote: String,
+    pub value: Decimal,
+    pub available_value: Decimal,
+}
+
+/// The values of one account.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountValues {
+    pub rows: Vec<ValueRow>,
+    /// Balance rows (asset and family) without a price in at least one quote currency.
+    pub unpriced: usize,
+}
+
+/// Values `holdings` in every quote; unpriced rows get no value row.
+pub fn value_holdings(
+    market: &Market,
+    quotes: &[String],
+    holdings: &[(AssetLabels, AssetBalance)],
+) -> (AccountValues, Vec<(String, String)>) {
+    let mut values = AccountValues::default();
+    let mut missing = Vec::new();
+    for (labels, balance) in holdings {
+        let mut priced_everywhere = true;
+        for quote in quotes {
+            let priced = market.price(&labels.asset, quote).and_then(|(price, _)| {
+                Some((
+                    balance.balance.checked_mul(price)?,
+                    balance.available().checked_mul(price)?,
+                ))
+            });
+            match priced {
+                Some((value, available_value)) => values.rows.push(ValueRow {
+                    labels: labels.clone(),
+                    quote: quote.clone(),
+                    value,
+                    available_value,
+                }),
+                None => {
+                    priced_everywhere = false;
+                    missing.push((labels.asset.clone(), quote.clone()));
+                }
+            }
+        }
+        if !priced_everywhere {
+            values.unpriced += 1;
+        }
+    }
+    (values, missing)
+}
+
+/// The last balances of every account and the last market, so either can change on its own.
+pub struct Valuation {
+    quotes: Vec<String>,
+    market: RwLock<Option<Market>>,
+    holdings: Mutex<BTreeMap<String, Vec<(AssetLabels, AssetBalance)>>>,
+    warned: Mutex<HashSet<(String, String)>>,
+}
+
+impl Valuation {
+    pub fn new(quotes: Vec<String>) -> Self {
+        Self {
+            quotes,
+            market: RwLock::new(None),
+            holdings: Mutex::new(BTreeMap::new()),
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn quotes(&self) -> &[String] {
+        &self.quotes
+    }
+
+    /// Records an account's balances; returns its values, or `None` before the first prices.
+    pub fn set_holdings(
+        &self,
+        account: &str,
+        holdings: Vec<(AssetLabels, AssetBalance)>,
+    ) -> Option<AccountValues> {
+        let values = {
+            let market = self.market.read().unwrap_or_else(|p| p.into_inner());
+            market.as_ref().map(|m| self.value(account, m, &holdings))
+        };
+        self.holdings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.to_string(), holdings);
+        values
+    }
+
+    /// Forgets an account's balances (they went stale).
+    pub fn clear_holdings(&self, account: &str) {
+        self.holdings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account);
+    }
+
+    /// Installs new prices; returns every account's values and the price of every held asset.
+    pub fn set_market(&self, market: Market) -> (BTreeMap<String, AccountValues>, Vec<(String, String, Decimal)>) {
+        let holdings = self.holdings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let values = holdings
+            .iter()
+            .map(|(account, rows)| (account.clone(), self.value(account, &market, rows)))
+            .collect();
+        let held: BTreeSet<&str> = holdings
+            .values()
+            .flatten()
+            .map(|(labels, _)| labels.asset.as_str())
+            .collect();
+        let prices = held
+            .iter()
+            .flat_map(|asset| {
+                self.quotes.iter().filter_map(|quote| {
+                    market
+                        .price(asset, quote)
+                        .map(|(price, _)| (asset.to_string(), quote.clone(), price))
+                })
+            })
+            .collect();
+        *self.market.write().unwrap_or_else(|p| p.into_inner()) = Some(market);
+        (values, prices)
+    }
+
+    fn value(&self, account: &str, market: &Market, holdings: &[(AssetLabels, AssetBalance)]) -> AccountValues {
+        let (values, missing) = value_holdings(market, &self.quotes, holdings);
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        for (asset, quote) in missing {
+            if warned.insert((asset.clone(), quote.clone())) {
+                tracing::warn!(account, asset = %asset, quote = %quote, "no price for this asset in this quote currency (no direct, inverse, peg or one-hop pair); it gets no value series");
+            }
+        }
+        values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kraken::assets::classify;
+    use std::str::FromStr;
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    fn market() -> Market {
+        Market::from_prices([
+            ("XBT", "USD", dec("95000.10")),
+            ("ETH", "XBT", dec("0.03579")),
+            ("EUR", "USD", dec("1.0795")),
+            ("ADA", "EUR", dec("0.6543")),
+            ("DOT", "USD", dec("7.1234")),
+            ("USDT", "USD", dec("0.9998")),
+            ("AAPLx", "USD", dec("231.45")),
+        ])
+    }
+
+    #[test]
+    fn every_route_prices_exactly() {
+        let m = market();
+        assert_eq!(m.price("USD", "USD"), Some((Decimal::ONE, Route::Same)));
+        assert_eq!(m.price("XBT", "USD"), Some((dec("95000.10"), Route::Direct)));
+        // Inverse: USD in EUR is 1 / 1.0795, to Decimal's 28 digits.
+        assert_eq!(m.price("USD", "EUR"), Some((Decimal::ONE / dec("1.0795"), Route::Inverse)));
+        // Peg: USDC has no pair, USDT uses its own.
+        assert_eq!(m.price("USDC", "USD"), Some((Decimal::ONE, Route::Peg("USD"))));
+        assert_eq!(m.price("USDT", "USD"), Some((dec("0.9998"), Route::Direct)));
+        assert_eq!(m.price("USDC", "EUR"), Some((Decimal::ONE / dec("1.0795"), Route::Peg("USD"))));
+        // One hop: ETH -> XBT -> USD; ADA -> EUR -> USD.
+        assert_eq!(m.price("ETH", "USD"), Some((dec("0.03579") * dec("95000.10"), Route::Hop("XBT"))));
+        assert_eq!(m.price("ADA", "USD"), Some((dec("0.6543") * dec("1.0795"), Route::Hop("EUR"))));
+        // Underlying: ETH2 is ETH.
+        assert_eq!(m.price("ETH2", "USD"), m.price("ETH", "USD"));
+        // Tokenized assets by their own pair.
+        assert_eq!(m.price("AAPLx", "USD"), Some((dec("231.45"), Route::Direct)));
+        // Nothing reaches KFEE.
+        assert_eq!(m.price("KFEE", "USD"), None);
+    }
+
+    #[test]
+    fn holdings_are_valued_exactly_and_unpriced_ones_are_counted() {
+        let balance = |key: &str, amount: &str, hold: &str| {
+            (
+                classify(key),
+                AssetBalance {
+                    key: key.to_string(),
+                    balance: dec(amount),
+                    hold_trade: dec(hold),
+                    credit: Decimal::ZERO,
+                    credit_used: Decimal::ZERO,
+                },
+            )
+        };
+        let holdings = vec![
+            balance("XXBT", "1.2435000000", "0.8423000000"),
+            balance("DOT.S", "101.1234567890", "0"),
+            balance("KFEE", "1000.00", "0"),
+        ];
+        let quotes = vec!["USD".to_string(), "EUR".to_string()];
+        let (values, missing) = value_holdings(&market(), &quotes, &holdings);
+        let find = |asset: &str, family: &str, quote: &str| {
+            values
+                .rows
+                .iter()
+                .find(|r| r.labels.asset == asset && r.labels.family.label() == family && r.quote == quote)
+                .cloned()
+                .unwrap()
+        };
+        let xbt = find("XBT", "spot", "USD");
+        assert_eq!(xbt.value, dec("118132.874350000000"));
+        assert_eq!(xbt.available_value, dec("0.4012") * dec("95000.10"));
+        let dot = find("DOT", "staked", "USD");
+        assert_eq!(dot.value, dec("720.3409420167626"));
+        let dot_eur = find("DOT", "staked", "EUR");
+        assert_eq!(dot_eur.value, dec("101.1234567890") * (dec("7.1234") * (Decimal::ONE / dec("1.0795"))));
+        assert_eq!(values.unpriced, 1);
+        assert_eq!(values.rows.len(), 4);
+        assert_eq!(missing, vec![("KFEE".to_string(), "USD".to_string()), ("KFEE".to_string(), "EUR".to_string())]);
+    }
+}
