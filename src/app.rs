@@ -7,17 +7,22 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::Settings;
+use crate::kraken::assets::AssetNames;
 use crate::kraken::client::http_client;
+use crate::kraken::public::PublicClient;
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::Metrics;
 use crate::poller::{first_polls, AccountPoller, PollTiming, MAX_CONCURRENT_POLLS};
+use crate::prices::PriceRefresher;
 use crate::readiness::Readiness;
+use crate::valuation::Valuation;
 use crate::web_config::WebConfig;
 
 /// A built, not yet running exporter.
@@ -27,14 +32,23 @@ pub struct Application {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     pollers: Vec<AccountPoller>,
+    prices: Option<PriceRefresher>,
+    price_interval: Duration,
     timing: PollTiming,
     web: WebConfig,
 }
 
 /// The metrics, readiness and one poller per account of a configuration.
-pub fn build_pollers(
-    settings: &Settings,
-) -> anyhow::Result<(Arc<Metrics>, Arc<Readiness>, Vec<AccountPoller>)> {
+/// Everything a configuration runs: shared metrics and readiness, one poller per account, and the
+/// price task when valuation is on.
+pub struct Parts {
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub pollers: Vec<AccountPoller>,
+    pub prices: Option<PriceRefresher>,
+}
+
+pub fn build_pollers(settings: &Settings) -> anyhow::Result<Parts> {
     let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));
     for account in &settings.accounts {
@@ -43,6 +57,17 @@ pub fn build_pollers(
     metrics.publish();
     let readiness = Arc::new(Readiness::new(&names));
     let http = http_client(settings.request_timeout).context("cannot create the HTTP client")?;
+    let asset_names = Arc::new(AssetNames::default());
+    let valuation = (!settings.quote_currencies.is_empty())
+        .then(|| Arc::new(Valuation::new(settings.quote_currencies.clone())));
+    let prices = valuation.as_ref().map(|valuation| {
+        PriceRefresher::new(
+            PublicClient::new(http.clone(), &settings.api_url),
+            Arc::clone(valuation),
+            Arc::clone(&metrics),
+            Arc::clone(&asset_names),
+        )
+    });
     let pollers = settings
         .accounts
         .iter()
@@ -54,15 +79,26 @@ pub fn build_pollers(
                 account.api_secret.clone(),
                 settings.rebase_multiplier,
             );
-            AccountPoller::new(
+            let poller = AccountPoller::new(
                 account.name.clone(),
                 client,
                 Arc::clone(&metrics),
                 Arc::clone(&readiness),
-            )
+            );
+            match &valuation {
+                Some(valuation) => {
+                    poller.with_valuation(Arc::clone(&asset_names), Arc::clone(valuation))
+                }
+                None => poller,
+            }
         })
         .collect();
-    Ok((metrics, readiness, pollers))
+    Ok(Parts {
+        metrics,
+        readiness,
+        pollers,
+        prices,
+    })
 }
 
 impl Application {
@@ -77,7 +113,12 @@ impl Application {
         listen_address: &str,
         web: WebConfig,
     ) -> anyhow::Result<Self> {
-        let (metrics, readiness, pollers) = build_pollers(settings)?;
+        let Parts {
+            metrics,
+            readiness,
+            pollers,
+            prices,
+        } = build_pollers(settings)?;
         let listener = TcpListener::bind(listen_address).await.with_context(|| {
             format!("cannot listen on {listen_address}; pick a free HOST:PORT with --web.listen-address")
         })?;
@@ -88,6 +129,8 @@ impl Application {
             metrics,
             readiness,
             pollers,
+            prices,
+            price_interval: settings.price_interval,
             timing: PollTiming {
                 interval: settings.poll_interval,
                 max_backoff: settings.max_backoff,
@@ -113,7 +156,7 @@ impl Application {
             self.pollers.len(),
         );
         let limiter = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
-        let poll_tasks: Vec<_> = self
+        let mut poll_tasks: Vec<_> = self
             .pollers
             .into_iter()
             .zip(first_polls)
@@ -127,6 +170,11 @@ impl Application {
                 ))
             })
             .collect();
+        if let Some(prices) = self.prices {
+            poll_tasks.push(tokio::spawn(
+                prices.run(self.price_interval, stop_rx.clone()),
+            ));
+        }
         tracing::info!(
             address = %self.local_addr,
             tls = self.web.tls.is_some(),
@@ -151,7 +199,20 @@ impl Application {
 pub async fn poll_all_once(
     settings: &Settings,
 ) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
-    let (metrics, _readiness, pollers) = build_pollers(settings)?;
+    let Parts {
+        metrics,
+        pollers,
+        prices,
+        ..
+    } = build_pollers(settings)?;
+    if let Some(mut prices) = prices {
+        // Values need prices; a failure here costs the values, not the balances or the exit code.
+        let refreshed = prices.refresh().await;
+        if let Err(err) = &refreshed {
+            tracing::warn!(reason = %err.reason, error = %err.message, "cannot read prices; balances are printed without values");
+        }
+        metrics.record_price_refresh(refreshed.is_ok());
+    }
     let results = poll_each_once(pollers).await;
     let failures = results
         .into_iter()

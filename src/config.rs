@@ -28,6 +28,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_PRICE_INTERVAL: Duration = Duration::from_secs(60);
+pub const MIN_PRICE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Validated settings.
 #[derive(Debug)]
@@ -41,6 +43,10 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// When set, an account's balance series are removed once its last success is older than this.
     pub stale_after: Option<Duration>,
+    /// Currencies to value balances in; empty turns valuation (and the public API calls) off.
+    pub quote_currencies: Vec<String>,
+    /// How often prices are refreshed from Kraken's public API.
+    pub price_interval: Duration,
     pub accounts: Vec<AccountSettings>,
 }
 
@@ -83,6 +89,8 @@ struct RawSettings {
     rebase_multiplier: Option<String>,
     max_backoff: Option<String>,
     stale_after: Option<String>,
+    quote_currencies: Option<Vec<String>>,
+    price_interval: Option<String>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -184,6 +192,15 @@ impl Settings {
                 Some(stale_after)
             }
         };
+        let quote_currencies = validate_quotes(raw.quote_currencies)?;
+        let price_interval =
+            parse_duration("price_interval", raw.price_interval, DEFAULT_PRICE_INTERVAL)?;
+        if price_interval < MIN_PRICE_INTERVAL {
+            return Err(err(format!(
+                "price_interval ({}) is below the minimum of 5s; prices come from Kraken's public API, which limits call rates",
+                humantime::format_duration(price_interval)
+            )));
+        }
         let rebase_multiplier = match raw.rebase_multiplier.as_deref().map(str::trim) {
             None => None,
             Some("rebased") => Some(RebaseMultiplier::Rebased),
@@ -225,6 +242,8 @@ impl Settings {
             rebase_multiplier,
             max_backoff,
             stale_after,
+            quote_currencies,
+            price_interval,
             accounts,
         })
     }
@@ -233,7 +252,7 @@ impl Settings {
     pub fn summary(&self) -> String {
         let names: Vec<&str> = self.accounts.iter().map(|a| a.name.as_str()).collect();
         format!(
-            "{} account(s) [{}], api_url {}, poll_interval {}, request_timeout {}, rebase_multiplier {}, max_backoff {}, stale_after {}",
+            "{} account(s) [{}], api_url {}, poll_interval {}, request_timeout {}, rebase_multiplier {}, max_backoff {}, stale_after {}, quote_currencies [{}], price_interval {}",
             self.accounts.len(),
             names.join(", "),
             self.api_url,
@@ -243,6 +262,8 @@ impl Settings {
             humantime::format_duration(self.max_backoff),
             self.stale_after
                 .map_or("off".to_string(), |d| humantime::format_duration(d).to_string()),
+            self.quote_currencies.join(", "),
+            humantime::format_duration(self.price_interval),
         )
     }
 }
@@ -254,6 +275,9 @@ const ENV_KEYS: &[&str] = &[
     "poll_interval",
     "request_timeout",
     "rebase_multiplier",
+    "max_backoff",
+    "stale_after",
+    "price_interval",
 ];
 
 /// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather
@@ -286,6 +310,28 @@ fn is_kubernetes_service_link(key: &str) -> bool {
         || key.starts_with("SERVICE_PORT")
         || key == "PORT"
         || key.starts_with("PORT_")
+}
+
+/// `quote_currencies`: default `["USD"]`; codes as in the `asset` label; no blanks or repeats.
+fn validate_quotes(raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(vec!["USD".to_string()]);
+    };
+    let mut quotes: Vec<String> = Vec::with_capacity(raw.len());
+    for quote in raw {
+        let code = quote.trim();
+        if code.is_empty() || code.contains(char::is_whitespace) {
+            return Err(err(format!(
+                "quote_currencies: {quote:?} is not a currency code; use codes like \"USD\", \"EUR\" or \"XBT\", or [] to turn valuation off"
+            )));
+        }
+        let code = modern_code(code).to_string();
+        if quotes.contains(&code) {
+            return Err(err(format!("quote_currencies lists {code:?} twice")));
+        }
+        quotes.push(code);
+    }
+    Ok(quotes)
 }
 
 /// Turns the config crate's messages into one line that names where the problem is and what to do.
@@ -561,6 +607,8 @@ mod tests {
         assert_eq!(settings.rebase_multiplier, None);
         assert_eq!(settings.max_backoff, Duration::from_secs(900));
         assert_eq!(settings.stale_after, None);
+        assert_eq!(settings.quote_currencies, vec!["USD".to_string()]);
+        assert_eq!(settings.price_interval, Duration::from_secs(60));
         assert_eq!(settings.accounts.len(), 1);
         assert_eq!(settings.accounts[0].name, "main");
         assert_eq!(
@@ -575,14 +623,23 @@ mod tests {
             "api_url = \"http://127.0.0.1:8080/\"\npoll_interval = \"1m\"\nrequest_timeout = \"3s\"\nrebase_multiplier = \"base\"\nmax_backoff = \"1h\"\nstale_after = \"10m\"\n{ONE_ACCOUNT}"
         );
         let settings = Fixture::new()
-            .load(&toml, &[("KRAKEN_EXPORTER_POLL_INTERVAL", "45s")])
+            .load(
+                &toml,
+                &[
+                    ("KRAKEN_EXPORTER_POLL_INTERVAL", "45s"),
+                    ("KRAKEN_EXPORTER_MAX_BACKOFF", "2h"),
+                    ("KRAKEN_EXPORTER_STALE_AFTER", "20m"),
+                    ("KRAKEN_EXPORTER_PRICE_INTERVAL", "90s"),
+                ],
+            )
             .unwrap();
         assert_eq!(settings.api_url, "http://127.0.0.1:8080");
         assert_eq!(settings.poll_interval, Duration::from_secs(45));
         assert_eq!(settings.request_timeout, Duration::from_secs(3));
         assert_eq!(settings.rebase_multiplier, Some(RebaseMultiplier::Base));
-        assert_eq!(settings.max_backoff, Duration::from_secs(3600));
-        assert_eq!(settings.stale_after, Some(Duration::from_secs(600)));
+        assert_eq!(settings.max_backoff, Duration::from_secs(7200));
+        assert_eq!(settings.stale_after, Some(Duration::from_secs(1200)));
+        assert_eq!(settings.price_interval, Duration::from_secs(90));
     }
 
     #[test]
@@ -625,6 +682,9 @@ mod tests {
             (format!("max_backoff = \"-1m\"\n{ONE_ACCOUNT}"), vec![], vec!["max_backoff"]),
             (format!("stale_after = \"20s\"\n{ONE_ACCOUNT}"), vec![], vec!["stale_after", "poll_interval"]),
             (format!("stale_after = \"soon\"\n{ONE_ACCOUNT}"), vec![], vec!["stale_after", "soon"]),
+            (format!("quote_currencies = [\"USD\", \"\"]\n{ONE_ACCOUNT}"), vec![], vec!["quote_currencies"]),
+            (format!("quote_currencies = [\"USD\", \"ZUSD\"]\n{ONE_ACCOUNT}"), vec![], vec!["quote_currencies", "twice"]),
+            (format!("price_interval = \"1s\"\n{ONE_ACCOUNT}"), vec![], vec!["price_interval", "5s"]),
             (format!("rebase_multiplier = \"double\"\n{ONE_ACCOUNT}"), vec![], vec!["rebase_multiplier", "base"]),
             (format!("api_url = \"ftp://x\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url"]),
             (format!("api_url = \"https://api.kraken.com/0/private\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "path"]),
@@ -663,6 +723,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn quote_currencies_can_be_chosen_or_turned_off() {
+        let fixture = Fixture::new();
+        let two = fixture
+            .load(&format!("quote_currencies = [\"EUR\", \"XXBT\"]\nprice_interval = \"2m\"\n{ONE_ACCOUNT}"), &[])
+            .unwrap();
+        assert_eq!(
+            two.quote_currencies,
+            vec!["EUR".to_string(), "XBT".to_string()]
+        );
+        assert_eq!(two.price_interval, Duration::from_secs(120));
+        let off = fixture
+            .load(&format!("quote_currencies = []\n{ONE_ACCOUNT}"), &[])
+            .unwrap();
+        assert!(off.quote_currencies.is_empty());
     }
 
     #[test]

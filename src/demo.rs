@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -154,6 +154,7 @@ struct SimAccount {
 struct SimInner {
     accounts: HashMap<String, SimAccount>,
     fault: Option<Fault>,
+    public_fault: Option<Fault>,
     requests: Vec<SimRequest>,
     drift: bool,
     rng: u64,
@@ -183,6 +184,9 @@ impl Simulator {
         }));
         let app = Router::new()
             .route(BALANCE_EX_PATH, post(balance_ex))
+            .route("/0/public/Assets", get(public_assets))
+            .route("/0/public/AssetPairs", get(public_asset_pairs))
+            .route("/0/public/Ticker", get(public_ticker))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -225,6 +229,11 @@ impl Simulator {
     /// Sets or clears the fault applied to every following request.
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.lock().fault = fault;
+    }
+
+    /// Sets or clears the fault of the public endpoints (`Assets`, `AssetPairs`, `Ticker`).
+    pub fn set_public_fault(&self, fault: Option<Fault>) {
+        self.lock().public_fault = fault;
     }
 
     /// Lets balances wander a little between polls (the demo's live feel).
@@ -291,34 +300,8 @@ async fn balance_ex(State(inner): State<Shared>, headers: HeaderMap, body: Bytes
         (state.fault.clone(), state.requests.len() - 1)
     };
     // Faults in front of the API (the CDN) answer before Kraken sees the request: no nonce is used.
-    match fault {
-        Some(Fault::Hang) => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            return StatusCode::GATEWAY_TIMEOUT.into_response();
-        }
-        Some(Fault::ServerErrorHtml) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [("content-type", "text/html")],
-                "<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
-            )
-                .into_response()
-        }
-        Some(Fault::CdnPage) => {
-            return (
-                StatusCode::OK,
-                [("content-type", "text/html")],
-                "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>",
-            )
-                .into_response()
-        }
-        Some(Fault::TruncatedJson) => {
-            return (StatusCode::OK, r#"{"error":[],"result":{"ZUSD":{"balance":"25"#).into_response()
-        }
-        Some(Fault::NotEnvelope) => {
-            return (StatusCode::OK, r#"{"message":"ok","data":[1,2,3]}"#).into_response()
-        }
-        Some(Fault::KrakenError(_)) | None => {}
+    if let Some(response) = cdn_fault(fault.as_ref()).await {
+        return response;
     }
 
     let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -339,6 +322,146 @@ async fn balance_ex(State(inner): State<Shared>, headers: HeaderMap, body: Bytes
     let portfolio = &state.accounts[&api_key].portfolio;
     let body = render_portfolio(portfolio, rebase_multiplier.as_deref() == Some("base"));
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+}
+
+/// The answer of a fault that sits in front of the API (CDN, network), if `fault` is one.
+async fn cdn_fault(fault: Option<&Fault>) -> Option<Response> {
+    let response = match fault? {
+        Fault::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Fault::ServerErrorHtml => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/html")],
+            "<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+        )
+            .into_response(),
+        Fault::CdnPage => (
+            StatusCode::OK,
+            [("content-type", "text/html")],
+            "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>",
+        )
+            .into_response(),
+        Fault::TruncatedJson => {
+            (StatusCode::OK, r#"{"error":[],"result":{"ZUSD":{"balance":"25"#).into_response()
+        }
+        Fault::NotEnvelope => (StatusCode::OK, r#"{"message":"ok","data":[1,2,3]}"#).into_response(),
+        Fault::KrakenError(_) => return None,
+    };
+    Some(response)
+}
+
+/// Simulated `Assets`: raw key and altname. `KFEE`'s altname is `FEE`, as on Kraken.
+const SIM_ASSETS: &[(&str, &str)] = &[
+    ("XXBT", "XBT"),
+    ("XETH", "ETH"),
+    ("ZUSD", "USD"),
+    ("ZEUR", "EUR"),
+    ("XXDG", "XDG"),
+    ("DOT", "DOT"),
+    ("ADA", "ADA"),
+    ("USDT", "USDT"),
+    ("USDC", "USDC"),
+    ("SOL", "SOL"),
+    ("KSM", "KSM"),
+    ("XTZ", "XTZ"),
+    ("ETH2", "ETH2"),
+    ("AAPLx", "AAPLx"),
+    ("KFEE", "FEE"),
+    ("XREPV2", "REPV2"),
+];
+
+/// Simulated `AssetPairs` and their last prices: pair key, altname, base, quote, last trade.
+/// USDC has no pair (valued by its peg); ETH, KSM and XDG only against XBT and ADA only against EUR
+/// (valued through one hop); USD in EUR through the inverse of EUR/USD.
+const SIM_PAIRS: &[(&str, &str, &str, &str, &str)] = &[
+    ("XXBTZUSD", "XBTUSD", "XXBT", "ZUSD", "95000.10000"),
+    ("XXBTZEUR", "XBTEUR", "XXBT", "ZEUR", "88000.20000"),
+    ("XETHXXBT", "ETHXBT", "XETH", "XXBT", "0.03579"),
+    ("ZEURZUSD", "EURUSD", "ZEUR", "ZUSD", "1.0795"),
+    ("DOTUSD", "DOTUSD", "DOT", "ZUSD", "7.1234"),
+    ("ADAEUR", "ADAEUR", "ADA", "ZEUR", "0.654300"),
+    ("USDTZUSD", "USDTUSD", "USDT", "ZUSD", "0.99980000"),
+    ("SOLUSD", "SOLUSD", "SOL", "ZUSD", "240.12"),
+    ("KSMXBT", "KSMXBT", "KSM", "XXBT", "0.000321"),
+    ("XTZUSD", "XTZUSD", "XTZ", "ZUSD", "1.2345"),
+    ("XXDGXXBT", "XDGXBT", "XXDG", "XXBT", "0.00000412"),
+    ("AAPLxUSD", "AAPLxUSD", "AAPLx", "ZUSD", "231.45"),
+];
+
+fn envelope(result: Value) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        serde_json::json!({"error": [], "result": result}).to_string(),
+    )
+        .into_response()
+}
+
+async fn public_fault(inner: &Shared) -> Option<Response> {
+    let fault = inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .public_fault
+        .clone();
+    if let Some(Fault::KrakenError(text)) = &fault {
+        return Some(kraken_error(text));
+    }
+    cdn_fault(fault.as_ref()).await
+}
+
+async fn public_assets(State(inner): State<Shared>) -> Response {
+    if let Some(response) = public_fault(&inner).await {
+        return response;
+    }
+    let assets: Map<String, Value> = SIM_ASSETS
+        .iter()
+        .map(|(key, altname)| {
+            let info = serde_json::json!({"aclass": "currency", "altname": altname, "decimals": 10, "display_decimals": 5, "status": "enabled"});
+            (key.to_string(), info)
+        })
+        .collect();
+    envelope(Value::Object(assets))
+}
+
+async fn public_asset_pairs(State(inner): State<Shared>) -> Response {
+    if let Some(response) = public_fault(&inner).await {
+        return response;
+    }
+    let pairs: Map<String, Value> = SIM_PAIRS
+        .iter()
+        .map(|(key, altname, base, quote, _)| {
+            let info = serde_json::json!({"altname": altname, "wsname": format!("{base}/{quote}"), "aclass_base": "currency", "base": base, "aclass_quote": "currency", "quote": quote, "status": "online"});
+            (key.to_string(), info)
+        })
+        .collect();
+    envelope(Value::Object(pairs))
+}
+
+async fn public_ticker(State(inner): State<Shared>) -> Response {
+    if let Some(response) = public_fault(&inner).await {
+        return response;
+    }
+    let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let drift = state.drift;
+    let mut tickers = Map::new();
+    for (key, _, _, _, last) in SIM_PAIRS {
+        let mut price = dec(last);
+        if drift {
+            state.rng ^= state.rng << 13;
+            state.rng ^= state.rng >> 7;
+            state.rng ^= state.rng << 17;
+            let step = i64::try_from(state.rng % 41).unwrap_or(0) - 20;
+            price = (price * (Decimal::ONE + Decimal::new(step, 4))).round_dp(price.scale());
+        }
+        let price = price.to_string();
+        tickers.insert(
+            key.to_string(),
+            serde_json::json!({"a": [price, "1", "1.000"], "b": [price, "1", "1.000"], "c": [price, "0.01000000"], "v": ["100.0", "200.0"], "o": price}),
+        );
+    }
+    envelope(Value::Object(tickers))
 }
 
 /// Kraken's checks, in its order: User-Agent, key, nonce present, signature, nonce increasing.
@@ -523,6 +646,8 @@ pub async fn start_demo() -> std::io::Result<(Simulator, crate::config::Settings
         rebase_multiplier: None,
         max_backoff: crate::config::DEFAULT_MAX_BACKOFF,
         stale_after: None,
+        quote_currencies: vec!["USD".to_string(), "EUR".to_string()],
+        price_interval: crate::config::DEFAULT_PRICE_INTERVAL,
         accounts,
     };
     Ok((simulator, settings))

@@ -13,45 +13,51 @@ use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-/// One text in both encodings.
+/// One text, plain and (compressed on first use, then kept) gzip. Clones share both.
 #[derive(Debug, Default, Clone)]
 pub struct Encoded {
-    pub plain: Bytes,
-    pub gzip: Bytes,
+    inner: Arc<EncodedInner>,
+}
+
+#[derive(Debug, Default)]
+struct EncodedInner {
+    plain: Bytes,
+    gzip: OnceLock<Bytes>,
 }
 
 impl Encoded {
-    /// Compresses `plain` (one gzip member).
+    /// Wraps `plain`; it is compressed (as one gzip member) when first asked for.
     pub fn of(plain: impl Into<Bytes>) -> Self {
-        let plain = plain.into();
-        let gzip = if plain.is_empty() {
-            Bytes::new()
-        } else {
-            gzip(&plain)
-        };
-        Self { plain, gzip }
+        Self {
+            inner: Arc::new(EncodedInner {
+                plain: plain.into(),
+                gzip: OnceLock::new(),
+            }),
+        }
+    }
+
+    pub fn plain(&self) -> &Bytes {
+        &self.inner.plain
+    }
+
+    /// The gzip member, compressed by the first caller: once per text, however many scrapes ask.
+    pub fn gzip(&self) -> &Bytes {
+        self.inner.gzip.get_or_init(|| {
+            if self.inner.plain.is_empty() {
+                Bytes::new()
+            } else {
+                gzip(&self.inner.plain)
+            }
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.plain.is_empty()
-    }
-
-    /// The parts joined, in order.
-    pub fn concat(parts: &[&Encoded]) -> Self {
-        let join = |pick: fn(&Encoded) -> &Bytes| {
-            let mut joined = Vec::with_capacity(parts.iter().map(|p| pick(p).len()).sum());
-            for part in parts {
-                joined.extend_from_slice(pick(part));
-            }
-            Bytes::from(joined)
-        };
-        Self {
-            plain: join(|e| &e.plain),
-            gzip: join(|e| &e.gzip),
-        }
+        self.inner.plain.is_empty()
     }
 }
 
@@ -191,7 +197,7 @@ mod tests {
             ("a=\"5\"", 3.0),
         ];
         let text = family.render(rows.into_iter());
-        let text = std::str::from_utf8(&text.plain).unwrap();
+        let text = std::str::from_utf8(text.plain()).unwrap();
         let values: Vec<&str> = text
             .lines()
             .map(|l| l.rsplit_once(' ').unwrap().1)
@@ -208,12 +214,18 @@ mod tests {
             Encoded::of(""),
             Encoded::of("second\n"),
         ];
-        let joined = Encoded::concat(&parts.iter().collect::<Vec<_>>());
+        let gzip: Vec<u8> = parts.iter().flat_map(|p| p.gzip().to_vec()).collect();
         let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&joined.gzip[..])
+        flate2::read::MultiGzDecoder::new(&gzip[..])
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "first\nsecond\n");
-        assert_eq!(&joined.plain[..], b"first\nsecond\n");
+    }
+
+    #[test]
+    fn gzip_is_computed_once_and_shared_by_clones() {
+        let text = Encoded::of("kraken_up 1\n");
+        let clone = text.clone();
+        assert_eq!(clone.gzip().as_ptr(), text.gzip().as_ptr());
     }
 }

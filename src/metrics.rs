@@ -22,6 +22,7 @@ use rust_decimal::Decimal;
 use crate::config::MinAvailable;
 use crate::exposition::{render_labels, Encoded, GaugeFamily};
 use crate::kraken::{AssetBalance, AssetLabels, ErrorReason};
+use crate::valuation::{AccountValues, ValueRow};
 
 /// The `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -39,6 +40,14 @@ pub struct Metrics {
     balance_headers: Vec<Encoded>,
     /// Per account, the rendered lines of each of [`BALANCE_FAMILIES`].
     balance_chunks: Mutex<BTreeMap<String, Vec<Encoded>>>,
+    /// `# HELP`/`# TYPE` of each of [`VALUE_FAMILIES`].
+    value_headers: Vec<Encoded>,
+    /// Per account, the rendered lines of each of [`VALUE_FAMILIES`].
+    value_chunks: Mutex<BTreeMap<String, Vec<Encoded>>>,
+    asset_price: GaugeVec,
+    unpriced: GaugeVec,
+    prices_up: GaugeVec,
+    prices_last_success: GaugeVec,
     available_min: GaugeVec,
     up: GaugeVec,
     last_success: GaugeVec,
@@ -82,6 +91,12 @@ const BALANCE_FAMILIES: &[BalanceFamily] = &[
 /// How old the process metrics in a scrape may be.
 pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
+/// The families with the labels `{account, asset, family, quote}`: balances valued in a quote currency.
+const VALUE_FAMILIES: &[GaugeFamily] = &[
+    GaugeFamily { name: "kraken_balance_value", help: "kraken_balance valued in the quote currency at Kraken's last trade price (see the README for how prices are found)." },
+    GaugeFamily { name: "kraken_balance_available_value", help: "kraken_balance_available valued in the quote currency at Kraken's last trade price." },
+];
+
 /// What scrapes are served: the published parts and the process part.
 #[derive(Default)]
 struct Exposition {
@@ -102,12 +117,12 @@ pub struct Scrape {
 impl Scrape {
     /// The plain-text chunks, in order.
     pub fn plain(&self) -> Vec<Bytes> {
-        self.parts().map(|part| part.plain.clone()).collect()
+        self.parts().map(|part| part.plain().clone()).collect()
     }
 
     /// The gzip chunks, in order (one gzip member each).
     pub fn gzip(&self) -> Vec<Bytes> {
-        self.parts().map(|part| part.gzip.clone()).collect()
+        self.parts().map(|part| part.gzip().clone()).collect()
     }
 
     fn parts(&self) -> impl Iterator<Item = &Encoded> {
@@ -186,6 +201,12 @@ impl Metrics {
             poll_errors: counter_vec(&registry, "kraken_poll_errors_total", "Failed BalanceEx polls by reason (timeout, http, decode, invalid_key, invalid_signature, invalid_nonce, permission_denied, rate_limited, lockout, unavailable, api_error).", &["account", "reason"]),
             balance_headers: BALANCE_FAMILIES.iter().map(|f| f.family.header()).collect(),
             balance_chunks: Mutex::new(BTreeMap::new()),
+            value_headers: VALUE_FAMILIES.iter().map(GaugeFamily::header).collect(),
+            value_chunks: Mutex::new(BTreeMap::new()),
+            asset_price: gauge_vec(&registry, "kraken_asset_price", "Price of one unit of the asset in the quote currency, from Kraken's last trades (ETH2 at ETH's price; see the README).", &["asset", "quote"]),
+            unpriced: gauge_vec(&registry, "kraken_unpriced_assets", "Balances of the account (asset and family) without a price in at least one quote currency; they get no value series.", &["account"]),
+            prices_up: gauge_vec(&registry, "kraken_prices_up", "1 if the last refresh of prices from Kraken's public API succeeded, 0 if it failed.", &[]),
+            prices_last_success: gauge_vec(&registry, "kraken_prices_last_success_timestamp_seconds", "Unix time of the last successful refresh of prices.", &[]),
             exposition: RwLock::new(Exposition::default()),
             registry,
             process_registry,
@@ -276,29 +297,90 @@ impl Metrics {
             .set(wait.as_secs_f64());
     }
 
-    /// Removes every balance series of an account (its data went stale); thresholds stay.
+    /// Removes every balance and value series of an account (its data went stale); thresholds stay.
     pub fn clear_balances(&self, account: &str) {
         self.replace_balances(account, std::iter::empty());
+        self.replace_values(account, &AccountValues::default());
+    }
+
+    /// Replaces the account's value series and its count of unpriced assets.
+    pub fn replace_values(&self, account: &str, values: &AccountValues) {
+        let rows: Vec<(String, &ValueRow)> = values
+            .rows
+            .iter()
+            .map(|row| {
+                let labels = render_labels(&[
+                    ("account", account),
+                    ("asset", &row.labels.asset),
+                    ("family", row.labels.family.label()),
+                    ("quote", &row.quote),
+                ]);
+                (labels, row)
+            })
+            .collect();
+        let pick: [fn(&ValueRow) -> Decimal; 2] = [|r| r.value, |r| r.available_value];
+        let chunks: Vec<Encoded> = VALUE_FAMILIES
+            .iter()
+            .zip(pick)
+            .map(|(family, amount)| {
+                family.render(
+                    rows.iter()
+                        .map(|(labels, row)| (labels.as_str(), to_f64(amount(row)))),
+                )
+            })
+            .collect();
+        self.value_chunks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.to_string(), chunks);
+        self.unpriced
+            .with_label_values(&[account])
+            .set(values.unpriced as f64);
+    }
+
+    /// Replaces every `kraken_asset_price` series.
+    pub fn set_prices(&self, prices: &[(String, String, Decimal)]) {
+        self.asset_price.reset();
+        for (asset, quote, price) in prices {
+            self.asset_price
+                .with_label_values(&[asset.as_str(), quote.as_str()])
+                .set(to_f64(*price));
+        }
+    }
+
+    /// Records a refresh of prices: `kraken_prices_up` and, on success, its timestamp.
+    pub fn record_price_refresh(&self, succeeded: bool) {
+        let up: &[&str] = &[];
+        self.prices_up
+            .with_label_values(up)
+            .set(if succeeded { 1.0 } else { 0.0 });
+        if succeeded {
+            self.prices_last_success
+                .with_label_values(up)
+                .set(unix_seconds(SystemTime::now()));
+        }
     }
 
     /// Joins the balance chunks and the rendered registry, plain and gzip, for the next scrapes.
     pub fn publish(&self) {
         let registry = Encoded::of(encode(&self.registry));
         let published: Arc<[Encoded]> = {
-            let chunks = self
-                .balance_chunks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
             let mut parts: Vec<Encoded> = Vec::new();
-            for (index, header) in self.balance_headers.iter().enumerate() {
-                let lines: Vec<&Encoded> = chunks
-                    .values()
-                    .map(|account| &account[index])
-                    .filter(|chunk| !chunk.is_empty())
-                    .collect();
-                if !lines.is_empty() {
-                    parts.push(header.clone());
-                    parts.extend(lines.into_iter().cloned());
+            for (headers, chunks) in [
+                (&self.balance_headers, &self.balance_chunks),
+                (&self.value_headers, &self.value_chunks),
+            ] {
+                let chunks = chunks.lock().unwrap_or_else(|p| p.into_inner());
+                for (index, header) in headers.iter().enumerate() {
+                    let lines: Vec<&Encoded> = chunks
+                        .values()
+                        .map(|account| &account[index])
+                        .filter(|chunk| !chunk.is_empty())
+                        .collect();
+                    if !lines.is_empty() {
+                        parts.push(header.clone());
+                        parts.extend(lines.into_iter().cloned());
+                    }
                 }
             }
             parts.push(registry);

@@ -13,10 +13,11 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::kraken::assets::label_all;
+use crate::kraken::assets::{label_all_with, AssetNames};
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::valuation::Valuation;
 
 /// The fixed poll grid of one account.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub struct AccountPoller {
     readiness: Arc<Readiness>,
     warned_collisions: HashSet<String>,
     last_failed: Option<bool>,
+    names: Arc<AssetNames>,
+    valuation: Option<Arc<Valuation>>,
 }
 
 impl AccountPoller {
@@ -71,7 +74,16 @@ impl AccountPoller {
             readiness,
             warned_collisions: HashSet::new(),
             last_failed: None,
+            names: Arc::new(AssetNames::default()),
+            valuation: None,
         }
+    }
+
+    /// Names assets with what Kraken's `Assets` endpoint taught `names`, and values balances.
+    pub fn with_valuation(mut self, names: Arc<AssetNames>, valuation: Arc<Valuation>) -> Self {
+        self.names = names;
+        self.valuation = Some(valuation);
+        self
     }
 
     pub fn account(&self) -> &str {
@@ -85,7 +97,8 @@ impl AccountPoller {
         let elapsed = started.elapsed();
         match &result {
             Ok(balances) => {
-                let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
+                let labelled =
+                    label_all_with(&self.names, balances.assets.iter().map(|a| a.key.as_str()));
                 for key in labelled.collisions {
                     if self.warned_collisions.insert(key.clone()) {
                         tracing::warn!(
@@ -102,6 +115,18 @@ impl AccountPoller {
                         .iter()
                         .map(|a| (&labelled.labels_by_key[&a.key], a)),
                 );
+                if let Some(valuation) = &self.valuation {
+                    let holdings = balances
+                        .assets
+                        .iter()
+                        .map(|a| (labelled.labels_by_key[&a.key].clone(), a.clone()))
+                        .collect();
+                    if let Some((values, prices)) = valuation.set_holdings(&self.account, holdings)
+                    {
+                        self.metrics.replace_values(&self.account, &values);
+                        self.metrics.set_prices(&prices);
+                    }
+                }
                 self.metrics.record_poll(&self.account, elapsed, None);
                 self.readiness.mark_succeeded(&self.account);
                 match self.last_failed {
@@ -162,6 +187,9 @@ impl PollTarget for AccountPoller {
     }
 
     fn went_stale(&mut self) {
+        if let Some(valuation) = &self.valuation {
+            valuation.clear_holdings(&self.account);
+        }
         self.metrics.clear_balances(&self.account);
         self.metrics.publish();
     }

@@ -79,7 +79,10 @@ impl Market {
                 .get(key)
                 .or_else(|| pair.altname.as_ref().and_then(|alt| last_prices.get(alt)));
             if let Some(price) = price {
-                prices.insert((names.modern(&pair.base), names.modern(&pair.quote)), *price);
+                prices.insert(
+                    (names.modern(&pair.base), names.modern(&pair.quote)),
+                    *price,
+                );
             }
         }
         Self { prices }
@@ -121,7 +124,10 @@ impl Market {
         if let Some(price) = self.prices.get(&key) {
             return Some((*price, Route::Direct));
         }
-        if self.prices.contains_key(&(quote.to_string(), asset.to_string())) {
+        if self
+            .prices
+            .contains_key(&(quote.to_string(), asset.to_string()))
+        {
             return self.leg(asset, quote).map(|p| (p, Route::Inverse));
         }
         if let Some((_, peg)) = PEGS.iter().find(|(coin, _)| *coin == asset) {
@@ -140,6 +146,9 @@ impl Market {
             })
     }
 }
+
+/// The price of one unit of an asset (label value) in a quote currency.
+pub type AssetPrice = (String, String, Decimal);
 
 /// One valued balance row.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,21 +226,41 @@ impl Valuation {
         &self.quotes
     }
 
-    /// Records an account's balances; returns its values, or `None` before the first prices.
+    /// Records an account's balances; returns its values and the prices of every held asset, or
+    /// `None` before the first prices.
     pub fn set_holdings(
         &self,
         account: &str,
         holdings: Vec<(AssetLabels, AssetBalance)>,
-    ) -> Option<AccountValues> {
-        let values = {
-            let market = self.market.read().unwrap_or_else(|p| p.into_inner());
-            market.as_ref().map(|m| self.value(account, m, &holdings))
-        };
-        self.holdings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account.to_string(), holdings);
-        values
+    ) -> Option<(AccountValues, Vec<AssetPrice>)> {
+        let market = self.market.read().unwrap_or_else(|p| p.into_inner());
+        let values = market.as_ref().map(|m| self.value(account, m, &holdings));
+        let mut all = self.holdings.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(account.to_string(), holdings);
+        let prices = market.as_ref().map(|m| self.held_prices(m, &all));
+        values.zip(prices)
+    }
+
+    /// The price of every held asset in every quote (where one is found).
+    fn held_prices(
+        &self,
+        market: &Market,
+        holdings: &BTreeMap<String, Vec<(AssetLabels, AssetBalance)>>,
+    ) -> Vec<AssetPrice> {
+        let held: BTreeSet<&str> = holdings
+            .values()
+            .flatten()
+            .map(|(labels, _)| labels.asset.as_str())
+            .collect();
+        held.iter()
+            .flat_map(|asset| {
+                self.quotes.iter().filter_map(|quote| {
+                    market
+                        .price(asset, quote)
+                        .map(|(price, _)| (asset.to_string(), quote.clone(), price))
+                })
+            })
+            .collect()
     }
 
     /// Forgets an account's balances (they went stale).
@@ -243,32 +272,27 @@ impl Valuation {
     }
 
     /// Installs new prices; returns every account's values and the price of every held asset.
-    pub fn set_market(&self, market: Market) -> (BTreeMap<String, AccountValues>, Vec<(String, String, Decimal)>) {
-        let holdings = self.holdings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    pub fn set_market(&self, market: Market) -> (BTreeMap<String, AccountValues>, Vec<AssetPrice>) {
+        let holdings = self
+            .holdings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let values = holdings
             .iter()
             .map(|(account, rows)| (account.clone(), self.value(account, &market, rows)))
             .collect();
-        let held: BTreeSet<&str> = holdings
-            .values()
-            .flatten()
-            .map(|(labels, _)| labels.asset.as_str())
-            .collect();
-        let prices = held
-            .iter()
-            .flat_map(|asset| {
-                self.quotes.iter().filter_map(|quote| {
-                    market
-                        .price(asset, quote)
-                        .map(|(price, _)| (asset.to_string(), quote.clone(), price))
-                })
-            })
-            .collect();
+        let prices = self.held_prices(&market, &holdings);
         *self.market.write().unwrap_or_else(|p| p.into_inner()) = Some(market);
         (values, prices)
     }
 
-    fn value(&self, account: &str, market: &Market, holdings: &[(AssetLabels, AssetBalance)]) -> AccountValues {
+    fn value(
+        &self,
+        account: &str,
+        market: &Market,
+        holdings: &[(AssetLabels, AssetBalance)],
+    ) -> AccountValues {
         let (values, missing) = value_holdings(market, &self.quotes, holdings);
         let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
         for (asset, quote) in missing {
@@ -306,20 +330,41 @@ mod tests {
     fn every_route_prices_exactly() {
         let m = market();
         assert_eq!(m.price("USD", "USD"), Some((Decimal::ONE, Route::Same)));
-        assert_eq!(m.price("XBT", "USD"), Some((dec("95000.10"), Route::Direct)));
+        assert_eq!(
+            m.price("XBT", "USD"),
+            Some((dec("95000.10"), Route::Direct))
+        );
         // Inverse: USD in EUR is 1 / 1.0795, to Decimal's 28 digits.
-        assert_eq!(m.price("USD", "EUR"), Some((Decimal::ONE / dec("1.0795"), Route::Inverse)));
+        assert_eq!(
+            m.price("USD", "EUR"),
+            Some((Decimal::ONE / dec("1.0795"), Route::Inverse))
+        );
         // Peg: USDC has no pair, USDT uses its own.
-        assert_eq!(m.price("USDC", "USD"), Some((Decimal::ONE, Route::Peg("USD"))));
+        assert_eq!(
+            m.price("USDC", "USD"),
+            Some((Decimal::ONE, Route::Peg("USD")))
+        );
         assert_eq!(m.price("USDT", "USD"), Some((dec("0.9998"), Route::Direct)));
-        assert_eq!(m.price("USDC", "EUR"), Some((Decimal::ONE / dec("1.0795"), Route::Peg("USD"))));
+        assert_eq!(
+            m.price("USDC", "EUR"),
+            Some((Decimal::ONE / dec("1.0795"), Route::Peg("USD")))
+        );
         // One hop: ETH -> XBT -> USD; ADA -> EUR -> USD.
-        assert_eq!(m.price("ETH", "USD"), Some((dec("0.03579") * dec("95000.10"), Route::Hop("XBT"))));
-        assert_eq!(m.price("ADA", "USD"), Some((dec("0.6543") * dec("1.0795"), Route::Hop("EUR"))));
+        assert_eq!(
+            m.price("ETH", "USD"),
+            Some((dec("0.03579") * dec("95000.10"), Route::Hop("XBT")))
+        );
+        assert_eq!(
+            m.price("ADA", "USD"),
+            Some((dec("0.6543") * dec("1.0795"), Route::Hop("EUR")))
+        );
         // Underlying: ETH2 is ETH.
         assert_eq!(m.price("ETH2", "USD"), m.price("ETH", "USD"));
         // Tokenized assets by their own pair.
-        assert_eq!(m.price("AAPLx", "USD"), Some((dec("231.45"), Route::Direct)));
+        assert_eq!(
+            m.price("AAPLx", "USD"),
+            Some((dec("231.45"), Route::Direct))
+        );
         // Nothing reaches KFEE.
         assert_eq!(m.price("KFEE", "USD"), None);
     }
@@ -349,19 +394,30 @@ mod tests {
             values
                 .rows
                 .iter()
-                .find(|r| r.labels.asset == asset && r.labels.family.label() == family && r.quote == quote)
+                .find(|r| {
+                    r.labels.asset == asset && r.labels.family.label() == family && r.quote == quote
+                })
                 .cloned()
                 .unwrap()
         };
         let xbt = find("XBT", "spot", "USD");
-        assert_eq!(xbt.value, dec("118132.874350000000"));
+        assert_eq!(xbt.value, dec("118132.624350000000"));
         assert_eq!(xbt.available_value, dec("0.4012") * dec("95000.10"));
         let dot = find("DOT", "staked", "USD");
-        assert_eq!(dot.value, dec("720.3409420167626"));
+        assert_eq!(dot.value, dec("720.34283209076260"));
         let dot_eur = find("DOT", "staked", "EUR");
-        assert_eq!(dot_eur.value, dec("101.1234567890") * (dec("7.1234") * (Decimal::ONE / dec("1.0795"))));
+        assert_eq!(
+            dot_eur.value,
+            dec("101.1234567890") * (dec("7.1234") * (Decimal::ONE / dec("1.0795")))
+        );
         assert_eq!(values.unpriced, 1);
         assert_eq!(values.rows.len(), 4);
-        assert_eq!(missing, vec![("KFEE".to_string(), "USD".to_string()), ("KFEE".to_string(), "EUR".to_string())]);
+        assert_eq!(
+            missing,
+            vec![
+                ("KFEE".to_string(), "USD".to_string()),
+                ("KFEE".to_string(), "EUR".to_string())
+            ]
+        );
     }
 }

@@ -93,6 +93,8 @@ const LEGACY_CODES: &[(&str, &str)] = &[
     ("ZJPY", "JPY"),
     ("ZAUD", "AUD"),
     ("ZCHF", "CHF"),
+    // Kraken's altname for fee credits is FEE; the table pins the familiar key so the label never flips.
+    ("KFEE", "KFEE"),
 ];
 
 /// The modern name of an asset code (`XXBT` -> `XBT`); unknown codes unchanged (`XTZ` -> `XTZ`).
@@ -101,6 +103,62 @@ pub fn modern_code(code: &str) -> &str {
         .iter()
         .find(|(legacy, _)| *legacy == code)
         .map_or(code, |(_, modern)| modern)
+}
+
+/// Asset names learned from Kraken's `Assets` endpoint (altnames), on top of the legacy-code table.
+///
+/// For the codes of the table, the table always wins, so a label never changes when the endpoint comes
+/// and goes (an altname that disagrees is logged once). Other codes take their altname once learned;
+/// learned names are kept for the life of the process, even when later refreshes fail.
+#[derive(Debug, Default)]
+pub struct AssetNames {
+    learned: std::sync::RwLock<HashMap<String, String>>,
+}
+
+impl AssetNames {
+    /// The modern name of a raw code.
+    pub fn modern(&self, code: &str) -> String {
+        if LEGACY_CODES.iter().any(|(legacy, _)| *legacy == code) {
+            return modern_code(code).to_string();
+        }
+        self.learned
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(code)
+            .cloned()
+            .unwrap_or_else(|| code.to_string())
+    }
+
+    /// Learns raw code -> altname pairs (from `GET /0/public/Assets`).
+    pub fn learn<'a>(&self, altnames: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut learned = self.learned.write().unwrap_or_else(|p| p.into_inner());
+        for (code, altname) in altnames {
+            if altname.is_empty() || altname == code {
+                continue;
+            }
+            if let Some((_, table)) = LEGACY_CODES.iter().find(|(legacy, _)| *legacy == code) {
+                // Pinned codes (KFEE) are known to differ; only real renames are worth a warning.
+                if *table != altname && *table != code && !learned.contains_key(code) {
+                    tracing::warn!(code, altname, table = *table, "Kraken's altname differs from the built-in table; keeping the table's name so labels stay stable");
+                }
+            }
+            learned.insert(code.to_string(), altname.to_string());
+        }
+    }
+
+    /// Maps one raw key (`XXBT.M`) to its labels with these names.
+    pub fn classify(&self, raw_key: &str) -> AssetLabels {
+        match raw_key.rsplit_once('.') {
+            Some((base, suffix)) if !base.is_empty() && !suffix.is_empty() => AssetLabels {
+                asset: self.modern(base),
+                family: AssetFamily::from_suffix(suffix),
+            },
+            _ => AssetLabels {
+                asset: self.modern(raw_key),
+                family: AssetFamily::Spot,
+            },
+        }
+    }
 }
 
 /// The label pair of one balance series.
@@ -112,16 +170,7 @@ pub struct AssetLabels {
 
 /// Maps one raw key on its own, without regard to collisions with other keys.
 pub fn classify(raw_key: &str) -> AssetLabels {
-    match raw_key.rsplit_once('.') {
-        Some((base, suffix)) if !base.is_empty() && !suffix.is_empty() => AssetLabels {
-            asset: modern_code(base).to_string(),
-            family: AssetFamily::from_suffix(suffix),
-        },
-        _ => AssetLabels {
-            asset: modern_code(raw_key).to_string(),
-            family: AssetFamily::Spot,
-        },
-    }
+    AssetNames::default().classify(raw_key)
 }
 
 /// Maps every raw key of one response to its labels, keeping series distinct.
@@ -132,9 +181,17 @@ pub fn label_all<'a, I>(raw_keys: I) -> LabelledKeys
 where
     I: IntoIterator<Item = &'a str>,
 {
+    label_all_with(&AssetNames::default(), raw_keys)
+}
+
+/// [`label_all`] with names learned from Kraken.
+pub fn label_all_with<'a, I>(names: &AssetNames, raw_keys: I) -> LabelledKeys
+where
+    I: IntoIterator<Item = &'a str>,
+{
     let classified: Vec<(&str, AssetLabels)> = raw_keys
         .into_iter()
-        .map(|key| (key, classify(key)))
+        .map(|key| (key, names.classify(key)))
         .collect();
     let mut counts: HashMap<&AssetLabels, usize> = HashMap::new();
     for (_, labels) in &classified {
@@ -253,6 +310,31 @@ mod tests {
         let result = label_all(keys);
         let distinct: HashSet<_> = result.labels_by_key.values().collect();
         assert_eq!(distinct.len(), keys.len());
+    }
+
+    #[test]
+    fn learned_altnames_name_new_codes_but_never_change_the_table_codes() {
+        let keys = ["XXBT", "ZUSD", "XETH.S", "XREPV2", "XTZ"];
+        let names = AssetNames::default();
+        let before: Vec<AssetLabels> = keys.iter().map(|k| names.classify(k)).collect();
+        names.learn([
+            ("XXBT", "XBT"),
+            ("ZUSD", "ZUSD"),
+            ("XETH", "ETH"),
+            ("XREPV2", "REPV2"),
+            ("XTZ", "XTZ"),
+        ]);
+        let after: Vec<AssetLabels> = keys.iter().map(|k| names.classify(k)).collect();
+        // Table codes: identical before and after, even where the altname disagrees (ZUSD).
+        assert_eq!(&before[..3], &after[..3]);
+        assert_eq!(after[1].asset, "USD");
+        // A code outside the table takes its altname.
+        assert_eq!(before[3].asset, "XREPV2");
+        assert_eq!(after[3].asset, "REPV2");
+        assert_eq!(after[4].asset, "XTZ");
+        // A later failed refresh learns nothing and forgets nothing.
+        names.learn(std::iter::empty());
+        assert_eq!(names.classify("XREPV2").asset, "REPV2");
     }
 
     #[test]

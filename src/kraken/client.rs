@@ -107,31 +107,41 @@ impl KrakenClient {
         let bytes = response.bytes().await.map_err(transport_error)?;
         drop(nonce_counter);
 
-        let decoded = decode_balance_ex(&bytes);
-        if status.is_success() {
-            return decoded;
-        }
-        match decoded {
-            // A Kraken error envelope with an unusual status still says what went wrong.
-            Err(err) if err.reason != ErrorReason::Decode => Err(err),
-            _ => Err(PollError::new(
-                ErrorReason::Http,
-                format!(
-                    "HTTP {status} from {}: {}",
-                    self.url,
-                    String::from_utf8_lossy(&bytes)
-                        .chars()
-                        .map(|c| if c.is_control() { ' ' } else { c })
-                        .take(80)
-                        .collect::<String>()
-                ),
-            )),
-        }
+        checked(status, &self.url, &bytes, decode_balance_ex)
+    }
+}
+
+/// Decodes a 200 answer; for any other status, Kraken's error if the body is an error envelope,
+/// otherwise an `http` error naming the status.
+pub(crate) fn checked<T>(
+    status: reqwest::StatusCode,
+    url: &str,
+    bytes: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<T, PollError>,
+) -> Result<T, PollError> {
+    let decoded = decode(bytes);
+    if status.is_success() {
+        return decoded;
+    }
+    match decoded {
+        // A Kraken error envelope with an unusual status still says what went wrong.
+        Err(err) if err.reason != ErrorReason::Decode => Err(err),
+        _ => Err(PollError::new(
+            ErrorReason::Http,
+            format!(
+                "HTTP {status} from {url}: {}",
+                String::from_utf8_lossy(bytes)
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .take(80)
+                    .collect::<String>()
+            ),
+        )),
     }
 }
 
 /// A transport failure as a poll error: timeouts apart, the rest (connect, DNS, TLS, reset) as `http`.
-fn transport_error(err: reqwest::Error) -> PollError {
+pub(crate) fn transport_error(err: reqwest::Error) -> PollError {
     let reason = if err.is_timeout() {
         ErrorReason::Timeout
     } else {

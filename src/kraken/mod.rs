@@ -11,6 +11,7 @@ pub mod assets;
 pub mod client;
 pub mod error;
 pub mod nonce;
+pub mod public;
 pub mod response;
 pub mod sign;
 

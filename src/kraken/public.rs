@@ -41,7 +41,11 @@ impl PublicClient {
         }
     }
 
-    async fn get<T>(&self, path: &str, decode: fn(&[u8]) -> Result<T, PollError>) -> Result<T, PollError> {
+    async fn get<T>(
+        &self,
+        path: &str,
+        decode: fn(&[u8]) -> Result<T, PollError>,
+    ) -> Result<T, PollError> {
         let url = format!("{}{path}", self.api_url);
         let response = self.http.get(&url).send().await.map_err(transport_error)?;
         let status = response.status();
@@ -51,12 +55,16 @@ impl PublicClient {
 
     /// Raw asset key -> altname (`XXBT` -> `XBT`).
     pub async fn assets(&self) -> Result<BTreeMap<String, AssetInfo>, PollError> {
-        self.get("/0/public/Assets", |body| decode_map(body, "Assets")).await
+        self.get("/0/public/Assets", |body| decode_map(body, "Assets"))
+            .await
     }
 
     /// Pair key -> base and quote.
     pub async fn asset_pairs(&self) -> Result<BTreeMap<String, PairInfo>, PollError> {
-        self.get("/0/public/AssetPairs", |body| decode_map(body, "AssetPairs")).await
+        self.get("/0/public/AssetPairs", |body| {
+            decode_map(body, "AssetPairs")
+        })
+        .await
     }
 
     /// Pair key -> last trade price, for every pair, in one call.
@@ -65,9 +73,13 @@ impl PublicClient {
     }
 }
 
-fn decode_map<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<BTreeMap<String, T>, PollError> {
+fn decode_map<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<BTreeMap<String, T>, PollError> {
     let result = envelope_result(body)?;
-    serde_json::from_str(result.get()).map_err(|e| decode_error(format!("{what}: unexpected result ({e})")))
+    serde_json::from_str(result.get())
+        .map_err(|e| decode_error(format!("{what}: unexpected result ({e})")))
 }
 
 #[derive(Deserialize)]
@@ -104,7 +116,10 @@ mod tests {
             "BADPAIR":{"c":["0.0","1"]},
             "EMPTY":{"c":[]}}}"#;
         let prices = decode_ticker(body).unwrap();
-        assert_eq!(prices["XXBTZUSD"], Decimal::from_str("95000.10000").unwrap());
+        assert_eq!(
+            prices["XXBTZUSD"],
+            Decimal::from_str("95000.10000").unwrap()
+        );
         assert_eq!(prices["XETHXXBT"], Decimal::from_str("0.03579").unwrap());
         assert_eq!(prices.len(), 2);
     }
@@ -122,8 +137,16 @@ mod tests {
             "AssetPairs",
         )
         .unwrap();
-        assert_eq!((pairs["XXBTZUSD"].base.as_str(), pairs["XXBTZUSD"].quote.as_str()), ("XXBT", "ZUSD"));
-        let err = decode_map::<PairInfo>(br#"{"error":["EGeneral:Invalid arguments"]}"#, "AssetPairs").unwrap_err();
+        assert_eq!(
+            (
+                pairs["XXBTZUSD"].base.as_str(),
+                pairs["XXBTZUSD"].quote.as_str()
+            ),
+            ("XXBT", "ZUSD")
+        );
+        let err =
+            decode_map::<PairInfo>(br#"{"error":["EGeneral:Invalid arguments"]}"#, "AssetPairs")
+                .unwrap_err();
         assert_eq!(err.reason, crate::kraken::ErrorReason::ApiError);
     }
 }

@@ -55,16 +55,21 @@ struct RawAssetBalance<'a> {
     credit_used: Option<&'a RawValue>,
 }
 
-/// Decodes a `BalanceEx` HTTP body: the balances, or the Kraken error, or a decode error.
-pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
+/// The `result` of a Kraken envelope, or its error, or a decode error (every endpoint answers so).
+pub fn envelope_result(body: &[u8]) -> Result<&RawValue, PollError> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|err| not_the_envelope(body, &err))?;
     if !envelope.error.is_empty() {
         return Err(PollError::from_kraken_errors(&envelope.error));
     }
-    let result = envelope
+    envelope
         .result
-        .ok_or_else(|| decode_error("the answer has no error and no \"result\""))?;
+        .ok_or_else(|| decode_error("the answer has no error and no \"result\""))
+}
+
+/// Decodes a `BalanceEx` HTTP body: the balances, or the Kraken error, or a decode error.
+pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
+    let result = envelope_result(body)?;
     let raw: std::collections::BTreeMap<String, RawAssetBalance> =
         serde_json::from_str(result.get()).map_err(|err| {
             decode_error(format!("\"result\" is not a map of asset balances: {err}"))
@@ -111,7 +116,7 @@ pub fn parse_decimal(json: &str) -> Result<Decimal, String> {
     parsed.map_err(|e| format!("{} is not a decimal Kraken could send ({e})", shorten(json)))
 }
 
-fn decode_error(message: impl Into<String>) -> PollError {
+pub(crate) fn decode_error(message: impl Into<String>) -> PollError {
     PollError::new(ErrorReason::Decode, message)
 }
 

@@ -46,6 +46,8 @@ pub fn settings_for(simulator: &Simulator, accounts: &[&TestAccount]) -> Setting
         rebase_multiplier: None,
         max_backoff: kraken_exporter::config::DEFAULT_MAX_BACKOFF,
         stale_after: None,
+        quote_currencies: vec!["USD".to_string(), "EUR".to_string()],
+        price_interval: kraken_exporter::config::DEFAULT_PRICE_INTERVAL,
         accounts: accounts.iter().map(|a| a.settings()).collect(),
     }
 }

@@ -11,4 +11,5 @@ mod resilience;
 mod scenario;
 mod secrets;
 mod server;
+mod valuation;
 mod web;
