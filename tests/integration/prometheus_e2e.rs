@@ -66,6 +66,7 @@ fn dashboard_queries(dashboard: &Value) -> (Vec<(String, String)>, Vec<String>) 
 /// Grafana's variables replaced by values a user would have: every account, asset and family.
 fn with_variables(expr: &str) -> String {
     expr.replace("$__rate_interval", "1m")
+        .replace("$quote", "USD")
         .replace("$account", ".+")
         .replace("$asset", ".+")
         .replace("$family", ".+")
