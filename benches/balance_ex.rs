@@ -36,13 +36,7 @@ fn balance_ex_body(count: usize) -> String {
 fn apply(metrics: &Metrics, body: &[u8]) {
     let balances = decode_balance_ex(body).expect("the benchmark body is valid");
     let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
-    metrics.replace_balances(
-        "account0",
-        balances
-            .assets
-            .iter()
-            .map(|a| (&labelled.labels_by_key[&a.key], a)),
-    );
+    metrics.replace_balances("account0", labelled.labels.iter().zip(&balances.assets));
 }
 
 fn benchmarks(c: &mut Criterion) {
@@ -54,15 +48,12 @@ fn benchmarks(c: &mut Criterion) {
     c.bench_function("decode and apply 1000-asset BalanceEx", |b| {
         b.iter(|| apply(&metrics, black_box(body.as_bytes())))
     });
-    c.bench_function(
-        "decode, apply and publish (render + gzip) 1000 assets",
-        |b| {
-            b.iter(|| {
-                apply(&metrics, black_box(body.as_bytes()));
-                metrics.publish();
-            })
-        },
-    );
+    c.bench_function("decode, apply and publish 1000 assets", |b| {
+        b.iter(|| {
+            apply(&metrics, black_box(body.as_bytes()));
+            metrics.publish();
+        })
+    });
     c.bench_function("scrape body of 1000 assets", |b| {
         b.iter(|| black_box(metrics.scrape()))
     });

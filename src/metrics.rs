@@ -433,8 +433,21 @@ fn encode(registry: &Registry) -> Bytes {
     Bytes::from(buffer)
 }
 
-/// The nearest `f64` to an exact decimal (the decimal text parsed by Rust's correctly rounded parser).
+/// The nearest `f64` to an exact decimal.
+///
+/// A decimal is `mantissa / 10^scale`. When both are exact in `f64` (mantissa up to 2^53, scale up to
+/// 22: every Kraken amount), one IEEE division gives the correctly rounded result; otherwise the decimal
+/// text goes through Rust's correctly rounded parser. Either way the result is the nearest `f64`.
 pub fn to_f64(value: Decimal) -> f64 {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let mantissa = value.mantissa();
+    let scale = value.scale() as usize;
+    if mantissa.unsigned_abs() <= 1u128 << 53 && scale < POW10.len() {
+        return mantissa as f64 / POW10[scale];
+    }
     f64::from_str(&value.to_string()).unwrap_or(f64::NAN)
 }
 

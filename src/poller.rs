@@ -108,18 +108,14 @@ impl AccountPoller {
                         );
                     }
                 }
-                self.metrics.replace_balances(
-                    &self.account,
-                    balances
-                        .assets
-                        .iter()
-                        .map(|a| (&labelled.labels_by_key[&a.key], a)),
-                );
+                self.metrics
+                    .replace_balances(&self.account, labelled.labels.iter().zip(&balances.assets));
                 if let Some(valuation) = &self.valuation {
-                    let holdings = balances
-                        .assets
+                    let holdings = labelled
+                        .labels
                         .iter()
-                        .map(|a| (labelled.labels_by_key[&a.key].clone(), a.clone()))
+                        .cloned()
+                        .zip(balances.assets.iter().cloned())
                         .collect();
                     if let Some((values, prices)) = valuation.set_holdings(&self.account, holdings)
                     {

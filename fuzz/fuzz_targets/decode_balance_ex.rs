@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(balances) = decode_balance_ex(data) {
         let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
-        assert_eq!(labelled.labels_by_key.len(), balances.assets.len());
+        assert_eq!(labelled.labels.len(), balances.assets.len());
         for asset in &balances.assets {
             let _ = asset.available();
         }

@@ -7,7 +7,7 @@
 //! A key with nothing before or after its last dot (`.S`, `USD.`) is kept whole as a spot asset, so every
 //! key maps to exactly one series.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// The earn/staking family of a balance, from the asset key's suffix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -197,33 +197,29 @@ where
     for (_, labels) in &classified {
         *counts.entry(labels).or_default() += 1;
     }
-    let mut labels_by_key = BTreeMap::new();
+    let collided: Vec<bool> = classified.iter().map(|(_, l)| counts[l] > 1).collect();
+    drop(counts);
+    let mut labels = Vec::with_capacity(classified.len());
     let mut collisions = Vec::new();
-    for (key, labels) in &classified {
-        if counts[labels] > 1 {
+    for ((key, mapped), collided) in classified.into_iter().zip(collided) {
+        if collided {
             collisions.push(key.to_string());
-            labels_by_key.insert(
-                key.to_string(),
-                AssetLabels {
-                    asset: key.to_string(),
-                    family: labels.family.clone(),
-                },
-            );
+            labels.push(AssetLabels {
+                asset: key.to_string(),
+                family: mapped.family,
+            });
         } else {
-            labels_by_key.insert(key.to_string(), labels.clone());
+            labels.push(mapped);
         }
     }
-    LabelledKeys {
-        labels_by_key,
-        collisions,
-    }
+    LabelledKeys { labels, collisions }
 }
 
 /// The result of [`label_all`].
 #[derive(Debug, Default)]
 pub struct LabelledKeys {
-    /// Raw key -> labels, one entry per raw key.
-    pub labels_by_key: BTreeMap<String, AssetLabels>,
+    /// The labels of each raw key, in the order the keys were given.
+    pub labels: Vec<AssetLabels>,
     /// Raw keys that kept their raw name because another key mapped to the same labels.
     pub collisions: Vec<String>,
 }
@@ -288,9 +284,10 @@ mod tests {
 
     #[test]
     fn colliding_keys_keep_their_raw_names() {
-        let result = label_all(["XXBT", "XBT", "XBT.M", "ZUSD"]);
+        let keys = ["XXBT", "XBT", "XBT.M", "ZUSD"];
+        let result = label_all(keys);
         let get = |k: &str| {
-            let l = &result.labels_by_key[k];
+            let l = &result.labels[keys.iter().position(|key| *key == k).unwrap()];
             (l.asset.clone(), l.family.label().to_string())
         };
         assert_eq!(get("XXBT"), pair("XXBT", "spot"));
@@ -308,7 +305,7 @@ mod tests {
             "XXBT", "XBT", "XBT.M", "XXBT.M", "ZUSD", "USD", "USD.HOLD", "USD.hold", "XTZ", ".S",
         ];
         let result = label_all(keys);
-        let distinct: HashSet<_> = result.labels_by_key.values().collect();
+        let distinct: HashSet<_> = result.labels.iter().collect();
         assert_eq!(distinct.len(), keys.len());
     }
 

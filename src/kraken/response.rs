@@ -67,13 +67,49 @@ pub fn envelope_result(body: &[u8]) -> Result<&RawValue, PollError> {
         .ok_or_else(|| decode_error("the answer has no error and no \"result\""))
 }
 
+/// The `result` object as (key, balance) pairs in document order: cheaper than a map, which would
+/// allocate a tree node per asset only to be walked once.
+struct AssetMap<'a>(Vec<(String, RawAssetBalance<'a>)>);
+
+impl<'de> Deserialize<'de> for AssetMap<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = AssetMap<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of asset balances")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<String, RawAssetBalance<'de>>()? {
+                    entries.push(entry);
+                }
+                Ok(AssetMap(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
 /// Decodes a `BalanceEx` HTTP body: the balances, or the Kraken error, or a decode error.
 pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
     let result = envelope_result(body)?;
-    let raw: std::collections::BTreeMap<String, RawAssetBalance> =
-        serde_json::from_str(result.get()).map_err(|err| {
-            decode_error(format!("\"result\" is not a map of asset balances: {err}"))
-        })?;
+    let AssetMap(mut raw) = serde_json::from_str(result.get())
+        .map_err(|err| decode_error(format!("\"result\" is not a map of asset balances: {err}")))?;
+    // Sorted by key; of a key given twice, the last one counts (as a JSON object reader would).
+    raw.sort_by(|a, b| a.0.cmp(&b.0));
+    raw.dedup_by(|later, earlier| {
+        let duplicate = later.0 == earlier.0;
+        if duplicate {
+            std::mem::swap(later, earlier);
+        }
+        duplicate
+    });
     let assets = raw
         .into_iter()
         .map(|(key, raw)| {
@@ -218,6 +254,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(balances.assets[0].balance, Decimal::ONE);
+    }
+
+    #[test]
+    fn a_key_given_twice_counts_once_with_its_last_value() {
+        let balances = decode(
+            r#"{"error":[],"result":{"ZUSD":{"balance":"1","hold_trade":"0"},"DOT":{"balance":"3","hold_trade":"0"},"ZUSD":{"balance":"2","hold_trade":"0"}}}"#,
+        )
+        .unwrap();
+        let keys: Vec<&str> = balances.assets.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["DOT", "ZUSD"]);
+        assert_eq!(balances.assets[1].balance, Decimal::from(2));
     }
 
     #[test]

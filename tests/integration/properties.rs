@@ -84,9 +84,9 @@ proptest! {
         )
     ) {
         let labelled = label_all(keys.iter().map(String::as_str));
-        prop_assert_eq!(labelled.labels_by_key.len(), keys.len());
-        let series: HashSet<_> = labelled.labels_by_key.values().collect();
-        prop_assert_eq!(series.len(), keys.len(), "two keys share a series: {:?}", labelled.labels_by_key);
+        prop_assert_eq!(labelled.labels.len(), keys.len());
+        let series: HashSet<_> = labelled.labels.iter().collect();
+        prop_assert_eq!(series.len(), keys.len(), "two keys share a series: {:?}", labelled.labels);
     }
 }
 
@@ -97,4 +97,18 @@ fn decimal_strategy_covers_the_extremes() {
     let body = format!(r#"{{"error":[],"result":{{"X":{{"balance":"{max}","hold_trade":"0"}}}}}}"#);
     let decoded = decode_balance_ex(body.as_bytes()).unwrap();
     assert_eq!(decoded.assets[0].balance, Decimal::from_str(&max).unwrap());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn gauge_values_are_the_nearest_f64_to_the_exact_decimal(
+        mantissa in any::<i64>(),
+        scale in 0u32..=28,
+    ) {
+        let value = Decimal::new(mantissa, scale);
+        let nearest: f64 = value.to_string().parse().unwrap();
+        prop_assert_eq!(kraken_exporter::metrics::to_f64(value), nearest);
+    }
 }
