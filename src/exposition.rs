@@ -114,6 +114,11 @@ pub fn render_labels(pairs: &[(&str, &str)]) -> String {
         }
         out.push_str(name);
         out.push_str("=\"");
+        if !value.contains(['\\', '"', '\n']) {
+            out.push_str(value);
+            out.push('"');
+            continue;
+        }
         for c in value.chars() {
             match c {
                 '\\' => out.push_str("\\\\"),

@@ -135,11 +135,14 @@ pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
 pub fn parse_decimal(json: &str) -> Result<Decimal, String> {
     let json = json.trim();
     let owned;
-    let text = if json.starts_with('"') {
-        owned = serde_json::from_str::<String>(json).map_err(|e| e.to_string())?;
-        owned.trim()
-    } else {
-        json
+    let text = match json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        // The usual case, a plain string like "25435.2100": read in place.
+        Some(inner) if !inner.contains('\\') => inner.trim(),
+        _ if json.starts_with('"') => {
+            owned = serde_json::from_str::<String>(json).map_err(|e| e.to_string())?;
+            owned.trim()
+        }
+        _ => json,
     };
     if text.is_empty() || text == "null" || text == "true" || text == "false" {
         return Err(format!("expected a decimal, got {}", shorten(json)));
