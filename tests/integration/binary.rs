@@ -55,6 +55,19 @@ fn write_config(dir: &std::path::Path, api_url: &str, api_key: &str, secret: &[u
     config.display().to_string()
 }
 
+/// A config for one account against the real API URL (never contacted by these tests).
+fn config_for_kraken(api_key: &'static str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let main = TestAccount::new("main", api_key);
+    let config = write_config(
+        dir.path(),
+        "https://api.kraken.com",
+        main.api_key,
+        &main.secret,
+    );
+    (dir, config)
+}
+
 #[test]
 fn once_in_demo_mode_prints_the_metrics_and_succeeds() {
     let out = exporter(&["--demo", "--once"], &[]);
@@ -106,14 +119,7 @@ async fn once_with_a_wrong_secret_exits_1_and_says_why_without_the_secret() {
 
 #[test]
 fn check_config_summarises_without_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let main = TestAccount::new("main", "KEY-check-config-9876");
-    let config = write_config(
-        dir.path(),
-        "https://api.kraken.com",
-        main.api_key,
-        &main.secret,
-    );
+    let (_dir, config) = config_for_kraken("KEY-check-config-9876");
     let out = exporter(&["--config", &config, "--check-config"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -124,14 +130,7 @@ fn check_config_summarises_without_secrets() {
 
 #[test]
 fn bad_config_exits_non_zero_with_one_line_and_no_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    let config = write_config(
-        dir.path(),
-        "https://api.kraken.com",
-        main.api_key,
-        &main.secret,
-    );
+    let (_dir, config) = config_for_kraken("KEY-main");
     std::fs::write(
         &config,
         std::fs::read_to_string(&config)
@@ -180,14 +179,7 @@ fn environment_alone_configures_a_default_account() {
 #[test]
 fn a_secret_file_readable_by_others_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    let config = write_config(
-        dir.path(),
-        "https://api.kraken.com",
-        main.api_key,
-        &main.secret,
-    );
+    let (dir, config) = config_for_kraken("KEY-main");
     let secret = dir.path().join("secret");
     for (mode, warned) in [(0o600, false), (0o640, true), (0o604, true)] {
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
