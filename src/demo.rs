@@ -449,11 +449,7 @@ async fn public_ticker(State(inner): State<Shared>) -> Response {
     for (key, _, _, _, last) in SIM_PAIRS {
         let mut price = dec(last);
         if drift {
-            state.rng ^= state.rng << 13;
-            state.rng ^= state.rng >> 7;
-            state.rng ^= state.rng << 17;
-            let step = i64::try_from(state.rng % 41).unwrap_or(0) - 20;
-            price = (price * (Decimal::ONE + Decimal::new(step, 4))).round_dp(price.scale());
+            price = (price * drift_factor(&mut state.rng)).round_dp(price.scale());
         }
         let price = price.to_string();
         tickers.insert(
@@ -548,18 +544,22 @@ fn render_portfolio(portfolio: &Portfolio, base: bool) -> String {
     serde_json::json!({"error": [], "result": result}).to_string()
 }
 
-/// Moves spot balances by up to +-0.2% (never below the amount on hold).
+/// A factor between 0.998 and 1.002 in steps of 0.0001, from an xorshift64 state.
+fn drift_factor(rng: &mut u64) -> Decimal {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let step = i64::try_from(*rng % 41).unwrap_or(0) - 20;
+    Decimal::ONE + Decimal::new(step, 4)
+}
+
+/// Moves every balance of the account by up to +-0.2% (never below the amount on hold).
 fn drift(state: &mut SimInner, api_key: &str) {
     let Some(account) = state.accounts.get_mut(api_key) else {
         return;
     };
     for asset in account.portfolio.values_mut() {
-        state.rng ^= state.rng << 13;
-        state.rng ^= state.rng >> 7;
-        state.rng ^= state.rng << 17;
-        // -20..=20 tenths of a permille.
-        let step = i64::try_from(state.rng % 41).unwrap_or(0) - 20;
-        let factor = Decimal::ONE + Decimal::new(step, 4);
+        let factor = drift_factor(&mut state.rng);
         let moved = (asset.balance * factor).round_dp(asset.decimals);
         if moved >= asset.hold_trade {
             asset.balance = moved;
