@@ -222,6 +222,18 @@ fn dockerfile_is_multi_stage_locked_and_non_root() {
         );
     }
     assert!(read(".dockerignore").lines().any(|l| l.trim() == "target/"));
+    // Cargo refuses a manifest whose declared targets are missing: every [[bench]] file must be copied
+    // before the first `cargo build`.
+    let first_build = dockerfile
+        .find("cargo build")
+        .expect("the Dockerfile builds");
+    let manifest = read("Cargo.toml");
+    if manifest.contains("[[bench]]") {
+        assert!(
+            dockerfile[..first_build].contains("COPY benches"),
+            "benches/ copied before building"
+        );
+    }
 }
 
 #[test]
