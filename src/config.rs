@@ -139,6 +139,10 @@ impl Settings {
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
                 .separator("__")
+                // Lists are comma-separated: KRAKEN_EXPORTER_QUOTE_CURRENCIES=USD,EUR.
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("quote_currencies")
                 .source(Some(overrides)),
         );
         let where_ = file.map_or_else(
@@ -278,6 +282,7 @@ const ENV_KEYS: &[&str] = &[
     "max_backoff",
     "stale_after",
     "price_interval",
+    "quote_currencies",
 ];
 
 /// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather
@@ -630,16 +635,22 @@ mod tests {
                     ("KRAKEN_EXPORTER_MAX_BACKOFF", "2h"),
                     ("KRAKEN_EXPORTER_STALE_AFTER", "20m"),
                     ("KRAKEN_EXPORTER_PRICE_INTERVAL", "90s"),
+                    ("KRAKEN_EXPORTER_QUOTE_CURRENCIES", "EUR,XBT"),
+                    ("KRAKEN_EXPORTER_REQUEST_TIMEOUT", "4s"),
                 ],
             )
             .unwrap();
         assert_eq!(settings.api_url, "http://127.0.0.1:8080");
         assert_eq!(settings.poll_interval, Duration::from_secs(45));
-        assert_eq!(settings.request_timeout, Duration::from_secs(3));
         assert_eq!(settings.rebase_multiplier, Some(RebaseMultiplier::Base));
         assert_eq!(settings.max_backoff, Duration::from_secs(7200));
         assert_eq!(settings.stale_after, Some(Duration::from_secs(1200)));
         assert_eq!(settings.price_interval, Duration::from_secs(90));
+        assert_eq!(
+            settings.quote_currencies,
+            vec!["EUR".to_string(), "XBT".to_string()]
+        );
+        assert_eq!(settings.request_timeout, Duration::from_secs(4));
     }
 
     #[test]
