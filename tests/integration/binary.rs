@@ -193,3 +193,23 @@ fn a_secret_file_readable_by_others_is_warned_about() {
         );
     }
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let out = exporter(
+        &["--demo", "--once", "--log-format", "json"],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l["level"].is_string() && l["message"].is_string()));
+    assert!(lines
+        .iter()
+        .any(|l| l["message"] == "first BalanceEx poll succeeded" && l["account"] == "treasury"));
+}
