@@ -5,20 +5,24 @@
 //! `min_version`, `max_version`), `basic_auth_users` (bcrypt hashes `$2y$`, `$2b$`, `$2a$`) and
 //! `http_server_config.headers`. What rustls cannot honour (TLS 1.0/1.1, Go cipher-suite names,
 //! `RequestClientCert`/`RequireAnyClientCert`, which accept unverified client certificates) is refused
-//! with a message rather than silently ignored. The certificate and key are re-read when their files
-//! change, so rotation needs no restart.
+//! with a message rather than silently ignored. The certificate, the key and the client CA file are
+//! re-read when their files change, so rotation needs no restart.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use serde::Deserialize;
 
 /// The parsed and checked web configuration.
@@ -190,21 +194,8 @@ fn build_tls(raw: RawTls, base: &Path) -> Result<ServerConfig, String> {
             let ca_file = raw.client_ca_file.map(resolve).ok_or_else(|| {
                 format!("tls_server_config.client_auth_type {client_auth} needs client_ca_file")
             })?;
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(&ca_file)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?;
-            }
-            let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
-            let builder = if client_auth == "VerifyClientCertIfGiven" {
-                builder.allow_unauthenticated()
-            } else {
-                builder
-            };
-            builder
-                .build()
-                .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?
+            let optional = client_auth == "VerifyClientCertIfGiven";
+            Arc::new(ReloadingClientVerifier::new(ca_file, optional, Arc::clone(&provider))?)
         }
         "RequestClientCert" | "RequireAnyClientCert" => {
             return Err(format!(
@@ -300,6 +291,121 @@ fn load_certified_key(
 
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A verifier of client certificates against the CAs in `ca_file`.
+fn client_verifier(
+    ca_file: &Path,
+    optional: bool,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(ca_file)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?;
+    }
+    let builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
+    let builder = if optional {
+        builder.allow_unauthenticated()
+    } else {
+        builder
+    };
+    builder
+        .build()
+        .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))
+}
+
+/// Verifies client certificates against `client_ca_file`, re-read when the file changes.
+///
+/// It sends no CA hints to clients (the CAs may change under it); clients then offer the certificate
+/// they have, which is what Prometheus and curl do anyway.
+#[derive(Debug)]
+struct ReloadingClientVerifier {
+    ca_file: PathBuf,
+    optional: bool,
+    provider: Arc<CryptoProvider>,
+    current: Mutex<(Option<SystemTime>, Arc<dyn ClientCertVerifier>)>,
+}
+
+impl ReloadingClientVerifier {
+    fn new(
+        ca_file: PathBuf,
+        optional: bool,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, String> {
+        let verifier = client_verifier(&ca_file, optional, &provider)?;
+        Ok(Self {
+            current: Mutex::new((modified(&ca_file), verifier)),
+            ca_file,
+            optional,
+            provider,
+        })
+    }
+
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let stamp = modified(&self.ca_file);
+        if stamp != current.0 {
+            match client_verifier(&self.ca_file, self.optional, &self.provider) {
+                Ok(verifier) => {
+                    tracing::info!(client_ca_file = %self.ca_file.display(), "client CA file reloaded");
+                    *current = (stamp, verifier);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "client CA file changed but cannot be loaded; keeping the previous one")
+                }
+            }
+        }
+        Arc::clone(&current.1)
+    }
+}
+
+impl ClientCertVerifier for ReloadingClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        !self.optional
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
 }
 
 /// Serves the certificate and key from their files, reloading them when either file changes.

@@ -184,6 +184,55 @@ async fn client_certificates_are_required_when_configured() {
 }
 
 #[tokio::test]
+async fn a_rotated_client_ca_file_is_picked_up_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("server CA");
+    let (cert, key) = server_ca.issue("exporter");
+    let (old_clients, new_clients) = (Ca::new("old client CA"), Ca::new("new client CA"));
+    let web = load(
+        dir.path(),
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            write(dir.path(), "tls.crt", &cert),
+            write(dir.path(), "tls.key", &key),
+            write(dir.path(), "clients.crt", &old_clients.pem()),
+        ),
+    )
+    .unwrap();
+    let app = spawn_with_web(web, "https").await;
+    let url = format!("{}/metrics", app.url);
+    let client_of = |ca: &Ca| {
+        let (cert, key) = ca.issue("prometheus");
+        client_trusting(&server_ca.pem())
+            .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    };
+    assert_eq!(
+        client_of(&old_clients)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(client_of(&new_clients).get(&url).send().await.is_err());
+
+    write(dir.path(), "clients.crt", &new_clients.pem());
+    assert_eq!(
+        client_of(&new_clients)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(client_of(&old_clients).get(&url).send().await.is_err());
+}
+
+#[tokio::test]
 async fn basic_auth_protects_metrics_but_not_the_probes() {
     let dir = tempfile::tempdir().unwrap();
     let hash = bcrypt::hash("s3cret-scrape", 4)
