@@ -48,6 +48,8 @@ pub struct Metrics {
     unpriced: GaugeVec,
     prices_up: GaugeVec,
     prices_last_success: GaugeVec,
+    /// The (asset, quote) pairs of `asset_price` currently exported, to remove those that vanish.
+    exported_prices: Mutex<std::collections::BTreeSet<(String, String)>>,
     available_min: GaugeVec,
     up: GaugeVec,
     last_success: GaugeVec,
@@ -207,6 +209,7 @@ impl Metrics {
             unpriced: gauge_vec(&registry, "kraken_unpriced_assets", "Balances of the account (asset and family) without a price in at least one quote currency; they get no value series.", &["account"]),
             prices_up: gauge_vec(&registry, "kraken_prices_up", "1 if the last refresh of prices from Kraken's public API succeeded, 0 if it failed.", &[]),
             prices_last_success: gauge_vec(&registry, "kraken_prices_last_success_timestamp_seconds", "Unix time of the last successful refresh of prices.", &[]),
+            exported_prices: Mutex::new(std::collections::BTreeSet::new()),
             exposition: RwLock::new(Exposition::default()),
             registry,
             process_registry,
@@ -339,13 +342,28 @@ impl Metrics {
     }
 
     /// Replaces every `kraken_asset_price` series.
+    ///
+    /// New values are set before vanished series are removed, so a concurrent publish never sees the
+    /// family emptied half-way.
     pub fn set_prices(&self, prices: &[(String, String, Decimal)]) {
-        self.asset_price.reset();
+        let mut exported = self
+            .exported_prices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut current = std::collections::BTreeSet::new();
         for (asset, quote, price) in prices {
             self.asset_price
                 .with_label_values(&[asset.as_str(), quote.as_str()])
                 .set(to_f64(*price));
+            current.insert((asset.clone(), quote.clone()));
         }
+        for (asset, quote) in exported.difference(&current) {
+            // Present since it was set before; nothing to undo if it is not.
+            let _ = self
+                .asset_price
+                .remove_label_values(&[asset.as_str(), quote.as_str()]);
+        }
+        *exported = current;
     }
 
     /// Records a refresh of prices: `kraken_prices_up` and, on success, its timestamp.
@@ -590,6 +608,27 @@ mod tests {
             first_lines[0].contains(r#"account="a""#) && first_lines[3].contains(r#"account="b""#)
         );
         assert_eq!(text.matches("# TYPE kraken_balance gauge").count(), 1);
+    }
+
+    #[test]
+    fn prices_that_are_no_longer_held_are_removed() {
+        let metrics = Metrics::new(&["a"]);
+        let price = |asset: &str, value: &str| {
+            (
+                asset.to_string(),
+                "USD".to_string(),
+                Decimal::from_str(value).unwrap(),
+            )
+        };
+        metrics.set_prices(&[price("XBT", "95000.1"), price("DOT", "7.5")]);
+        metrics.set_prices(&[price("XBT", "96000")]);
+        metrics.publish();
+        let text = metrics.render_text();
+        assert!(
+            text.contains(r#"kraken_asset_price{asset="XBT",quote="USD"} 96000"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"asset="DOT""#), "{text}");
     }
 
     #[test]
