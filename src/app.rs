@@ -38,7 +38,6 @@ pub struct Application {
     web: WebConfig,
 }
 
-/// The metrics, readiness and one poller per account of a configuration.
 /// Everything a configuration runs: shared metrics and readiness, one poller per account, and the
 /// price task when valuation is on.
 pub struct Parts {
@@ -48,6 +47,7 @@ pub struct Parts {
     pub prices: Option<PriceRefresher>,
 }
 
+/// Builds the [`Parts`] of a configuration, without starting anything.
 pub fn build_pollers(settings: &Settings) -> anyhow::Result<Parts> {
     let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));

@@ -2,8 +2,12 @@
 //!
 //! The schedule is a grid `start + k * poll_interval`: a slow poll does not shift later polls (no drift),
 //! and polls missed while one hung are skipped rather than fired in a burst. On success the account's
-//! balance series are replaced; on failure the last values stay, `kraken_up` drops to 0, the error is
-//! counted by reason and logged once with a hint.
+//! balance series are replaced (and valued, when valuation is on); on failure the last values stay,
+//! `kraken_up` drops to 0, the error is counted by reason and logged once with a hint, and the next
+//! attempt waits out a [`crate::backoff::Backoff`], after which the grid restarts. With `stale_after`,
+//! balances older than that are removed. Accounts start spread over one interval ([`first_polls`]) and
+//! share a bound of [`MAX_CONCURRENT_POLLS`] requests in flight. [`run`] drives any [`PollTarget`], so
+//! the schedule is tested with paused time and no network.
 
 use std::collections::HashSet;
 use std::sync::Arc;
