@@ -222,10 +222,6 @@ impl Valuation {
         }
     }
 
-    pub fn quotes(&self) -> &[String] {
-        &self.quotes
-    }
-
     /// Records an account's balances; returns its values and the prices of every held asset, or
     /// `None` before the first prices.
     pub fn set_holdings(
