@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine;
 use kraken_exporter::demo::{demo_portfolio, Simulator};
 
-use crate::helpers::{Samples, TestAccount};
+use crate::helpers::{simulator_with_main, Samples, TestAccount};
 
 fn exporter(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
@@ -83,9 +83,7 @@ fn once_in_demo_mode_prints_the_metrics_and_succeeds() {
 
 #[tokio::test]
 async fn once_against_a_real_client_succeeds_with_the_right_key() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &simulator.url(), main.api_key, &main.secret);
 

@@ -11,13 +11,11 @@ use kraken_exporter::poller::AccountPoller;
 use kraken_exporter::readiness::Readiness;
 use secrecy::{SecretSlice, SecretString};
 
-use crate::helpers::{settings_for, Samples, TestAccount, TestApp};
+use crate::helpers::{settings_for, simulator_with_main, Samples, TestAccount, TestApp};
 
 #[tokio::test]
 async fn a_failed_poll_keeps_the_last_values_and_recovery_is_automatic() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
     let before = app
         .scrape_until("first poll", |s| s.up("main") == 1.0)
@@ -69,9 +67,7 @@ fn single_poller(
 
 #[tokio::test]
 async fn every_kind_of_failure_is_counted_under_its_reason() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let (mut poller, metrics) = single_poller(&simulator, &main, Duration::from_millis(300));
     poller.poll_once().await.expect("the first poll succeeds");
 

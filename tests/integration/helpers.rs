@@ -214,3 +214,11 @@ pub fn portfolio(entries: &[(&str, SimBalance)]) -> Portfolio {
         .map(|(key, balance)| (key.to_string(), balance.clone()))
         .collect()
 }
+
+/// A running simulator with one account, `main` (API key `KEY-main`), holding `holdings`.
+pub async fn simulator_with_main(holdings: Portfolio) -> (Simulator, TestAccount) {
+    let simulator = Simulator::start().await.expect("the simulator starts");
+    let main = TestAccount::new("main", "KEY-main");
+    simulator.add_account(main.api_key, &main.secret, holdings);
+    (simulator, main)
+}

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
 
-use crate::helpers::{settings_for, TestAccount, TestApp};
+use crate::helpers::{settings_for, simulator_with_main, TestAccount, TestApp};
 
 fn backoff(s: &crate::helpers::Samples) -> f64 {
     s.value(r#"kraken_backoff_seconds{account="main"}"#)
@@ -16,9 +16,7 @@ fn polls(s: &crate::helpers::Samples) -> f64 {
 
 #[tokio::test]
 async fn failures_back_off_exponentially_up_to_the_cap_and_success_resets() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     simulator.set_fault(Some(Fault::KrakenError("EService:Unavailable".into())));
     let mut settings = settings_for(&simulator, &[&main]);
     settings.max_backoff = Duration::from_secs(3);
@@ -53,9 +51,7 @@ async fn failures_back_off_exponentially_up_to_the_cap_and_success_resets() {
 
 #[tokio::test]
 async fn lockout_waits_the_full_max_backoff_and_throttling_waits_until_the_named_time() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     simulator.set_fault(Some(Fault::KrakenError(
         "EGeneral:Temporary lockout".into(),
     )));
@@ -94,9 +90,7 @@ async fn lockout_waits_the_full_max_backoff_and_throttling_waits_until_the_named
 
 #[tokio::test]
 async fn stale_balances_are_removed_and_return_with_the_next_success() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let mut settings = settings_for(&simulator, &[&main]);
     settings.stale_after = Some(Duration::from_millis(2500));
     settings.max_backoff = Duration::from_secs(1);
@@ -131,9 +125,7 @@ async fn stale_balances_are_removed_and_return_with_the_next_success() {
 
 #[tokio::test]
 async fn metrics_answer_promptly_while_a_request_to_kraken_hangs() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let mut settings = settings_for(&simulator, &[&main]);
     settings.request_timeout = Duration::from_secs(30);
     let app = TestApp::spawn(&settings).await;

@@ -3,7 +3,7 @@
 use kraken_exporter::demo::{SimBalance, Simulator};
 use kraken_exporter::kraken::RebaseMultiplier;
 
-use crate::helpers::{portfolio, settings_for, TestAccount, TestApp};
+use crate::helpers::{portfolio, settings_for, simulator_with_main, TestAccount, TestApp};
 
 fn scenario() -> kraken_exporter::demo::Portfolio {
     portfolio(&[
@@ -34,9 +34,7 @@ fn scenario() -> kraken_exporter::demo::Portfolio {
 
 #[tokio::test]
 async fn every_series_of_a_portfolio_is_exported_with_exact_values() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, scenario());
+    let (simulator, main) = simulator_with_main(scenario()).await;
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
     let m = app
         .scrape_until("first poll", |s| s.up("main") == 1.0)
@@ -121,9 +119,7 @@ async fn every_series_of_a_portfolio_is_exported_with_exact_values() {
 
 #[tokio::test]
 async fn vanished_assets_are_removed_after_a_successful_poll() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, scenario());
+    let (simulator, main) = simulator_with_main(scenario()).await;
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
     app.scrape_until("DOT staked exported", |s| {
         s.balance("kraken_balance", "main", "DOT", "staked")
@@ -211,9 +207,7 @@ async fn colliding_asset_keys_keep_their_raw_names() {
 
 #[tokio::test]
 async fn rebase_multiplier_is_sent_when_configured() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, scenario());
+    let (simulator, main) = simulator_with_main(scenario()).await;
     let mut settings = settings_for(&simulator, &[&main]);
     settings.rebase_multiplier = Some(RebaseMultiplier::Base);
     let app = TestApp::spawn(&settings).await;
@@ -233,9 +227,7 @@ async fn rebase_multiplier_is_sent_when_configured() {
 
 #[tokio::test]
 async fn nonces_keep_increasing_across_a_restart() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, scenario());
+    let (simulator, main) = simulator_with_main(scenario()).await;
     let settings = settings_for(&simulator, &[&main]);
 
     let first = TestApp::spawn(&settings).await;
@@ -264,9 +256,7 @@ async fn nonces_keep_increasing_across_a_restart() {
 
 #[tokio::test]
 async fn configured_minimums_are_exported_with_the_same_labels_as_available() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, scenario());
+    let (simulator, main) = simulator_with_main(scenario()).await;
     let mut settings = settings_for(&simulator, &[&main]);
     settings.accounts[0].min_available = vec![
         kraken_exporter::config::MinAvailable {

@@ -1,14 +1,12 @@
 //! The HTTP endpoints: readiness, health, landing page, methods and paths.
 
-use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+use kraken_exporter::demo::{demo_portfolio, Fault};
 
-use crate::helpers::{settings_for, TestAccount, TestApp};
+use crate::helpers::{settings_for, simulator_with_main, TestApp};
 
 #[tokio::test]
 async fn ready_waits_for_every_account_and_health_does_not() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     simulator.set_fault(Some(Fault::KrakenError("EAPI:Invalid key".into())));
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
     app.scrape_until("a failed poll", |s| s.errors("main", "invalid_key") >= 1.0)
@@ -26,9 +24,7 @@ async fn ready_waits_for_every_account_and_health_does_not() {
 
 #[tokio::test]
 async fn landing_page_links_the_endpoints_and_shows_the_version() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
     let page = app.get("/").await.text().await.unwrap();
     for link in [
@@ -43,9 +39,7 @@ async fn landing_page_links_the_endpoints_and_shows_the_version() {
 
 #[tokio::test]
 async fn metrics_answers_get_and_head_only_with_the_text_format() {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
     let url = format!("{}/metrics", app.address);
 
@@ -63,9 +57,7 @@ async fn metrics_answers_get_and_head_only_with_the_text_format() {
 #[tokio::test]
 async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
     use std::io::Read;
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
     app.scrape_until("first poll", |s| s.up("main") == 1.0)
         .await;

@@ -9,7 +9,7 @@ use kraken_exporter::demo::{demo_portfolio, Simulator};
 use kraken_exporter::web_config::WebConfig;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-use crate::helpers::{eventually, settings_for, TestAccount};
+use crate::helpers::{eventually, settings_for, simulator_with_main};
 
 /// A test certificate authority.
 struct Ca {
@@ -58,9 +58,7 @@ impl Drop for WebApp {
 }
 
 async fn spawn_with_web(web: WebConfig, scheme: &str) -> WebApp {
-    let simulator = Simulator::start().await.unwrap();
-    let main = TestAccount::new("main", "KEY-main");
-    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let settings = settings_for(&simulator, &[&main]);
     let app = Application::build_with_web(&settings, "127.0.0.1:0", web)
         .await
@@ -140,24 +138,36 @@ async fn tls_serves_metrics_and_picks_up_a_rotated_certificate() {
         .is_err());
 }
 
+/// TLS with a certificate from `server_ca`, requiring client certificates from the CAs written to
+/// `clients.crt` in `dir`.
+fn mutual_tls(dir: &Path, server_ca: &Ca, client_cas_pem: &str) -> WebConfig {
+    let (cert, key) = server_ca.issue("exporter");
+    load(
+        dir,
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            write(dir, "tls.crt", &cert),
+            write(dir, "tls.key", &key),
+            write(dir, "clients.crt", client_cas_pem),
+        ),
+    )
+    .unwrap()
+}
+
+/// A client trusting `server_ca` that presents a certificate issued by `issuer`.
+fn client_with_certificate(server_ca: &Ca, issuer: &Ca) -> reqwest::Client {
+    let (cert, key) = issuer.issue("prometheus");
+    client_trusting(&server_ca.pem())
+        .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn client_certificates_are_required_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("CA");
-    let (cert, key) = ca.issue("exporter");
-    let (client_cert, client_key) = ca.issue("prometheus");
-    let stranger = Ca::new("other CA").issue("stranger");
-    let web = load(
-        dir.path(),
-        &format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
-            write(dir.path(), "tls.crt", &cert),
-            write(dir.path(), "tls.key", &key),
-            write(dir.path(), "ca.crt", &ca.pem()),
-        ),
-    )
-    .unwrap();
-    let app = spawn_with_web(web, "https").await;
+    let app = spawn_with_web(mutual_tls(dir.path(), &ca, &ca.pem()), "https").await;
     let url = format!("{}/metrics", app.url);
 
     let anonymous = client_trusting(&ca.pem()).build().unwrap();
@@ -165,21 +175,12 @@ async fn client_certificates_are_required_when_configured() {
         anonymous.get(&url).send().await.is_err(),
         "no client certificate is refused"
     );
-    let identity = |(cert, key): (String, String)| {
-        reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap()
-    };
-    let unknown = client_trusting(&ca.pem())
-        .identity(identity(stranger))
-        .build()
-        .unwrap();
+    let unknown = client_with_certificate(&ca, &Ca::new("other CA"));
     assert!(
         unknown.get(&url).send().await.is_err(),
         "a certificate from another CA is refused"
     );
-    let known = client_trusting(&ca.pem())
-        .identity(identity((client_cert, client_key)))
-        .build()
-        .unwrap();
+    let known = client_with_certificate(&ca, &ca);
     assert_eq!(known.get(&url).send().await.unwrap().status(), 200);
 }
 
@@ -187,27 +188,11 @@ async fn client_certificates_are_required_when_configured() {
 async fn a_rotated_client_ca_file_is_picked_up_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server_ca = Ca::new("server CA");
-    let (cert, key) = server_ca.issue("exporter");
     let (old_clients, new_clients) = (Ca::new("old client CA"), Ca::new("new client CA"));
-    let web = load(
-        dir.path(),
-        &format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
-            write(dir.path(), "tls.crt", &cert),
-            write(dir.path(), "tls.key", &key),
-            write(dir.path(), "clients.crt", &old_clients.pem()),
-        ),
-    )
-    .unwrap();
+    let web = mutual_tls(dir.path(), &server_ca, &old_clients.pem());
     let app = spawn_with_web(web, "https").await;
     let url = format!("{}/metrics", app.url);
-    let client_of = |ca: &Ca| {
-        let (cert, key) = ca.issue("prometheus");
-        client_trusting(&server_ca.pem())
-            .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
-            .build()
-            .unwrap()
-    };
+    let client_of = |clients: &Ca| client_with_certificate(&server_ca, clients);
     assert_eq!(
         client_of(&old_clients)
             .get(&url)
