@@ -60,6 +60,8 @@ pub struct AccountPoller {
     readiness: Arc<Readiness>,
     warned_collisions: HashSet<String>,
     last_failed: Option<bool>,
+    /// The wait last exported as `kraken_backoff_seconds`.
+    backoff: Duration,
     names: Arc<AssetNames>,
     valuation: Option<Arc<Valuation>>,
 }
@@ -78,6 +80,7 @@ impl AccountPoller {
             readiness,
             warned_collisions: HashSet::new(),
             last_failed: None,
+            backoff: Duration::ZERO,
             names: Arc::new(AssetNames::default()),
             valuation: None,
         }
@@ -166,7 +169,7 @@ pub trait PollTarget: Send {
     fn account(&self) -> &str;
     /// Polls once.
     fn poll(&mut self) -> impl std::future::Future<Output = Result<(), PollError>> + Send;
-    /// The wait before the next attempt changed (zero after a success).
+    /// The wait before the next attempt, after every poll (zero after a success).
     fn backoff_changed(&mut self, wait: Duration);
     /// The last success is older than `stale_after`.
     fn went_stale(&mut self);
@@ -182,8 +185,12 @@ impl PollTarget for AccountPoller {
     }
 
     fn backoff_changed(&mut self, wait: Duration) {
-        self.metrics.set_backoff(&self.account, wait);
-        self.metrics.publish();
+        // Called after every poll, which has just published; only a new wait needs another render.
+        if wait != self.backoff {
+            self.backoff = wait;
+            self.metrics.set_backoff(&self.account, wait);
+            self.metrics.publish();
+        }
     }
 
     fn went_stale(&mut self) {
