@@ -231,10 +231,18 @@ impl Settings {
             ));
         }
         let mut names = HashSet::new();
+        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
         for account in &accounts {
             if !names.insert(account.name.as_str()) {
                 return Err(err(format!(
                     "accounts: the name {:?} is used twice; every account needs its own name (it is the account label)",
+                    account.name
+                )));
+            }
+            let key = secrecy::ExposeSecret::expose_secret(&account.api_key);
+            if let Some(first) = keys.insert(key, account.name.as_str()) {
+                return Err(err(format!(
+                    "accounts {first:?} and {:?} use the same api_key; Kraken keeps one nonce sequence per key, so two pollers of one key reject each other: give each account its own key",
                     account.name
                 )));
             }
@@ -363,22 +371,64 @@ fn explain_config_error(message: &str, where_: &str) -> String {
 
 fn validate_url(url: &str) -> Result<String, ConfigError> {
     let trimmed = url.trim().trim_end_matches('/');
+    // Never echo a URL that may carry a password: name it without its user-info part.
+    let shown = redact_userinfo(trimmed);
     let parsed = reqwest::Url::parse(trimmed).map_err(|e| {
         err(format!(
-            "api_url = {url:?} is not a valid URL ({e}); use e.g. \"https://api.kraken.com\""
+            "api_url = {shown:?} is not a valid URL ({e}); use e.g. \"https://api.kraken.com\""
         ))
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(err(format!(
-            "api_url = {url:?} must be an http or https URL with a host, e.g. \"https://api.kraken.com\""
+            "api_url = {shown:?} must be an http or https URL with a host, e.g. \"https://api.kraken.com\""
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(err(format!(
+            "api_url = {shown:?} carries a user name or password; Kraken authenticates by API key, so remove the user-info part (it would be printed in logs)"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(err(format!(
+            "api_url = {shown:?} must not contain a query or fragment; give the scheme and host only, e.g. \"https://api.kraken.com\""
         )));
     }
     if parsed.path() != "/" && !parsed.path().is_empty() {
         return Err(err(format!(
-            "api_url = {url:?} must not contain a path; the exporter appends /0/private/BalanceEx itself"
+            "api_url = {shown:?} must not contain a path; the exporter appends /0/private/BalanceEx itself"
+        )));
+    }
+    if parsed.scheme() == "http" && !is_loopback(&parsed) {
+        return Err(err(format!(
+            "api_url = {shown:?} is plain http to a host that is not this machine: the API key, signatures and balances would cross the network in clear text; use https (plain http is allowed to loopback addresses only, for local proxies)"
         )));
     }
     Ok(trimmed.to_string())
+}
+
+/// Whether the URL's host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let host = host.to_ascii_lowercase();
+            host == "localhost" || host.ends_with(".localhost")
+        }
+    }
+}
+
+/// `scheme://user:password@host` shown as `scheme://***@host`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// Parses a humantime duration (`30s`, `1m 30s`); zero is never valid.
@@ -699,6 +749,12 @@ mod tests {
             (format!("rebase_multiplier = \"double\"\n{ONE_ACCOUNT}"), vec![], vec!["rebase_multiplier", "base"]),
             (format!("api_url = \"ftp://x\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url"]),
             (format!("api_url = \"https://api.kraken.com/0/private\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "path"]),
+            (format!("api_url = \"http://api.kraken.com\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "clear text", "https"]),
+            (format!("api_url = \"http://10.0.0.8:8080\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "loopback"]),
+            (format!("api_url = \"https://user:hunter2@api.kraken.com\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "user name or password", "***@api.kraken.com"]),
+            (format!("api_url = \"https://api.kraken.com/?x=1\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "query"]),
+            (format!("api_url = \"https://api.kraken.com#top\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "fragment"]),
+            (format!("{ONE_ACCOUNT}{}", ONE_ACCOUNT.replace("\"main\"", "\"other\"")), vec![], vec!["\"main\"", "\"other\"", "same api_key"]),
             (String::new(), vec![], vec!["no accounts"]),
             (format!("{ONE_ACCOUNT}{ONE_ACCOUNT}"), vec![], vec!["\"main\"", "twice"]),
             (ONE_ACCOUNT.replace("\"main\"", "\"\""), vec![], vec!["name"]),
@@ -727,12 +783,31 @@ mod tests {
             };
             assert!(!message.contains('\n'), "one line: {message}");
             assert!(!message.contains(SECRET), "no secret: {message}");
+            assert!(!message.contains("hunter2"), "no password: {message}");
+            assert!(!message.contains("KEY-abcd"), "no API key: {message}");
             for word in words {
                 assert!(
                     message.contains(word),
                     "{message:?} should mention {word:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn plain_http_is_allowed_to_loopback_addresses_only() {
+        let fixture = Fixture::new();
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.2",
+            "http://[::1]:8080",
+            "http://localhost:3128",
+            "https://10.0.0.8",
+        ] {
+            let settings = fixture
+                .load(&format!("api_url = \"{url}\"\n{ONE_ACCOUNT}"), &[])
+                .unwrap_or_else(|e| panic!("{url} refused: {e}"));
+            assert_eq!(settings.api_url, url);
         }
     }
 

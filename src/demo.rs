@@ -129,6 +129,12 @@ pub enum Fault {
     NotEnvelope,
     /// The Kraken error string in the envelope, after the request passed authentication.
     KrakenError(String),
+    /// HTTP 307 to this `Location`, as a hijacked DNS name or a misconfigured proxy might answer.
+    Redirect(String),
+    /// HTTP 200 with a JSON-looking body that never ends (no `Content-Length`).
+    EndlessBody,
+    /// HTTP 200 announcing a `Content-Length` of 1 GiB.
+    HugeContentLength,
 }
 
 /// What the simulator saw of one request.
@@ -347,9 +353,58 @@ async fn cdn_fault(fault: Option<&Fault>) -> Option<Response> {
             (StatusCode::OK, r#"{"error":[],"result":{"ZUSD":{"balance":"25"#).into_response()
         }
         Fault::NotEnvelope => (StatusCode::OK, r#"{"message":"ok","data":[1,2,3]}"#).into_response(),
+        Fault::Redirect(location) => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [("location", location.as_str())],
+            "",
+        )
+            .into_response(),
+        Fault::EndlessBody => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            axum::body::Body::new(EndlessBody { sent: 0 }),
+        )
+            .into_response(),
+        Fault::HugeContentLength => (
+            StatusCode::OK,
+            [
+                ("content-type", "application/json"),
+                ("content-length", "1073741824"),
+            ],
+            axum::body::Body::new(EndlessBody { sent: 0 }),
+        )
+            .into_response(),
         Fault::KrakenError(_) => return None,
     };
     Some(response)
+}
+
+/// A body of `{"error":[],"result":{"A0":{...},...` that never closes, 64 KiB per frame.
+struct EndlessBody {
+    sent: u64,
+}
+
+impl http_body::Body for EndlessBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let mut chunk = String::with_capacity(64 * 1024 + 64);
+        if self.sent == 0 {
+            chunk.push_str(r#"{"error":[],"result":{"#);
+        }
+        while chunk.len() < 64 * 1024 {
+            self.sent += 1;
+            chunk.push_str(&format!(
+                r#""A{}":{{"balance":"1.0","hold_trade":"0"}},"#,
+                self.sent
+            ));
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(chunk)))))
+    }
 }
 
 /// Simulated `Assets`: raw key and altname. `KFEE`'s altname is `FEE`, as on Kraken.

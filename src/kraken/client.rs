@@ -6,7 +6,7 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use tokio::sync::Mutex;
 
@@ -51,12 +51,20 @@ impl std::fmt::Debug for KrakenClient {
     }
 }
 
-/// Builds the HTTP client shared by all accounts: rustls, a total request timeout, our User-Agent.
+/// The largest answer read from Kraken. A BalanceEx answer of 3,000 assets is about 300 KiB and the
+/// public `AssetPairs` list about 1 MiB; anything larger is not Kraken's API and is refused before it can
+/// take the process's memory.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Builds the HTTP client shared by all accounts: rustls, a total request timeout, our User-Agent, and
+/// no redirects: a redirect would re-send the signed request, `API-Key` and `API-Sign` included, to
+/// wherever the `Location` points.
 pub fn http_client(request_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("kraken_exporter/", env!("CARGO_PKG_VERSION")))
         .timeout(request_timeout)
         .connect_timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 
@@ -93,22 +101,84 @@ impl KrakenClient {
             nonce,
             body.as_bytes(),
         );
+        let mut api_key = HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| {
+            PollError::new(
+                ErrorReason::InvalidKey,
+                "the API key contains characters that cannot be sent in a header",
+            )
+        })?;
+        api_key.set_sensitive(true);
+        let mut api_sign =
+            HeaderValue::from_str(&signature).expect("a base64 signature is a valid header value");
+        api_sign.set_sensitive(true);
         let response = self
             .http
             .post(&self.url)
-            .header("API-Key", self.api_key.expose_secret())
-            .header("API-Sign", signature)
+            .header("API-Key", api_key)
+            .header("API-Sign", api_sign)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let (status, bytes) = read_capped(response, &self.url).await?;
         drop(nonce_counter);
 
         checked(status, &self.url, &bytes, decode_balance_ex)
     }
+}
+
+/// The status and body of an answer, refusing redirects and bodies over [`MAX_RESPONSE_BYTES`]
+/// (checked against `Content-Length` first, then while reading, so memory stays bounded either way).
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    url: &str,
+) -> Result<(reqwest::StatusCode, bytes::Bytes), PollError> {
+    let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .map(|l| printable(&String::from_utf8_lossy(l.as_bytes())))
+            .unwrap_or_else(|| "nowhere".to_string());
+        return Err(PollError::new(
+            ErrorReason::Http,
+            format!(
+                "HTTP {status} from {url} redirects to {location}; redirects are not followed (they would carry the signed request elsewhere): set api_url to the address that answers"
+            ),
+        ));
+    }
+    let too_big = || {
+        PollError::new(
+            ErrorReason::Decode,
+            format!(
+                "the answer from {url} is larger than {} MiB, which no Kraken answer is; refused unread",
+                MAX_RESPONSE_BYTES / (1024 * 1024)
+            ),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body.freeze()))
+}
+
+/// At most 80 characters on one line, for log messages about what a server sent.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(80)
+        .collect()
 }
 
 /// Decodes a 200 answer; for any other status, Kraken's error if the body is an error envelope,
@@ -130,11 +200,7 @@ pub(crate) fn checked<T>(
             ErrorReason::Http,
             format!(
                 "HTTP {status} from {url}: {}",
-                String::from_utf8_lossy(bytes)
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .take(80)
-                    .collect::<String>()
+                printable(&String::from_utf8_lossy(bytes))
             ),
         )),
     }

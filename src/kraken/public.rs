@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::{checked, transport_error};
+use super::client::{checked, read_capped, transport_error};
 use super::error::PollError;
 use super::response::{decode_error, envelope_result, parse_decimal};
 
@@ -48,8 +48,7 @@ impl PublicClient {
     ) -> Result<T, PollError> {
         let url = format!("{}{path}", self.api_url);
         let response = self.http.get(&url).send().await.map_err(transport_error)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let (status, bytes) = read_capped(response, &url).await?;
         checked(status, &url, &bytes, decode)
     }
 

@@ -3,6 +3,7 @@
 mod binary;
 mod deploy;
 mod failures;
+mod hardening;
 mod helpers;
 mod prometheus_e2e;
 mod promtool;

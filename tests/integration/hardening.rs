@@ -1,0 +1,95 @@
+//! What the client refuses from upstream: redirects (which would carry the signed request elsewhere)
+//! and answers too large to be Kraken's.
+
+use std::time::Duration;
+
+use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+use kraken_exporter::kraken::client::{http_client, MAX_RESPONSE_BYTES};
+use kraken_exporter::kraken::public::PublicClient;
+use kraken_exporter::kraken::{ErrorReason, KrakenClient, BALANCE_EX_PATH};
+use secrecy::{SecretSlice, SecretString};
+
+use crate::helpers::{simulator_with_main, TestAccount};
+
+fn client_for(simulator: &Simulator, account: &TestAccount, timeout: Duration) -> KrakenClient {
+    KrakenClient::new(
+        http_client(timeout).unwrap(),
+        &simulator.url(),
+        SecretString::from(account.api_key.to_string()),
+        SecretSlice::from(account.secret.clone()),
+        None,
+    )
+}
+
+#[tokio::test]
+async fn a_redirect_is_an_http_error_naming_the_location_and_is_not_followed() {
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    // Another host that would accept the key: it must never see the signed request.
+    let elsewhere = Simulator::start().await.unwrap();
+    elsewhere.add_account(main.api_key, &main.secret, demo_portfolio());
+    let location = format!("{}{BALANCE_EX_PATH}", elsewhere.url());
+    simulator.set_fault(Some(Fault::Redirect(location.clone())));
+
+    let err = client_for(&simulator, &main, Duration::from_secs(5))
+        .balance_ex()
+        .await
+        .expect_err("a redirect is not an answer");
+    assert_eq!(err.reason, ErrorReason::Http, "{err}");
+    assert!(err.message.contains("307"), "{err}");
+    assert!(err.message.contains(&location), "{err}");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the signed request was re-sent to the redirect target"
+    );
+
+    simulator.set_public_fault(Some(Fault::Redirect(format!(
+        "{}/0/public/Assets",
+        elsewhere.url()
+    ))));
+    let public = PublicClient::new(
+        http_client(Duration::from_secs(5)).unwrap(),
+        &simulator.url(),
+    );
+    let err = public
+        .assets()
+        .await
+        .expect_err("a redirect is not an answer");
+    assert_eq!(err.reason, ErrorReason::Http, "{err}");
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_at_the_size_cap_as_a_decode_error() {
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    simulator.set_fault(Some(Fault::EndlessBody));
+    // With a long timeout, only the cap can end the read: a timeout here would mean it read on.
+    let err = client_for(&simulator, &main, Duration::from_secs(60))
+        .balance_ex()
+        .await
+        .expect_err("an endless answer is refused");
+    assert_eq!(err.reason, ErrorReason::Decode, "{err}");
+    assert!(
+        err.message
+            .contains(&format!("{} MiB", MAX_RESPONSE_BYTES >> 20)),
+        "{err}"
+    );
+
+    simulator.set_public_fault(Some(Fault::EndlessBody));
+    let public = PublicClient::new(
+        http_client(Duration::from_secs(60)).unwrap(),
+        &simulator.url(),
+    );
+    let err = public.last_prices().await.expect_err("refused");
+    assert_eq!(err.reason, ErrorReason::Decode, "{err}");
+}
+
+#[tokio::test]
+async fn an_announced_oversize_answer_is_refused_unread() {
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    simulator.set_fault(Some(Fault::HugeContentLength));
+    let err = client_for(&simulator, &main, Duration::from_secs(60))
+        .balance_ex()
+        .await
+        .expect_err("refused");
+    assert_eq!(err.reason, ErrorReason::Decode, "{err}");
+    assert!(err.message.contains("refused unread"), "{err}");
+}
