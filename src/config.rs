@@ -113,10 +113,52 @@ struct RawMinAvailable {
     amount: Option<String>,
 }
 
+/// The process environment, read once at start; `KRAKEN_API_SECRET` is then removed from the process
+/// and its text overwritten, so it is neither inherited by children nor readable in
+/// `/proc/<pid>/environ`. Call before any thread starts (the environment is not thread-safe).
+pub fn take_environment() -> BTreeMap<String, String> {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    if env.contains_key(SECRET_VARIABLE) {
+        scrub_variable(SECRET_VARIABLE);
+    }
+    env
+}
+
+/// The environment variable that may hold an API secret itself.
+const SECRET_VARIABLE: &str = "KRAKEN_API_SECRET";
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn scrub_variable(name: &str) {
+    let prefix = format!("{name}=");
+    // SAFETY: called before any other thread exists (see `take_environment`), so nothing reads or
+    // changes the environment meanwhile; `environ` is a null-terminated array of null-terminated
+    // strings, and only the bytes of the value (up to its terminator) are overwritten in place.
+    unsafe {
+        let mut entry = libc::environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry);
+            if text.to_bytes().starts_with(prefix.as_bytes()) {
+                let value = (*entry).add(prefix.len());
+                let len = text.to_bytes().len() - prefix.len();
+                std::ptr::write_bytes(value, 0, len);
+            }
+            entry = entry.add(1);
+        }
+    }
+    std::env::remove_var(name);
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn scrub_variable(name: &str) {
+    std::env::remove_var(name);
+}
+
 impl Settings {
-    /// Loads from the process environment and an optional file.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(file, std::env::vars().collect())
+    /// Loads from an environment taken with [`take_environment`] and an optional file.
+    pub fn load(file: Option<&Path>, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, env)
     }
 
     /// Loads with an explicit environment (tests pass their own).

@@ -1,5 +1,6 @@
 //! The `kraken_exporter` command: parse flags, set up logging, run.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,6 +60,8 @@ struct Cli {
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Before any thread starts: the secret variable is removed from the process once read.
+    let environment = kraken_exporter::config::take_environment();
     let cli = Cli::parse();
     if let Err(message) = telemetry::init(cli.log_format) {
         eprintln!("kraken_exporter: error: {message}");
@@ -74,10 +77,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, environment))
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, environment: BTreeMap<String, String>) -> ExitCode {
     // In demo mode the simulator must outlive every poll, so it is held here until exit.
     let (_simulator, settings) = if cli.demo {
         match kraken_exporter::demo::start_demo().await {
@@ -88,7 +91,7 @@ async fn run(cli: Cli) -> ExitCode {
             Err(err) => return fail(format!("cannot start the demo simulator: {err}")),
         }
     } else {
-        match Settings::load(cli.config.as_deref()) {
+        match Settings::load(cli.config.as_deref(), environment) {
             Ok(settings) => (None, settings),
             Err(err) => return fail(err.to_string()),
         }

@@ -5,7 +5,7 @@
 //! request must finish within [`REQUEST_TIMEOUT`], and with `basic_auth_users` configured every path but
 //! `/health` and `/ready` needs credentials: probes carry none, and neither path shows balances.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,21 +75,26 @@ async fn check_and_run(guard: &Guard, request: Request, next: Next) -> Response 
         )
             .into_response();
     }
-    let open_path = matches!(request.uri().path(), "/health" | "/ready");
-    if let (Some(auth), false) = (&guard.auth, open_path) {
-        if !auth
-            .allows(request.headers().get(header::AUTHORIZATION))
-            .await
-        {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Basic realm=\"kraken_exporter\"")],
-                "unauthorized\n",
-            )
-                .into_response();
+    // The timeout covers the wait for a bcrypt slot too, so a flood of wrong passwords cannot hold
+    // requests beyond it.
+    let run = async {
+        let open_path = matches!(request.uri().path(), "/health" | "/ready");
+        if let (Some(auth), false) = (&guard.auth, open_path) {
+            if !auth
+                .allows(request.headers().get(header::AUTHORIZATION))
+                .await
+            {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Basic realm=\"kraken_exporter\"")],
+                    "unauthorized\n",
+                )
+                    .into_response();
+            }
         }
-    }
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        next.run(request).await
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, run).await {
         Ok(response) => response,
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n").into_response(),
     }
@@ -98,28 +103,70 @@ async fn check_and_run(guard: &Guard, request: Request, next: Next) -> Response 
 /// HTTP basic authentication against bcrypt hashes.
 ///
 /// bcrypt is deliberately slow (tens of milliseconds), so a verified `user:password` is remembered by
-/// its SHA-256 (never in clear) and at most two verifications run at once: a scrape with the right
-/// credentials costs a hash lookup, and a flood of wrong passwords cannot take every core.
+/// its SHA-256 (never in clear), in a cache that evicts its oldest entry when full; at most
+/// [`BCRYPT_SLOTS`] verifications run at once, so a flood of wrong passwords cannot take every core.
+/// An unknown user is checked against a dummy hash of the same cost as the configured ones, built at
+/// start, so the time of an answer does not tell which user names exist. Passwords longer than
+/// bcrypt's 72 bytes are refused rather than truncated, so suffixes cannot pass for the password.
 struct BasicAuth {
     users: BTreeMap<String, String>,
-    verified: Mutex<HashSet<[u8; 32]>>,
+    dummy_hash: String,
+    verified: Mutex<Remembered>,
     verifications: Semaphore,
 }
 
-/// Compared against when the user is unknown, so unknown and known users take the same time.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| bcrypt::hash("kraken_exporter", bcrypt::DEFAULT_COST).unwrap_or_default())
+/// How many bcrypt verifications may run at once.
+const BCRYPT_SLOTS: usize = 2;
+
+/// How many verified credentials are remembered.
+const MAX_REMEMBERED: usize = 1024;
+
+/// Fingerprints of verified credentials, oldest first.
+#[derive(Default)]
+struct Remembered {
+    order: VecDeque<[u8; 32]>,
+    set: HashSet<[u8; 32]>,
 }
 
-const MAX_REMEMBERED: usize = 1024;
+impl Remembered {
+    fn contains(&self, fingerprint: &[u8; 32]) -> bool {
+        self.set.contains(fingerprint)
+    }
+
+    fn insert(&mut self, fingerprint: [u8; 32]) {
+        if !self.set.insert(fingerprint) {
+            return;
+        }
+        self.order.push_back(fingerprint);
+        while self.order.len() > MAX_REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// A bcrypt hash of a random password with the cost of the configured hashes (the highest, if they
+/// differ), so that checking an unknown user costs what checking a known one does.
+fn dummy_hash_like(users: &BTreeMap<String, String>) -> String {
+    let cost = users
+        .values()
+        .filter_map(|hash| hash.split('$').nth(2)?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(bcrypt::DEFAULT_COST);
+    let password: [u8; 16] = Sha256::digest(format!("{:?}", std::time::SystemTime::now()))[..16]
+        .try_into()
+        .expect("a SHA-256 digest has 32 bytes");
+    bcrypt::hash(password, cost).unwrap_or_default()
+}
 
 impl BasicAuth {
     fn new(users: BTreeMap<String, String>) -> Self {
         Self {
+            dummy_hash: dummy_hash_like(&users),
             users,
-            verified: Mutex::new(HashSet::new()),
-            verifications: Semaphore::new(2),
+            verified: Mutex::new(Remembered::default()),
+            verifications: Semaphore::new(BCRYPT_SLOTS),
         }
     }
 
@@ -148,24 +195,28 @@ impl BasicAuth {
             return false;
         };
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| dummy_hash().to_string());
-        let matches =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let matches = tokio::task::spawn_blocking(move || {
+            bcrypt::non_truncating_verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
         if matches && known {
-            let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if verified.len() >= MAX_REMEMBERED {
-                verified.clear();
-            }
-            verified.insert(fingerprint);
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(fingerprint);
         }
         matches && known
     }
 }
 
+/// `Basic <base64 user:password>`; the scheme name is case-insensitive (RFC 7617).
 fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
-    let encoded = value.to_str().ok()?.strip_prefix("Basic ")?;
+    let (scheme, encoded) = value.to_str().ok()?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;
@@ -221,6 +272,9 @@ async fn health() -> &'static str {
     "OK\n"
 }
 
+/// 200 once every account has been polled successfully. The answer counts the accounts still waiting
+/// without naming them: `/ready` needs no credentials, and account names are the operator's business
+/// (the log names them).
 async fn ready(State(state): State<ServerState>) -> Response {
     let waiting = state.readiness.waiting();
     if waiting.is_empty() {
@@ -229,8 +283,8 @@ async fn ready(State(state): State<ServerState>) -> Response {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "not ready: no successful BalanceEx poll yet for account(s) {}\n",
-                waiting.join(", ")
+                "not ready: {} account(s) without a successful BalanceEx poll yet\n",
+                waiting.len()
             ),
         )
             .into_response()

@@ -133,3 +133,50 @@ async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
         }
     }
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_secret_given_in_the_environment_is_gone_from_the_process_environment_once_read() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("default", "KEY-env-scrubbed");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    let secret = base64::engine::general_purpose::STANDARD.encode(&main.secret);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
+        .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+        .env_remove("RUST_LOG")
+        .env("KRAKEN_API_KEY", main.api_key)
+        .env("KRAKEN_API_SECRET", &secret)
+        .env("KRAKEN_EXPORTER_API_URL", simulator.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Polling with the secret proves it was read before it was removed.
+    let ready = format!("http://127.0.0.1:{port}/ready");
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(response) = reqwest::get(&ready).await {
+                if response.status() == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(outcome.is_ok(), "the exporter polled with the secret");
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        !environ.contains(&secret),
+        "the secret is still in /proc/<pid>/environ"
+    );
+    assert!(environ.contains("KRAKEN_API_KEY=KEY-env-scrubbed"));
+}

@@ -14,7 +14,9 @@ async fn ready_waits_for_every_account_and_health_does_not() {
 
     let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 503);
-    assert!(ready.text().await.unwrap().contains("main"));
+    let text = ready.text().await.unwrap();
+    assert!(text.contains("1 account(s)"), "{text}");
+    assert!(!text.contains("main"), "/ready names no account: {text}");
     assert_eq!(app.get("/health").await.status(), 200);
 
     simulator.set_fault(None);

@@ -2,6 +2,8 @@
 //! refused bodies, hostile clients, graceful shutdown.
 
 use std::path::Path;
+
+use base64::Engine;
 use std::time::Duration;
 
 use kraken_exporter::app::Application;
@@ -280,8 +282,99 @@ async fn basic_auth_protects_metrics_but_not_the_probes() {
         .unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.headers()["x-frame-options"], "deny");
-    let ready = http.get(format!("{}/ready", app.url)).send().await.unwrap();
-    assert_ne!(ready.status(), 401);
+    eventually("/ready answers 200 without credentials", || async {
+        let ready = http.get(format!("{}/ready", app.url)).send().await.ok()?;
+        (ready.status() == 200).then_some(())
+    })
+    .await;
+
+    // The scheme name is case-insensitive (RFC 7617).
+    let encoded = base64::engine::general_purpose::STANDARD.encode("prometheus:s3cret-scrape");
+    for scheme in ["basic", "BASIC", "Basic"] {
+        let response = http
+            .get(&metrics)
+            .header("authorization", format!("{scheme} {encoded}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn passwords_past_bcrypts_72_bytes_are_refused_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    // A truncating check reads only 72 bytes: any suffix of this password would pass for it.
+    let long = "p".repeat(72);
+    let long_hash = bcrypt::hash(&long, 4).unwrap();
+    let short = "q".repeat(71);
+    let short_hash = bcrypt::hash(&short, 4).unwrap();
+    let web = load(
+        dir.path(),
+        &format!("basic_auth_users:\n  long: '{long_hash}'\n  short: '{short_hash}'\n"),
+    )
+    .unwrap();
+    let app = spawn_with_web(web, "http").await;
+    let http = reqwest::Client::new();
+    let metrics = format!("{}/metrics", app.url);
+    let status = |user: &'static str, password: String| {
+        let request = http.get(&metrics).basic_auth(user, Some(password));
+        async move { request.send().await.unwrap().status() }
+    };
+    for suffix in ["x", "anything", "0123456789"] {
+        assert_eq!(
+            status("long", format!("{long}{suffix}")).await,
+            401,
+            "{suffix}"
+        );
+    }
+    // bcrypt counts a terminating zero byte: 71 bytes is the longest password it reads whole.
+    assert_eq!(status("long", long.clone()).await, 401);
+    assert_eq!(status("short", short.clone()).await, 200);
+    assert_eq!(status("short", format!("{short}x")).await, 401);
+}
+
+#[tokio::test]
+async fn unknown_users_take_as_long_as_known_users_with_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // Cost 10, as `htpasswd -B` and most guides make them.
+    let hash = bcrypt::hash("s3cret-scrape", 10).unwrap();
+    let web = load(
+        dir.path(),
+        &format!("basic_auth_users:\n  prometheus: '{hash}'\n"),
+    )
+    .unwrap();
+    let app = spawn_with_web(web, "http").await;
+    let http = reqwest::Client::new();
+    let metrics = format!("{}/metrics", app.url);
+    let median_time = |user: &'static str| {
+        let http = http.clone();
+        let metrics = metrics.clone();
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let started = std::time::Instant::now();
+                let response = http
+                    .get(&metrics)
+                    .basic_auth(user, Some("wrong"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 401);
+                times.push(started.elapsed());
+            }
+            times.sort();
+            times[2]
+        }
+    };
+    let known = median_time("prometheus").await;
+    let unknown = median_time("nobody").await;
+    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+    // Before the dummy hash had the users' cost, an unknown user took about 3 times as long.
+    assert!(
+        (0.6..1.6).contains(&ratio),
+        "unknown user {unknown:?} vs known user {known:?}"
+    );
 }
 
 #[test]
