@@ -51,10 +51,11 @@ pub struct Parts {
 pub fn build_pollers(settings: &Settings) -> anyhow::Result<Parts> {
     let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));
-    for account in &settings.accounts {
-        metrics.set_minimums(&account.name, &account.min_available);
-    }
-    metrics.publish();
+    metrics.update(|metrics| {
+        for account in &settings.accounts {
+            metrics.set_minimums(&account.name, &account.min_available);
+        }
+    });
     let readiness = Arc::new(Readiness::new(&names));
     let http = http_client(settings.request_timeout).context("cannot create the HTTP client")?;
     let asset_names = Arc::new(AssetNames::default());
@@ -207,11 +208,10 @@ pub async fn poll_all_once(
     } = build_pollers(settings)?;
     if let Some(mut prices) = prices {
         // Values need prices; a failure here costs the values, not the balances or the exit code.
-        let refreshed = prices.refresh().await;
-        if let Err(err) = &refreshed {
+        if let Err(err) = prices.refresh().await {
             tracing::warn!(reason = %err.reason, error = %err.message, "cannot read prices; balances are printed without values");
+            metrics.update(|metrics| metrics.record_price_refresh(false));
         }
-        metrics.record_price_refresh(refreshed.is_ok());
     }
     let results = poll_each_once(pollers).await;
     let failures = results

@@ -106,7 +106,7 @@ impl AccountPoller {
             Ok(balances) => {
                 let labelled =
                     label_all_with(&self.names, balances.assets.iter().map(|a| a.key.as_str()));
-                for key in labelled.collisions {
+                for key in &labelled.collisions {
                     if self.warned_collisions.insert(key.clone()) {
                         tracing::warn!(
                             account = %self.account,
@@ -115,22 +115,28 @@ impl AccountPoller {
                         );
                     }
                 }
-                self.metrics
-                    .replace_balances(&self.account, labelled.labels.iter().zip(&balances.assets));
-                if let Some(valuation) = &self.valuation {
-                    let holdings = labelled
-                        .labels
-                        .iter()
-                        .cloned()
-                        .zip(balances.assets.iter().cloned())
-                        .collect();
-                    if let Some((values, prices)) = valuation.set_holdings(&self.account, holdings)
-                    {
-                        self.metrics.replace_values(&self.account, &values);
-                        self.metrics.set_prices(&prices);
+                self.metrics.update(|metrics| {
+                    // Valued inside the update, so values and the price task's revaluations are
+                    // published in the order they were computed.
+                    let valued = self.valuation.as_ref().and_then(|valuation| {
+                        let holdings = labelled
+                            .labels
+                            .iter()
+                            .cloned()
+                            .zip(balances.assets.iter().cloned())
+                            .collect();
+                        valuation.set_holdings(&self.account, holdings)
+                    });
+                    metrics.replace_balances(
+                        &self.account,
+                        labelled.labels.iter().zip(&balances.assets),
+                    );
+                    if let Some((values, prices)) = &valued {
+                        metrics.replace_values(&self.account, values);
+                        metrics.set_prices(prices);
                     }
-                }
-                self.metrics.record_poll(&self.account, elapsed, None);
+                    metrics.record_poll(&self.account, elapsed, None);
+                });
                 self.readiness.mark_succeeded(&self.account);
                 match self.last_failed {
                     None => {
@@ -146,8 +152,9 @@ impl AccountPoller {
                 self.last_failed = Some(false);
             }
             Err(err) => {
-                self.metrics
-                    .record_poll(&self.account, elapsed, Some(err.reason));
+                self.metrics.update(|metrics| {
+                    metrics.record_poll(&self.account, elapsed, Some(err.reason));
+                });
                 tracing::warn!(
                     account = %self.account,
                     reason = %err.reason,
@@ -158,7 +165,6 @@ impl AccountPoller {
                 self.last_failed = Some(true);
             }
         }
-        self.metrics.publish();
         result.map(|_| ())
     }
 }
@@ -188,17 +194,18 @@ impl PollTarget for AccountPoller {
         // Called after every poll, which has just published; only a new wait needs another render.
         if wait != self.backoff {
             self.backoff = wait;
-            self.metrics.set_backoff(&self.account, wait);
-            self.metrics.publish();
+            self.metrics
+                .update(|metrics| metrics.set_backoff(&self.account, wait));
         }
     }
 
     fn went_stale(&mut self) {
-        if let Some(valuation) = &self.valuation {
-            valuation.clear_holdings(&self.account);
-        }
-        self.metrics.clear_balances(&self.account);
-        self.metrics.publish();
+        self.metrics.update(|metrics| {
+            if let Some(valuation) = &self.valuation {
+                valuation.clear_holdings(&self.account);
+            }
+            metrics.clear_balances(&self.account);
+        });
     }
 }
 

@@ -54,7 +54,8 @@ impl PriceRefresher {
         }
     }
 
-    /// One refresh: names and pairs when due, then last prices, then every account's values.
+    /// One refresh: names and pairs when due, then last prices, then every account's values; a success
+    /// is published with the new values.
     pub async fn refresh(&mut self) -> Result<(), PollError> {
         if due(self.names_at) {
             match self.client.assets().await {
@@ -89,11 +90,14 @@ impl PriceRefresher {
         };
         let last_prices = self.client.last_prices().await?;
         let market = Market::from_kraken(pairs, &last_prices, &self.names);
-        let (values, prices) = self.valuation.set_market(market);
-        for (account, values) in &values {
-            self.metrics.replace_values(account, values);
-        }
-        self.metrics.set_prices(&prices);
+        self.metrics.update(|metrics| {
+            let (values, prices) = self.valuation.set_market(market);
+            for (account, values) in &values {
+                metrics.replace_values(account, values);
+            }
+            metrics.set_prices(&prices);
+            metrics.record_price_refresh(true);
+        });
         Ok(())
     }
 
@@ -105,7 +109,10 @@ impl PriceRefresher {
                 result = self.refresh() => result,
                 _ = shutdown.changed() => return,
             };
-            self.metrics.record_price_refresh(result.is_ok());
+            if result.is_err() {
+                self.metrics
+                    .update(|metrics| metrics.record_price_refresh(false));
+            }
             match result {
                 Ok(()) if failing => {
                     tracing::info!("prices refreshed again");
@@ -117,7 +124,6 @@ impl PriceRefresher {
                     failing = true;
                 }
             }
-            self.metrics.publish();
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
                 _ = shutdown.changed() => return,

@@ -69,16 +69,34 @@ fn config_for_kraken(api_key: &'static str) -> (tempfile::TempDir, String) {
 }
 
 #[test]
-fn once_in_demo_mode_prints_the_metrics_and_succeeds() {
-    let out = exporter(&["--demo", "--once"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let m = Samples::parse(&text(&out.stdout));
-    assert_eq!(m.up("treasury"), 1.0);
-    assert_eq!(m.up("trading"), 1.0);
-    assert!(m
-        .balance("kraken_balance", "treasury", "DOT", "staked")
-        .is_some());
-    assert!(text(&out.stderr).contains("DEMO MODE"));
+fn once_in_demo_mode_prints_what_was_polled_every_time_with_the_other_core_busy() {
+    // Concurrent polls used to publish out of order now and then, printing kraken_up 0 for an account
+    // that had just succeeded; a busy core made it likely.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burner = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        })
+    };
+    let runs: Vec<Output> = (0..20)
+        .map(|_| exporter(&["--demo", "--once"], &[]))
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    burner.join().unwrap();
+    for (run, out) in runs.iter().enumerate() {
+        assert!(out.status.success(), "run {run}: {}", text(&out.stderr));
+        let m = Samples::parse(&text(&out.stdout));
+        assert_eq!(m.up("treasury"), 1.0, "run {run}");
+        assert_eq!(m.up("trading"), 1.0, "run {run}");
+        assert!(m
+            .balance("kraken_balance", "treasury", "DOT", "staked")
+            .is_some());
+        assert!(text(&out.stderr).contains("DEMO MODE"));
+    }
 }
 
 #[tokio::test]

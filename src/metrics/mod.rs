@@ -1,15 +1,22 @@
-//! Every metric family the exporter serves, with its help text, in one place.
+//! Every metric family the exporter serves, and the one place that publishes a new exposition.
 //!
-//! The balance families (thousands of series) are rendered by hand per account in [`crate::exposition`]
-//! when that account's poll succeeds; everything else (per-account health, counters, histograms, build
-//! info, thresholds) lives in a `prometheus` registry. The poller calls [`Metrics::publish`] after each
-//! poll: it renders the registry, joins it with the balance chunks, plain and gzip, and `/metrics` then
-//! serves those shared bytes. Process metrics (CPU, memory, file descriptors) change on their own; they
-//! live in a second, small registry that is re-rendered when a scrape finds it older than
+//! The balance and value families (thousands of series) are rendered by hand per account in
+//! [`families`] when that account's poll succeeds; everything else (per-account health, counters,
+//! histograms, build info, thresholds) lives in a `prometheus` registry.
+//!
+//! **Publishing has one owner.** State changes only through [`Metrics::update`], whose closure gets a
+//! [`Changes`] handle (the only type with setters); when the closure returns, `update` renders the
+//! registry, joins it with the balance chunks (plain and gzip) and stores the result that `/metrics`
+//! serves. Updates are serialised, so a render never overwrites a newer one, and no caller can change
+//! a value and forget to publish it. Process metrics (CPU, memory, file descriptors) change on their
+//! own; they live in a second, small registry that is re-rendered when a scrape finds it older than
 //! [`PROCESS_REFRESH`], so even a flood of scrapes reads `/proc` at most once a second.
 
+mod families;
+
+pub use families::to_f64;
+
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,9 +27,10 @@ use prometheus::{
 use rust_decimal::Decimal;
 
 use crate::config::MinAvailable;
-use crate::exposition::{render_labels, Encoded, GaugeFamily};
+use crate::exposition::{Encoded, GaugeFamily};
 use crate::kraken::{AssetBalance, AssetLabels, ErrorReason};
-use crate::valuation::{AccountValues, ValueRow};
+use crate::valuation::AccountValues;
+use families::{BALANCE_FAMILIES, VALUE_FAMILIES};
 
 /// The `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -58,46 +66,12 @@ pub struct Metrics {
     polls: IntCounterVec,
     poll_errors: IntCounterVec,
     exposition: RwLock<Exposition>,
+    /// Held while a change is applied and published: one update at a time, in order.
+    publishing: Mutex<()>,
 }
-
-/// A balance family: its name and help, and which amount of a balance it exports.
-struct BalanceFamily {
-    family: GaugeFamily,
-    amount: fn(&AssetBalance) -> Decimal,
-}
-
-/// The families with the labels `{account, asset, family}`, one series per asset of each account.
-const BALANCE_FAMILIES: &[BalanceFamily] = &[
-    BalanceFamily {
-        family: GaugeFamily { name: "kraken_balance", help: "Total balance of the asset as reported by Kraken BalanceEx (including held amounts), in units of the asset." },
-        amount: |b| b.balance,
-    },
-    BalanceFamily {
-        family: GaugeFamily { name: "kraken_balance_available", help: "Amount of the asset available to trade or withdraw: balance + credit - credit_used - hold_trade, in units of the asset." },
-        amount: AssetBalance::available,
-    },
-    BalanceFamily {
-        family: GaugeFamily { name: "kraken_balance_credit", help: "Credit line granted in the asset (0 when Kraken reports none), in units of the asset." },
-        amount: |b| b.credit,
-    },
-    BalanceFamily {
-        family: GaugeFamily { name: "kraken_balance_credit_used", help: "Part of the credit line in use (0 when Kraken reports none), in units of the asset." },
-        amount: |b| b.credit_used,
-    },
-    BalanceFamily {
-        family: GaugeFamily { name: "kraken_balance_hold", help: "Amount of the asset on hold for open orders (hold_trade), in units of the asset." },
-        amount: |b| b.hold_trade,
-    },
-];
 
 /// How old the process metrics in a scrape may be.
 pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
-
-/// The families with the labels `{account, asset, family, quote}`: balances valued in a quote currency.
-const VALUE_FAMILIES: &[GaugeFamily] = &[
-    GaugeFamily { name: "kraken_balance_value", help: "kraken_balance valued in the quote currency at Kraken's last trade price (see the README for how prices are found)." },
-    GaugeFamily { name: "kraken_balance_available_value", help: "kraken_balance_available valued in the quote currency at Kraken's last trade price." },
-];
 
 /// What scrapes are served: the published parts and the process part.
 #[derive(Default)]
@@ -211,6 +185,7 @@ impl Metrics {
             prices_last_success: gauge_vec(&registry, "kraken_prices_last_success_timestamp_seconds", "Unix time of the last successful refresh of prices.", &[]),
             exported_prices: Mutex::new(std::collections::BTreeSet::new()),
             exposition: RwLock::new(Exposition::default()),
+            publishing: Mutex::new(()),
             registry,
             process_registry,
         };
@@ -231,6 +206,29 @@ impl Metrics {
         metrics
     }
 
+    /// Applies `change` and publishes the result, as one step: the only way to change what is served.
+    pub fn update<R>(&self, change: impl FnOnce(&Changes<'_>) -> R) -> R {
+        let _publishing = lock(&self.publishing);
+        let result = change(&Changes { metrics: self });
+        self.publish();
+        result
+    }
+}
+
+/// The setters of [`Metrics`], handed out by [`Metrics::update`], which publishes once they are done.
+pub struct Changes<'a> {
+    metrics: &'a Metrics,
+}
+
+impl std::ops::Deref for Changes<'_> {
+    type Target = Metrics;
+
+    fn deref(&self) -> &Metrics {
+        self.metrics
+    }
+}
+
+impl Changes<'_> {
     /// Exports an account's configured minimum available amounts.
     pub fn set_minimums(&self, account: &str, minimums: &[MinAvailable]) {
         for minimum in minimums {
@@ -267,30 +265,8 @@ impl Metrics {
     where
         I: IntoIterator<Item = (&'a AssetLabels, &'a AssetBalance)>,
     {
-        let rows: Vec<(String, &AssetBalance)> = balances
-            .into_iter()
-            .map(|(labels, balance)| {
-                let rendered = render_labels(&[
-                    ("account", account),
-                    ("asset", &labels.asset),
-                    ("family", labels.family.label()),
-                ]);
-                (rendered, balance)
-            })
-            .collect();
-        let chunks: Vec<Encoded> = BALANCE_FAMILIES
-            .iter()
-            .map(|f| {
-                f.family.render(
-                    rows.iter()
-                        .map(|(labels, balance)| (labels.as_str(), to_f64((f.amount)(balance)))),
-                )
-            })
-            .collect();
-        self.balance_chunks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account.to_string(), chunks);
+        let chunks = families::render_balances(account, balances);
+        lock(&self.balance_chunks).insert(account.to_string(), chunks);
     }
 
     /// Sets the current failure backoff of an account (zero after a success).
@@ -308,34 +284,8 @@ impl Metrics {
 
     /// Replaces the account's value series and its count of unpriced assets.
     pub fn replace_values(&self, account: &str, values: &AccountValues) {
-        let rows: Vec<(String, &ValueRow)> = values
-            .rows
-            .iter()
-            .map(|row| {
-                let labels = render_labels(&[
-                    ("account", account),
-                    ("asset", &row.labels.asset),
-                    ("family", row.labels.family.label()),
-                    ("quote", &row.quote),
-                ]);
-                (labels, row)
-            })
-            .collect();
-        let pick: [fn(&ValueRow) -> Decimal; 2] = [|r| r.value, |r| r.available_value];
-        let chunks: Vec<Encoded> = VALUE_FAMILIES
-            .iter()
-            .zip(pick)
-            .map(|(family, amount)| {
-                family.render(
-                    rows.iter()
-                        .map(|(labels, row)| (labels.as_str(), to_f64(amount(row)))),
-                )
-            })
-            .collect();
-        self.value_chunks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account.to_string(), chunks);
+        let chunks = families::render_values(account, values);
+        lock(&self.value_chunks).insert(account.to_string(), chunks);
         self.unpriced
             .with_label_values(&[account])
             .set(values.unpriced as f64);
@@ -346,10 +296,7 @@ impl Metrics {
     /// New values are set before vanished series are removed, so a concurrent publish never sees the
     /// family emptied half-way.
     pub fn set_prices(&self, prices: &[(String, String, Decimal)]) {
-        let mut exported = self
-            .exported_prices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut exported = lock(&self.exported_prices);
         let mut current = std::collections::BTreeSet::new();
         for (asset, quote, price) in prices {
             self.asset_price
@@ -378,9 +325,12 @@ impl Metrics {
                 .set(unix_seconds(SystemTime::now()));
         }
     }
+}
 
+impl Metrics {
     /// Joins the balance chunks and the rendered registry, plain and gzip, for the next scrapes.
-    pub fn publish(&self) {
+    /// Callers hold `publishing` (or own the only reference, in [`Metrics::new`]).
+    fn publish(&self) {
         let registry = Encoded::of(encode(&self.registry));
         let published: Arc<[Encoded]> = {
             let mut parts: Vec<Encoded> = Vec::new();
@@ -388,7 +338,7 @@ impl Metrics {
                 (&self.balance_headers, &self.balance_chunks),
                 (&self.value_headers, &self.value_chunks),
             ] {
-                let chunks = chunks.lock().unwrap_or_else(|p| p.into_inner());
+                let chunks = lock(chunks);
                 for (index, header) in headers.iter().enumerate() {
                     let lines: Vec<&Encoded> = chunks
                         .values()
@@ -451,22 +401,12 @@ fn encode(registry: &Registry) -> Bytes {
     Bytes::from(buffer)
 }
 
-/// The nearest `f64` to an exact decimal.
-///
-/// A decimal is `mantissa / 10^scale`. When both are exact in `f64` (mantissa up to 2^53, scale up to
-/// 22: every Kraken amount), one IEEE division gives the correctly rounded result; otherwise the decimal
-/// text goes through Rust's correctly rounded parser. Either way the result is the nearest `f64`.
-pub fn to_f64(value: Decimal) -> f64 {
-    const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    ];
-    let mantissa = value.mantissa();
-    let scale = value.scale() as usize;
-    if mantissa.unsigned_abs() <= 1u128 << 53 && scale < POW10.len() {
-        return mantissa as f64 / POW10[scale];
-    }
-    f64::from_str(&value.to_string()).unwrap_or(f64::NAN)
+/// Locks a mutex, recovering the data if a thread panicked while holding it: every value behind these
+/// locks is replaced whole, so a panic cannot leave one half-written.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unix_seconds(time: SystemTime) -> f64 {
@@ -478,6 +418,7 @@ fn unix_seconds(time: SystemTime) -> f64 {
 mod tests {
     use super::*;
     use crate::kraken::assets::classify;
+    use std::str::FromStr;
 
     fn balance(key: &str, amount: &str) -> (AssetLabels, AssetBalance) {
         (
@@ -506,11 +447,10 @@ mod tests {
     fn replacing_balances_removes_vanished_series_only_for_that_account() {
         let metrics = Metrics::new(&["a", "b"]);
         let first = [balance("XXBT", "1"), balance("DOT.S", "2")];
-        metrics.replace_balances("a", first.iter().map(|(l, b)| (l, b)));
-        metrics.replace_balances("b", first.iter().map(|(l, b)| (l, b)));
+        metrics.update(|m| m.replace_balances("a", first.iter().map(|(l, b)| (l, b))));
+        metrics.update(|m| m.replace_balances("b", first.iter().map(|(l, b)| (l, b))));
         let second = [balance("XXBT", "3")];
-        metrics.replace_balances("a", second.iter().map(|(l, b)| (l, b)));
-        metrics.publish();
+        metrics.update(|m| m.replace_balances("a", second.iter().map(|(l, b)| (l, b))));
         let text = metrics.render_text();
         assert!(
             text.contains(r#"kraken_balance{account="a",asset="XBT",family="spot"} 3"#),
@@ -527,16 +467,27 @@ mod tests {
     }
 
     #[test]
-    fn scrapes_serve_what_was_last_published() {
-        let metrics = Metrics::new(&["a"]);
-        metrics.record_poll("a", Duration::from_millis(5), None);
-        assert!(metrics
-            .render_text()
-            .contains(r#"kraken_up{account="a"} 0"#));
-        metrics.publish();
-        assert!(metrics
-            .render_text()
-            .contains(r#"kraken_up{account="a"} 1"#));
+    fn concurrent_updates_never_leave_an_older_render_published() {
+        // Each update renders and stores under one lock: the last render stored is the newest state.
+        let accounts: Vec<String> = (0..8).map(|i| format!("a{i}")).collect();
+        for _ in 0..50 {
+            let metrics = Metrics::new(&accounts);
+            std::thread::scope(|scope| {
+                for account in &accounts {
+                    let metrics = &metrics;
+                    scope.spawn(move || {
+                        metrics.update(|m| m.record_poll(account, Duration::from_millis(5), None))
+                    });
+                }
+            });
+            let text = metrics.render_text();
+            for account in &accounts {
+                assert!(
+                    text.contains(&format!(r#"kraken_up{{account="{account}"}} 1"#)),
+                    "{account}: {text}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -544,9 +495,8 @@ mod tests {
         use std::io::Read;
         let metrics = Metrics::new(&["a"]);
         let first = [balance("XXBT", "1.5"), balance("DOT.S", "2")];
-        metrics.replace_balances("a", first.iter().map(|(l, b)| (l, b)));
-        metrics.record_poll("a", Duration::from_millis(5), None);
-        metrics.publish();
+        metrics.update(|m| m.replace_balances("a", first.iter().map(|(l, b)| (l, b))));
+        metrics.update(|m| m.record_poll("a", Duration::from_millis(5), None));
         let body = metrics.scrape();
         let gzip: Vec<u8> = body.gzip().concat();
         let plain: Vec<u8> = body.plain().concat();
@@ -570,7 +520,7 @@ mod tests {
             assert_eq!(a.as_ptr(), b.as_ptr());
         }
         assert_eq!(first.gzip()[0].as_ptr(), second.gzip()[0].as_ptr());
-        metrics.publish();
+        metrics.update(|_| {});
         assert_ne!(
             metrics.scrape().plain()[0].as_ptr(),
             first.plain()[0].as_ptr()
@@ -581,9 +531,8 @@ mod tests {
     fn balance_families_are_contiguous_and_sorted_by_account() {
         let metrics = Metrics::new(&["b", "a"]);
         let assets = [balance("XXBT", "1"), balance("ZUSD", "2")];
-        metrics.replace_balances("b", assets.iter().map(|(l, b)| (l, b)));
-        metrics.replace_balances("a", assets.iter().map(|(l, b)| (l, b)));
-        metrics.publish();
+        metrics.update(|m| m.replace_balances("b", assets.iter().map(|(l, b)| (l, b))));
+        metrics.update(|m| m.replace_balances("a", assets.iter().map(|(l, b)| (l, b))));
         let text = metrics.render_text();
         let names: Vec<&str> = text
             .lines()
@@ -620,9 +569,8 @@ mod tests {
                 Decimal::from_str(value).unwrap(),
             )
         };
-        metrics.set_prices(&[price("XBT", "95000.1"), price("DOT", "7.5")]);
-        metrics.set_prices(&[price("XBT", "96000")]);
-        metrics.publish();
+        metrics.update(|m| m.set_prices(&[price("XBT", "95000.1"), price("DOT", "7.5")]));
+        metrics.update(|m| m.set_prices(&[price("XBT", "96000")]));
         let text = metrics.render_text();
         assert!(
             text.contains(r#"kraken_asset_price{asset="XBT",quote="USD"} 96000"#),
