@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kraken_exporter::kraken::assets::label_all;
-use kraken_exporter::kraken::response::decode_balance_ex;
+use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::metrics::Metrics;
 
 /// A Kraken-shaped answer with `count` assets over every family, amounts as 10-decimal strings.

@@ -13,6 +13,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::collectors;
 use crate::config::Settings;
 use crate::kraken::assets::AssetNames;
 use crate::kraken::client::http_client;
@@ -58,15 +59,17 @@ pub fn build_pollers(settings: &Settings) -> anyhow::Result<Parts> {
     });
     let readiness = Arc::new(Readiness::new(&names));
     let http = http_client(settings.request_timeout).context("cannot create the HTTP client")?;
-    let asset_names = Arc::new(AssetNames::default());
-    let valuation = (!settings.quote_currencies.is_empty())
-        .then(|| Arc::new(Valuation::new(settings.quote_currencies.clone())));
-    let prices = valuation.as_ref().map(|valuation| {
+    let shared = collectors::Shared {
+        names: Arc::new(AssetNames::default()),
+        valuation: (!settings.quote_currencies.is_empty())
+            .then(|| Arc::new(Valuation::new(settings.quote_currencies.clone()))),
+    };
+    let prices = shared.valuation.as_ref().map(|valuation| {
         PriceRefresher::new(
             PublicClient::new(http.clone(), &settings.api_url),
             Arc::clone(valuation),
             Arc::clone(&metrics),
-            Arc::clone(&asset_names),
+            Arc::clone(&shared.names),
         )
     });
     let pollers = settings
@@ -78,20 +81,14 @@ pub fn build_pollers(settings: &Settings) -> anyhow::Result<Parts> {
                 &settings.api_url,
                 account.api_key.clone(),
                 account.api_secret.clone(),
-                settings.rebase_multiplier,
             );
-            let poller = AccountPoller::new(
+            AccountPoller::new(
                 account.name.clone(),
                 client,
+                collectors::for_account(settings.rebase_multiplier, &shared),
                 Arc::clone(&metrics),
                 Arc::clone(&readiness),
-            );
-            match &valuation {
-                Some(valuation) => {
-                    poller.with_valuation(Arc::clone(&asset_names), Arc::clone(valuation))
-                }
-                None => poller,
-            }
+            )
         })
         .collect();
     Ok(Parts {

@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod collectors;
 pub mod config;
 pub mod demo;
 pub mod exposition;

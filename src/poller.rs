@@ -1,4 +1,5 @@
-//! One task per account: poll `BalanceEx` on a fixed schedule and update the metrics.
+//! One task per account: poll its endpoints ([`crate::collectors`]) on a fixed schedule and update the
+//! metrics.
 //!
 //! The schedule is a grid `start + k * poll_interval`: a slow poll does not shift later polls (no drift),
 //! and polls missed while one hung are skipped rather than fired in a burst. On success the account's
@@ -9,7 +10,6 @@
 //! share a bound of [`MAX_CONCURRENT_POLLS`] requests in flight. [`run`] drives any [`PollTarget`], so
 //! the schedule is tested with paused time and no network.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,11 +17,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::kraken::assets::{label_all_with, AssetNames};
+use crate::collectors::Collector;
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::valuation::Valuation;
 
 /// The fixed poll grid of one account.
 #[derive(Debug, Clone)]
@@ -52,120 +51,117 @@ impl Schedule {
     }
 }
 
-/// Polls one account and publishes what it learns.
+/// Polls one account's endpoints and publishes what it learns.
 pub struct AccountPoller {
     account: String,
     client: KrakenClient,
+    /// The endpoints, polled in this order; the first (`BalanceEx`) decides `kraken_up`.
+    collectors: Vec<Box<dyn Collector>>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
-    warned_collisions: HashSet<String>,
     last_failed: Option<bool>,
     /// The wait last exported as `kraken_backoff_seconds`.
     backoff: Duration,
-    names: Arc<AssetNames>,
-    valuation: Option<Arc<Valuation>>,
 }
 
 impl AccountPoller {
     pub fn new(
         account: String,
         client: KrakenClient,
+        collectors: Vec<Box<dyn Collector>>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
     ) -> Self {
         Self {
             account,
             client,
+            collectors,
             metrics,
             readiness,
-            warned_collisions: HashSet::new(),
             last_failed: None,
             backoff: Duration::ZERO,
-            names: Arc::new(AssetNames::default()),
-            valuation: None,
         }
-    }
-
-    /// Names assets with what Kraken's `Assets` endpoint taught `names`, and values balances.
-    pub fn with_valuation(mut self, names: Arc<AssetNames>, valuation: Arc<Valuation>) -> Self {
-        self.names = names;
-        self.valuation = Some(valuation);
-        self
     }
 
     pub fn account(&self) -> &str {
         &self.account
     }
 
-    /// Polls once, updates and publishes the metrics, logs the outcome.
+    /// Polls every endpoint once, in order, publishes each outcome, logs it; the result is the first
+    /// endpoint's.
     pub async fn poll_once(&mut self) -> Result<(), PollError> {
-        let started = Instant::now();
-        let result = self.client.balance_ex().await;
-        let elapsed = started.elapsed();
-        match &result {
-            Ok(balances) => {
-                let labelled =
-                    label_all_with(&self.names, balances.assets.iter().map(|a| a.key.as_str()));
-                for key in &labelled.collisions {
-                    if self.warned_collisions.insert(key.clone()) {
-                        tracing::warn!(
-                            account = %self.account,
-                            raw_key = %key,
-                            "two asset keys map to the same asset and family; both are exported under their raw key"
-                        );
+        let mut primary = Ok(());
+        for (index, collector) in self.collectors.iter_mut().enumerate() {
+            let endpoint = collector.endpoint();
+            let started = Instant::now();
+            let result = collector.fetch(&self.client).await;
+            let elapsed = started.elapsed();
+            let account = self.account.as_str();
+            if index > 0 {
+                // Endpoints after the first keep their own health (none is configured yet).
+                match &result {
+                    Ok(_) => self.metrics.update(|m| collector.apply(account, m)),
+                    Err(err) => {
+                        tracing::warn!(account, endpoint, reason = %err.reason, error = %err.message, hint = err.reason.hint(), "poll failed; keeping the last values")
                     }
                 }
-                self.metrics.update(|metrics| {
-                    // Valued inside the update, so values and the price task's revaluations are
-                    // published in the order they were computed.
-                    let valued = self.valuation.as_ref().and_then(|valuation| {
-                        let holdings = labelled
-                            .labels
-                            .iter()
-                            .cloned()
-                            .zip(balances.assets.iter().cloned())
-                            .collect();
-                        valuation.set_holdings(&self.account, holdings)
+                continue;
+            }
+            match &result {
+                Ok(items) => {
+                    self.metrics.update(|m| {
+                        collector.apply(account, m);
+                        m.record_poll(account, elapsed, None);
                     });
-                    metrics.replace_balances(
-                        &self.account,
-                        labelled.labels.iter().zip(&balances.assets),
-                    );
-                    if let Some((values, prices)) = &valued {
-                        metrics.replace_values(&self.account, values);
-                        metrics.set_prices(prices);
+                    self.readiness.mark_succeeded(account);
+                    match self.last_failed {
+                        None => {
+                            tracing::info!(
+                                account,
+                                endpoint,
+                                assets = items,
+                                "first BalanceEx poll succeeded"
+                            )
+                        }
+                        Some(true) => {
+                            tracing::info!(
+                                account,
+                                endpoint,
+                                assets = items,
+                                "BalanceEx poll succeeded again"
+                            )
+                        }
+                        Some(false) => {
+                            tracing::debug!(
+                                account,
+                                endpoint,
+                                assets = items,
+                                duration_ms = elapsed.as_millis() as u64,
+                                "BalanceEx poll succeeded"
+                            )
+                        }
                     }
-                    metrics.record_poll(&self.account, elapsed, None);
-                });
-                self.readiness.mark_succeeded(&self.account);
-                match self.last_failed {
-                    None => {
-                        tracing::info!(account = %self.account, assets = balances.assets.len(), "first BalanceEx poll succeeded")
-                    }
-                    Some(true) => {
-                        tracing::info!(account = %self.account, assets = balances.assets.len(), "BalanceEx poll succeeded again")
-                    }
-                    Some(false) => {
-                        tracing::debug!(account = %self.account, assets = balances.assets.len(), duration_ms = elapsed.as_millis() as u64, "BalanceEx poll succeeded")
-                    }
+                    self.last_failed = Some(false);
                 }
-                self.last_failed = Some(false);
+                Err(err) => {
+                    self.metrics
+                        .update(|m| m.record_poll(account, elapsed, Some(err.reason)));
+                    tracing::warn!(
+                        account,
+                        endpoint,
+                        reason = %err.reason,
+                        error = %err.message,
+                        hint = err.reason.hint(),
+                        "BalanceEx poll failed; keeping the last values"
+                    );
+                    self.last_failed = Some(true);
+                    // The key failed; later endpoints would fail the same way and cost rate budget.
+                    return Err(err.clone());
+                }
             }
-            Err(err) => {
-                self.metrics.update(|metrics| {
-                    metrics.record_poll(&self.account, elapsed, Some(err.reason));
-                });
-                tracing::warn!(
-                    account = %self.account,
-                    reason = %err.reason,
-                    error = %err.message,
-                    hint = err.reason.hint(),
-                    "BalanceEx poll failed; keeping the last values"
-                );
-                self.last_failed = Some(true);
-            }
+            primary = result.map(|_| ());
         }
-        result.map(|_| ())
+        primary
     }
 }
 
@@ -200,11 +196,12 @@ impl PollTarget for AccountPoller {
     }
 
     fn went_stale(&mut self) {
-        self.metrics.update(|metrics| {
-            if let Some(valuation) = &self.valuation {
-                valuation.clear_holdings(&self.account);
+        let account = self.account.as_str();
+        let collectors = &mut self.collectors;
+        self.metrics.update(|m| {
+            for collector in collectors.iter_mut() {
+                collector.clear(account, m);
             }
-            metrics.clear_balances(&self.account);
         });
     }
 }

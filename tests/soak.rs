@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kraken_exporter::collectors;
 use kraken_exporter::demo::{demo_portfolio, Fault, Portfolio, SimBalance, Simulator};
 use kraken_exporter::kraken::client::http_client;
 use kraken_exporter::kraken::KrakenClient;
@@ -67,11 +68,11 @@ async fn many_cycles_through_random_faults_stay_exact_and_bounded() {
         &simulator.url(),
         SecretString::from(main.api_key.to_string()),
         SecretSlice::from(main.secret.clone()),
-        None,
     );
     let mut poller = AccountPoller::new(
         "main".into(),
         client,
+        collectors::for_account(None, &collectors::Shared::default()),
         Arc::clone(&metrics),
         Arc::new(Readiness::new(&["main"])),
     );

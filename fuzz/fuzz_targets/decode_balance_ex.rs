@@ -3,7 +3,7 @@
 #![no_main]
 
 use kraken_exporter::kraken::assets::label_all;
-use kraken_exporter::kraken::response::decode_balance_ex;
+use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,8 @@
-//! One signed `POST /0/private/BalanceEx` per call.
+//! The signed private call every endpoint uses, and the guards on what comes back (no redirects, a cap
+//! on the answer's size).
 //!
 //! The nonce is taken, the body signed, sent and answered under one lock per API key, so exactly one
-//! request per account is in flight and nonces reach Kraken in the order they were issued.
+//! request per key is in flight and nonces reach Kraken in the order they were issued.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -12,9 +13,7 @@ use tokio::sync::Mutex;
 
 use super::error::{ErrorReason, PollError};
 use super::nonce::NonceCounter;
-use super::response::{decode_balance_ex, Balances};
 use super::sign::api_sign;
-use super::BALANCE_EX_PATH;
 
 /// The `rebase_multiplier` request field (rebasing tokens only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +31,20 @@ impl RebaseMultiplier {
     }
 }
 
-/// The client for one Kraken API key.
+/// The client for one Kraken API key: signs and sends private calls. Each endpoint adds its method in
+/// its own module (`balance_ex.rs`: [`KrakenClient::balance_ex`]).
 pub struct KrakenClient {
     http: reqwest::Client,
-    url: String,
+    api_url: String,
     api_key: SecretString,
     secret: SecretSlice<u8>,
-    rebase_multiplier: Option<RebaseMultiplier>,
     nonce: Mutex<NonceCounter>,
 }
 
 impl std::fmt::Debug for KrakenClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KrakenClient")
-            .field("url", &self.url)
+            .field("api_url", &self.api_url)
             .field("api_key", &"[REDACTED]")
             .finish_non_exhaustive()
     }
@@ -75,32 +74,38 @@ impl KrakenClient {
         api_url: &str,
         api_key: SecretString,
         secret: SecretSlice<u8>,
-        rebase_multiplier: Option<RebaseMultiplier>,
     ) -> Self {
         Self {
             http,
-            url: format!("{}{}", api_url.trim_end_matches('/'), BALANCE_EX_PATH),
+            api_url: api_url.trim_end_matches('/').to_string(),
             api_key,
             secret,
-            rebase_multiplier,
             nonce: Mutex::new(NonceCounter::default()),
         }
     }
 
-    /// Calls `BalanceEx` once.
-    pub async fn balance_ex(&self) -> Result<Balances, PollError> {
+    /// One signed `POST` of `path` with `nonce` and `fields` as a form body, decoded by `decode`.
+    ///
+    /// The nonce is taken, the body signed, sent and answered under one lock per API key, so one
+    /// request per key is in flight and nonces reach Kraken in the order they were issued, whatever
+    /// the endpoint.
+    pub(crate) async fn call<T>(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        decode: fn(&[u8]) -> Result<T, PollError>,
+    ) -> Result<T, PollError> {
+        let url = format!("{}{path}", self.api_url);
         let mut nonce_counter = self.nonce.lock().await;
         let nonce = nonce_counter.next_now();
-        let body = match self.rebase_multiplier {
-            None => format!("nonce={nonce}"),
-            Some(rebase) => format!("nonce={nonce}&rebase_multiplier={}", rebase.as_str()),
-        };
-        let signature = api_sign(
-            self.secret.expose_secret(),
-            BALANCE_EX_PATH,
-            nonce,
-            body.as_bytes(),
-        );
+        let mut body = format!("nonce={nonce}");
+        for (name, value) in fields {
+            body.push('&');
+            body.push_str(name);
+            body.push('=');
+            body.push_str(value);
+        }
+        let signature = api_sign(self.secret.expose_secret(), path, nonce, body.as_bytes());
         let mut api_key = HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| {
             PollError::new(
                 ErrorReason::InvalidKey,
@@ -113,7 +118,7 @@ impl KrakenClient {
         api_sign.set_sensitive(true);
         let response = self
             .http
-            .post(&self.url)
+            .post(&url)
             .header("API-Key", api_key)
             .header("API-Sign", api_sign)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -121,10 +126,10 @@ impl KrakenClient {
             .send()
             .await
             .map_err(transport_error)?;
-        let (status, bytes) = read_capped(response, &self.url).await?;
+        let (status, bytes) = read_capped(response, &url).await?;
         drop(nonce_counter);
 
-        checked(status, &self.url, &bytes, decode_balance_ex)
+        checked(status, &url, &bytes, decode)
     }
 }
 

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::client::{checked, read_capped, transport_error};
+use super::envelope::{decode_error, envelope_result, parse_decimal};
 use super::error::PollError;
-use super::response::{decode_error, envelope_result, parse_decimal};
 
 /// One asset of `GET /0/public/Assets`.
 #[derive(Debug, Clone, Deserialize)]

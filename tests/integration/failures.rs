@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kraken_exporter::collectors;
 use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
 use kraken_exporter::kraken::client::http_client;
 use kraken_exporter::kraken::{ErrorReason, KrakenClient};
@@ -54,11 +55,11 @@ fn single_poller(
         &simulator.url(),
         SecretString::from(account.api_key.to_string()),
         SecretSlice::from(account.secret.clone()),
-        None,
     );
     let poller = AccountPoller::new(
         account.name.to_string(),
         client,
+        collectors::for_account(None, &collectors::Shared::default()),
         Arc::clone(&metrics),
         readiness,
     );
@@ -150,8 +151,7 @@ async fn unreachable_kraken_is_an_http_error() {
         &url,
         SecretString::from(main.api_key.to_string()),
         SecretSlice::from(main.secret.clone()),
-        None,
     );
-    let err = client.balance_ex().await.unwrap_err();
+    let err = client.balance_ex(None).await.unwrap_err();
     assert_eq!(err.reason, ErrorReason::Http, "{err}");
 }

@@ -17,7 +17,6 @@ fn client_for(simulator: &Simulator, account: &TestAccount, timeout: Duration) -
         &simulator.url(),
         SecretString::from(account.api_key.to_string()),
         SecretSlice::from(account.secret.clone()),
-        None,
     )
 }
 
@@ -31,7 +30,7 @@ async fn a_redirect_is_an_http_error_naming_the_location_and_is_not_followed() {
     simulator.set_fault(Some(Fault::Redirect(location.clone())));
 
     let err = client_for(&simulator, &main, Duration::from_secs(5))
-        .balance_ex()
+        .balance_ex(None)
         .await
         .expect_err("a redirect is not an answer");
     assert_eq!(err.reason, ErrorReason::Http, "{err}");
@@ -63,7 +62,7 @@ async fn an_endless_answer_is_cut_off_at_the_size_cap_as_a_decode_error() {
     simulator.set_fault(Some(Fault::EndlessBody));
     // With a long timeout, only the cap can end the read: a timeout here would mean it read on.
     let err = client_for(&simulator, &main, Duration::from_secs(60))
-        .balance_ex()
+        .balance_ex(None)
         .await
         .expect_err("an endless answer is refused");
     assert_eq!(err.reason, ErrorReason::Decode, "{err}");
@@ -87,7 +86,7 @@ async fn an_announced_oversize_answer_is_refused_unread() {
     let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     simulator.set_fault(Some(Fault::HugeContentLength));
     let err = client_for(&simulator, &main, Duration::from_secs(60))
-        .balance_ex()
+        .balance_ex(None)
         .await
         .expect_err("refused");
     assert_eq!(err.reason, ErrorReason::Decode, "{err}");

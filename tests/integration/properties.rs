@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use kraken_exporter::kraken::assets::label_all;
-use kraken_exporter::kraken::response::decode_balance_ex;
+use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::Value;

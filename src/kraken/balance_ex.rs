@@ -1,16 +1,37 @@
-//! The `BalanceEx` response envelope, decoded without ever passing through `f64`.
+//! `POST /0/private/BalanceEx`: every asset's balance, hold and credit. Permission: *Funds
+//! permissions - Query*.
 //!
-//! Kraken sends decimal strings (`"25435.2100"`); its documentation shows JSON numbers. Both are read
-//! from the raw JSON text into `rust_decimal::Decimal`, so `0.1` stays `0.1` and ten decimal places
-//! survive. `credit` and `credit_used` are optional (absent means 0); unknown fields are ignored.
-
-use std::str::FromStr;
+//! The request carries `rebase_multiplier` when configured; the answer is decoded exactly (see
+//! [`super::envelope`]). `credit` and `credit_used` are optional (absent means 0); unknown fields are
+//! ignored.
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::error::{ErrorReason, PollError};
+use super::client::{KrakenClient, RebaseMultiplier};
+use super::envelope::{decode_error, envelope_result, parse_decimal};
+use super::error::PollError;
+
+/// The path that is both requested (after `api_url`) and signed.
+pub const PATH: &str = "/0/private/BalanceEx";
+
+/// Kraken's method name, the `endpoint` label.
+pub const METHOD: &str = "BalanceEx";
+
+impl KrakenClient {
+    /// Calls `BalanceEx` once.
+    pub async fn balance_ex(
+        &self,
+        rebase_multiplier: Option<RebaseMultiplier>,
+    ) -> Result<Balances, PollError> {
+        let fields: &[(&str, &str)] = match rebase_multiplier {
+            None => &[],
+            Some(rebase) => &[("rebase_multiplier", rebase.as_str())],
+        };
+        self.call(PATH, fields, decode_balance_ex).await
+    }
+}
 
 /// One asset's balance as Kraken reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +58,6 @@ pub struct Balances {
 }
 
 #[derive(Deserialize)]
-struct Envelope<'a> {
-    error: Vec<String>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
 struct RawAssetBalance<'a> {
     #[serde(borrow)]
     balance: &'a RawValue,
@@ -53,18 +67,6 @@ struct RawAssetBalance<'a> {
     credit: Option<&'a RawValue>,
     #[serde(borrow, default)]
     credit_used: Option<&'a RawValue>,
-}
-
-/// The `result` of a Kraken envelope, or its error, or a decode error (every endpoint answers so).
-pub fn envelope_result(body: &[u8]) -> Result<&RawValue, PollError> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|err| not_the_envelope(body, &err))?;
-    if !envelope.error.is_empty() {
-        return Err(PollError::from_kraken_errors(&envelope.error));
-    }
-    envelope
-        .result
-        .ok_or_else(|| decode_error("the answer has no error and no \"result\""))
 }
 
 /// The `result` object as (key, balance) pairs in document order: cheaper than a map, which would
@@ -131,69 +133,11 @@ pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
     Ok(Balances { assets })
 }
 
-/// Parses the JSON text of a decimal string or number exactly.
-pub fn parse_decimal(json: &str) -> Result<Decimal, String> {
-    let json = json.trim();
-    let owned;
-    let text = match json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-        // The usual case, a plain string like "25435.2100": read in place.
-        Some(inner) if !inner.contains('\\') => inner.trim(),
-        _ if json.starts_with('"') => {
-            owned = serde_json::from_str::<String>(json).map_err(|e| e.to_string())?;
-            owned.trim()
-        }
-        _ => json,
-    };
-    if text.is_empty() || text == "null" || text == "true" || text == "false" {
-        return Err(format!("expected a decimal, got {}", shorten(json)));
-    }
-    let parsed = if text.contains(['e', 'E']) {
-        Decimal::from_scientific(text)
-    } else {
-        Decimal::from_str(text)
-    };
-    parsed.map_err(|e| format!("{} is not a decimal Kraken could send ({e})", shorten(json)))
-}
-
-pub(crate) fn decode_error(message: impl Into<String>) -> PollError {
-    PollError::new(ErrorReason::Decode, message)
-}
-
-fn not_the_envelope(body: &[u8], err: &serde_json::Error) -> PollError {
-    let text = String::from_utf8_lossy(body);
-    let looks_like_html = text.trim_start().starts_with('<');
-    if looks_like_html {
-        decode_error(format!(
-            "expected Kraken's JSON envelope, got an HTML page ({} bytes): {}",
-            body.len(),
-            shorten(&text)
-        ))
-    } else {
-        decode_error(format!(
-            "expected Kraken's JSON envelope ({err}), got {} bytes: {}",
-            body.len(),
-            shorten(&text)
-        ))
-    }
-}
-
-/// The first 80 characters on one line, for log messages about unexpected bodies.
-fn shorten(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(80)
-        .collect();
-    if text.chars().count() > 80 {
-        format!("{one_line}...")
-    } else {
-        one_line
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kraken::ErrorReason;
+    use std::str::FromStr;
 
     fn dec(text: &str) -> Decimal {
         Decimal::from_str(text).unwrap()

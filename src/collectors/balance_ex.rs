@@ -1,0 +1,79 @@
+//! `BalanceEx` -> the balance families (`kraken_balance*`), their values in quote currencies, and the
+//! prices of held assets.
+
+use std::collections::HashSet;
+
+use super::{Collector, Fetch, Shared};
+use crate::kraken::assets::label_all_with;
+use crate::kraken::{Balances, KrakenClient, RebaseMultiplier};
+use crate::metrics::Changes;
+
+/// Polls `BalanceEx` and exports every row as Kraken sent it.
+pub struct BalanceExCollector {
+    rebase_multiplier: Option<RebaseMultiplier>,
+    shared: Shared,
+    warned_collisions: HashSet<String>,
+    fetched: Option<Balances>,
+}
+
+impl BalanceExCollector {
+    pub fn new(rebase_multiplier: Option<RebaseMultiplier>, shared: Shared) -> Self {
+        Self {
+            rebase_multiplier,
+            shared,
+            warned_collisions: HashSet::new(),
+            fetched: None,
+        }
+    }
+}
+
+impl Collector for BalanceExCollector {
+    fn endpoint(&self) -> &'static str {
+        crate::kraken::balance_ex::METHOD
+    }
+
+    fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
+        Box::pin(async move {
+            let balances = client.balance_ex(self.rebase_multiplier).await?;
+            let count = balances.assets.len();
+            self.fetched = Some(balances);
+            Ok(count)
+        })
+    }
+
+    fn apply(&mut self, account: &str, metrics: &Changes<'_>) {
+        let Some(balances) = self.fetched.take() else {
+            return;
+        };
+        let labelled = label_all_with(
+            &self.shared.names,
+            balances.assets.iter().map(|a| a.key.as_str()),
+        );
+        for key in &labelled.collisions {
+            if self.warned_collisions.insert(key.clone()) {
+                tracing::warn!(
+                    account = %account,
+                    raw_key = %key,
+                    "two asset keys map to the same asset and family; both are exported under their raw key"
+                );
+            }
+        }
+        metrics.replace_balances(account, labelled.labels.iter().zip(&balances.assets));
+        // Valued inside the update, so values and the price task's revaluations are published in
+        // the order they were computed.
+        if let Some(valuation) = &self.shared.valuation {
+            let holdings = labelled.labels.into_iter().zip(balances.assets).collect();
+            if let Some((values, prices)) = valuation.set_holdings(account, holdings) {
+                metrics.replace_values(account, &values);
+                metrics.set_prices(&prices);
+            }
+        }
+    }
+
+    fn clear(&mut self, account: &str, metrics: &Changes<'_>) {
+        if let Some(valuation) = &self.shared.valuation {
+            valuation.clear_holdings(account);
+        }
+        metrics.clear_balances(account);
+    }
+}
