@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use clap::Parser;
-use kraken_exporter::demo::{generate_secret, Portfolio, SimBalance, Simulator};
+use kraken_exporter::simulator::{generate_secret, Portfolio, SimBalance, Simulator};
 
 #[derive(Parser)]
 struct Args {

@@ -22,7 +22,7 @@ pub struct Backoff {
     max_backoff: Duration,
     /// The un-jittered wait of the last failure; `None` after a success.
     current: Option<Duration>,
-    rng: u64,
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
@@ -32,7 +32,7 @@ impl Backoff {
             poll_interval,
             max_backoff,
             current: None,
-            rng: seed | 1,
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -66,11 +66,8 @@ impl Backoff {
     }
 
     fn jittered(&mut self, base: Duration) -> Duration {
-        // xorshift64: jitter needs spread, not cryptographic quality.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        // Jitter needs spread, not cryptographic quality.
+        let unit = self.rng.f64(); // [0, 1)
         let factor = 1.0 - JITTER + 2.0 * JITTER * unit;
         base.mul_f64(factor).min(self.max_backoff)
     }

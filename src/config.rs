@@ -50,6 +50,36 @@ pub struct Settings {
     pub accounts: Vec<AccountSettings>,
 }
 
+impl Settings {
+    /// Settings with every default (as a file with only `api_url` and these accounts would give):
+    /// the one builder of the demo and the tests, which then change what they need.
+    pub fn with_defaults(api_url: impl Into<String>, accounts: Vec<AccountSettings>) -> Self {
+        Self {
+            api_url: api_url.into(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            rebase_multiplier: None,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            stale_after: None,
+            quote_currencies: vec!["USD".to_string()],
+            price_interval: DEFAULT_PRICE_INTERVAL,
+            accounts,
+        }
+    }
+}
+
+impl AccountSettings {
+    /// An account without thresholds; `api_secret` already base64-decoded.
+    pub fn new(name: impl Into<String>, api_key: impl Into<String>, api_secret: Vec<u8>) -> Self {
+        Self {
+            name: name.into(),
+            api_key: SecretString::from(api_key.into()),
+            api_secret: SecretSlice::from(api_secret),
+            min_available: Vec::new(),
+        }
+    }
+}
+
 /// One Kraken account (one API key).
 #[derive(Debug)]
 pub struct AccountSettings {

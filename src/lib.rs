@@ -27,6 +27,7 @@ pub mod poller;
 pub mod prices;
 pub mod readiness;
 pub mod server;
+pub mod simulator;
 pub mod telemetry;
 pub mod valuation;
 pub mod web_config;

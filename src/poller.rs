@@ -220,7 +220,8 @@ pub async fn run<T: PollTarget>(
     let mut backoff = Backoff::new(
         timing.interval,
         timing.max_backoff,
-        seed_for(target.account()),
+        // A random seed per account, so accounts of one exporter do not retry in step.
+        fastrand::u64(..),
     );
     let mut stale_at: Option<Instant> = None;
     let mut next = first_poll;
@@ -299,15 +300,6 @@ pub struct PollTiming {
     pub interval: Duration,
     pub max_backoff: Duration,
     pub stale_after: Option<Duration>,
-}
-
-/// A per-account jitter seed, so accounts of one exporter do not retry in step.
-fn seed_for(account: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    account.hash(&mut hasher);
-    SystemTime::now().hash(&mut hasher);
-    hasher.finish()
 }
 
 fn round_to_ms(duration: Duration) -> Duration {

@@ -3,7 +3,8 @@
 use std::process::{Command, Output, Stdio};
 
 use base64::Engine;
-use kraken_exporter::demo::{demo_portfolio, Simulator};
+use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::simulator::Simulator;
 
 use crate::helpers::{simulator_with_main, Samples, TestAccount};
 

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kraken_exporter::collectors;
-use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::kraken::client::http_client;
 use kraken_exporter::kraken::{ErrorReason, KrakenClient};
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::poller::AccountPoller;
 use kraken_exporter::readiness::Readiness;
+use kraken_exporter::simulator::{Fault, Simulator};
 use secrecy::{SecretSlice, SecretString};
 
 use crate::helpers::{settings_for, simulator_with_main, Samples, TestAccount, TestApp};

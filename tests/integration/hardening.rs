@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::kraken::client::{http_client, MAX_RESPONSE_BYTES};
 use kraken_exporter::kraken::public::PublicClient;
 use kraken_exporter::kraken::{ErrorReason, KrakenClient, BALANCE_EX_PATH};
+use kraken_exporter::simulator::{Fault, Simulator};
 use secrecy::{SecretSlice, SecretString};
 
 use crate::helpers::{simulator_with_main, TestAccount};

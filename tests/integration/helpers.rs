@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use kraken_exporter::app::Application;
 use kraken_exporter::config::{AccountSettings, Settings};
-use kraken_exporter::demo::{generate_secret, Portfolio, SimBalance, Simulator};
-use secrecy::{SecretSlice, SecretString};
+use kraken_exporter::simulator::{generate_secret, Portfolio, SimBalance, Simulator};
+use kraken_exporter::web_config::WebConfig;
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -29,27 +29,19 @@ impl TestAccount {
     }
 
     pub fn settings(&self) -> AccountSettings {
-        AccountSettings {
-            name: self.name.to_string(),
-            api_key: SecretString::from(self.api_key.to_string()),
-            api_secret: SecretSlice::from(self.secret.clone()),
-            min_available: Vec::new(),
-        }
+        AccountSettings::new(self.name, self.api_key, self.secret.clone())
     }
 }
 
 pub fn settings_for(simulator: &Simulator, accounts: &[&TestAccount]) -> Settings {
-    Settings {
-        api_url: simulator.url(),
-        poll_interval: POLL_INTERVAL,
-        request_timeout: Duration::from_millis(500),
-        rebase_multiplier: None,
-        max_backoff: kraken_exporter::config::DEFAULT_MAX_BACKOFF,
-        stale_after: None,
-        quote_currencies: vec!["USD".to_string(), "EUR".to_string()],
-        price_interval: kraken_exporter::config::DEFAULT_PRICE_INTERVAL,
-        accounts: accounts.iter().map(|a| a.settings()).collect(),
-    }
+    let mut settings = Settings::with_defaults(
+        simulator.url(),
+        accounts.iter().map(|a| a.settings()).collect(),
+    );
+    settings.poll_interval = POLL_INTERVAL;
+    settings.request_timeout = Duration::from_millis(500);
+    settings.quote_currencies = vec!["USD".to_string(), "EUR".to_string()];
+    settings
 }
 
 /// A running exporter; stops (like SIGTERM) when dropped.
@@ -62,7 +54,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(settings: &Settings) -> Self {
-        let app = Application::build(settings, "127.0.0.1:0")
+        Self::spawn_with_web(settings, WebConfig::default()).await
+    }
+
+    /// As [`TestApp::spawn`], serving with TLS, authentication and headers from `web`; `address`
+    /// then still starts with `http://`, whatever the scheme.
+    pub async fn spawn_with_web(settings: &Settings, web: WebConfig) -> Self {
+        let app = Application::build_with_web(settings, "127.0.0.1:0", web)
             .await
             .expect("the application builds");
         let address = format!("http://{}", app.local_addr());

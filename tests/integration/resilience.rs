@@ -2,7 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::simulator::{Fault, Simulator};
 
 use crate::helpers::{settings_for, simulator_with_main, TestAccount, TestApp};
 

@@ -1,11 +1,11 @@
 //! What a healthy account looks like on /metrics: exact values, families, vanished assets, nonces.
 
-use kraken_exporter::demo::{SimBalance, Simulator};
 use kraken_exporter::kraken::RebaseMultiplier;
+use kraken_exporter::simulator::{SimBalance, Simulator};
 
 use crate::helpers::{portfolio, settings_for, simulator_with_main, TestAccount, TestApp};
 
-fn scenario() -> kraken_exporter::demo::Portfolio {
+fn scenario() -> kraken_exporter::simulator::Portfolio {
     portfolio(&[
         ("ZUSD", SimBalance::new("25435.2100", "8249.7600", 4)),
         ("XXBT", SimBalance::new("1.2435000000", "0.8423000000", 10)),

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use kraken_exporter::demo::{demo_portfolio, Fault, Simulator};
+use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::simulator::{Fault, Simulator};
 
 use crate::helpers::{eventually, TestAccount};
 

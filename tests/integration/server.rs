@@ -1,6 +1,7 @@
 //! The HTTP endpoints: readiness, health, landing page, methods and paths.
 
-use kraken_exporter::demo::{demo_portfolio, Fault};
+use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::simulator::Fault;
 
 use crate::helpers::{settings_for, simulator_with_main, TestApp};
 

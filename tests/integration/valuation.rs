@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use kraken_exporter::demo::{Fault, SimBalance, Simulator};
+use kraken_exporter::simulator::{Fault, SimBalance, Simulator};
 
 use crate::helpers::{portfolio, settings_for, Samples, TestAccount, TestApp};
 
-fn holdings() -> kraken_exporter::demo::Portfolio {
+fn holdings() -> kraken_exporter::simulator::Portfolio {
     portfolio(&[
         ("XXBT", SimBalance::new("1.2435000000", "0.8423000000", 10)),
         ("ZUSD", SimBalance::new("1000.0000", "0.0000", 4)),

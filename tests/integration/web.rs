@@ -6,12 +6,12 @@ use std::path::Path;
 use base64::Engine;
 use std::time::Duration;
 
-use kraken_exporter::app::Application;
-use kraken_exporter::demo::{demo_portfolio, Simulator};
+use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::simulator::Simulator;
 use kraken_exporter::web_config::WebConfig;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-use crate::helpers::{eventually, settings_for, simulator_with_main};
+use crate::helpers::{eventually, settings_for, simulator_with_main, TestApp};
 
 /// A test certificate authority.
 struct Ca {
@@ -47,33 +47,17 @@ impl Ca {
 /// The exporter running with a web config, against a healthy simulator.
 struct WebApp {
     url: String,
+    _app: TestApp,
     _simulator: Simulator,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for WebApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 async fn spawn_with_web(web: WebConfig, scheme: &str) -> WebApp {
     let (simulator, main) = simulator_with_main(demo_portfolio()).await;
-    let settings = settings_for(&simulator, &[&main]);
-    let app = Application::build_with_web(&settings, "127.0.0.1:0", web)
-        .await
-        .unwrap();
-    let url = format!("{scheme}://127.0.0.1:{}", app.local_addr().port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let app = TestApp::spawn_with_web(&settings_for(&simulator, &[&main]), web).await;
     WebApp {
-        url,
+        url: app.address.replacen("http", scheme, 1),
+        _app: app,
         _simulator: simulator,
-        stop: Some(stop),
     }
 }
 
