@@ -1,0 +1,39 @@
+//! The file's shape, as serde reads it: every key optional here, so that validation can say which one
+//! is missing; unknown keys refused.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSettings {
+    pub(super) api_url: Option<String>,
+    pub(super) poll_interval: Option<String>,
+    pub(super) request_timeout: Option<String>,
+    pub(super) rebase_multiplier: Option<String>,
+    pub(super) max_backoff: Option<String>,
+    pub(super) stale_after: Option<String>,
+    pub(super) quote_currencies: Option<Vec<String>>,
+    pub(super) price_interval: Option<String>,
+    #[serde(default)]
+    pub(super) accounts: Vec<RawAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccount {
+    pub(super) name: Option<String>,
+    pub(super) api_key: Option<String>,
+    pub(super) api_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) min_available: Vec<RawMinAvailable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMinAvailable {
+    pub(super) asset: Option<String>,
+    pub(super) family: Option<String>,
+    pub(super) amount: Option<String>,
+}

@@ -1,0 +1,83 @@
+//! Secrets from files and the environment: read once, held in `secrecy` types, never printed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use secrecy::{SecretSlice, SecretString};
+
+use crate::kraken::sign::decode_secret;
+
+/// The process environment, read once at start; `KRAKEN_API_SECRET` is then removed from the process
+/// and its text overwritten, so it is neither inherited by children nor readable in
+/// `/proc/<pid>/environ`. Call before any thread starts (the environment is not thread-safe).
+pub fn take_environment() -> BTreeMap<String, String> {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    if env.contains_key(SECRET_VARIABLE) {
+        scrub_variable(SECRET_VARIABLE);
+    }
+    env
+}
+
+/// The environment variable that may hold an API secret itself.
+const SECRET_VARIABLE: &str = "KRAKEN_API_SECRET";
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn scrub_variable(name: &str) {
+    let prefix = format!("{name}=");
+    // SAFETY: called before any other thread exists (see `take_environment`), so nothing reads or
+    // changes the environment meanwhile; `environ` is a null-terminated array of null-terminated
+    // strings, and only the bytes of the value (up to its terminator) are overwritten in place.
+    unsafe {
+        let mut entry = libc::environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry);
+            if text.to_bytes().starts_with(prefix.as_bytes()) {
+                let value = (*entry).add(prefix.len());
+                let len = text.to_bytes().len() - prefix.len();
+                std::ptr::write_bytes(value, 0, len);
+            }
+            entry = entry.add(1);
+        }
+    }
+    std::env::remove_var(name);
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn scrub_variable(name: &str) {
+    std::env::remove_var(name);
+}
+
+/// Reads and decodes a secret file; warns when group or others can read it.
+pub fn read_secret_file(path: &Path) -> Result<SecretSlice<u8>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read api_secret_file {}: {e}; check the path and that the exporter's user may read it",
+            path.display()
+        )
+    })?;
+    warn_if_readable_by_others(path);
+    let text = SecretString::from(text);
+    let decoded = decode_secret(secrecy::ExposeSecret::expose_secret(&text))
+        .map_err(|e| format!("api_secret_file {}: {e}", path.display()))?;
+    Ok(SecretSlice::from(decoded))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o044 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the API secret file is readable by group or others; restrict it with chmod 600"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}

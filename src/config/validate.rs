@@ -1,0 +1,337 @@
+//! Validation: raw values to typed settings, each problem one line that names the key and what to do.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+
+use super::environment::account_from_env;
+use super::schema::{RawAccount, RawMinAvailable, RawSettings};
+use super::secrets::read_secret_file;
+use super::{
+    err, AccountSettings, ConfigError, MinAvailable, Settings, DEFAULT_API_URL,
+    DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL, DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
+    MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
+};
+use crate::kraken::assets::modern_code;
+use crate::kraken::{AssetFamily, RebaseMultiplier};
+
+/// The settings of a raw configuration, or its first problem.
+pub(super) fn settings(
+    raw: RawSettings,
+    env: &BTreeMap<String, String>,
+) -> Result<Settings, ConfigError> {
+    let api_url = match raw.api_url {
+        None => DEFAULT_API_URL.to_string(),
+        Some(url) => validate_url(&url)?,
+    };
+    let poll_interval = parse_duration("poll_interval", raw.poll_interval, DEFAULT_POLL_INTERVAL)?;
+    if poll_interval < MIN_POLL_INTERVAL {
+        return Err(err(format!(
+                "poll_interval = {:?} is below the minimum of 1s; Kraken's rate limits make faster polling pointless",
+                humantime::format_duration(poll_interval).to_string()
+            )));
+    }
+    let request_timeout = parse_duration(
+        "request_timeout",
+        raw.request_timeout,
+        DEFAULT_REQUEST_TIMEOUT,
+    )?;
+    let max_backoff = parse_duration("max_backoff", raw.max_backoff, DEFAULT_MAX_BACKOFF)?;
+    if max_backoff < poll_interval {
+        return Err(err(format!(
+            "max_backoff ({}) is shorter than poll_interval ({}); make it at least as long",
+            humantime::format_duration(max_backoff),
+            humantime::format_duration(poll_interval)
+        )));
+    }
+    let stale_after = match raw.stale_after {
+        None => None,
+        Some(text) => {
+            let stale_after = parse_duration("stale_after", Some(text), Duration::ZERO)?;
+            if stale_after <= poll_interval {
+                return Err(err(format!(
+                        "stale_after ({}) must be longer than poll_interval ({}), or balances would vanish between polls; several intervals is typical, e.g. \"10m\"",
+                        humantime::format_duration(stale_after),
+                        humantime::format_duration(poll_interval)
+                    )));
+            }
+            Some(stale_after)
+        }
+    };
+    let quote_currencies = validate_quotes(raw.quote_currencies)?;
+    let price_interval =
+        parse_duration("price_interval", raw.price_interval, DEFAULT_PRICE_INTERVAL)?;
+    if price_interval < MIN_PRICE_INTERVAL {
+        return Err(err(format!(
+                "price_interval ({}) is below the minimum of 5s; prices come from Kraken's public API, which limits call rates",
+                humantime::format_duration(price_interval)
+            )));
+    }
+    let rebase_multiplier = match raw.rebase_multiplier.as_deref().map(str::trim) {
+            None => None,
+            Some("rebased") => Some(RebaseMultiplier::Rebased),
+            Some("base") => Some(RebaseMultiplier::Base),
+            Some(other) => {
+                return Err(err(format!(
+                    "rebase_multiplier = {other:?} is not valid; use \"rebased\" or \"base\", or leave it out"
+                )))
+            }
+        };
+
+    let mut accounts = Vec::with_capacity(raw.accounts.len());
+    for (index, account) in raw.accounts.into_iter().enumerate() {
+        accounts.push(validate_account(index, account)?);
+    }
+    if accounts.is_empty() {
+        if let Some(account) = account_from_env(env)? {
+            accounts.push(account);
+        }
+    }
+    if accounts.is_empty() {
+        return Err(err(
+                "no accounts configured; add an [[accounts]] table with name, api_key and api_secret_file to the config file, or set KRAKEN_API_KEY and KRAKEN_API_SECRET_FILE (or run with --demo)",
+            ));
+    }
+    let mut names = HashSet::new();
+    let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
+    for account in &accounts {
+        if !names.insert(account.name.as_str()) {
+            return Err(err(format!(
+                    "accounts: the name {:?} is used twice; every account needs its own name (it is the account label)",
+                    account.name
+                )));
+        }
+        let key = secrecy::ExposeSecret::expose_secret(&account.api_key);
+        if let Some(first) = keys.insert(key, account.name.as_str()) {
+            return Err(err(format!(
+                    "accounts {first:?} and {:?} use the same api_key; Kraken keeps one nonce sequence per key, so two pollers of one key reject each other: give each account its own key",
+                    account.name
+                )));
+        }
+    }
+    Ok(Settings {
+        api_url,
+        poll_interval,
+        request_timeout,
+        rebase_multiplier,
+        max_backoff,
+        stale_after,
+        quote_currencies,
+        price_interval,
+        accounts,
+    })
+}
+
+/// `quote_currencies`: default `["USD"]`; codes as in the `asset` label; no blanks or repeats.
+fn validate_quotes(raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(vec!["USD".to_string()]);
+    };
+    let mut quotes: Vec<String> = Vec::with_capacity(raw.len());
+    for quote in raw {
+        let code = quote.trim();
+        if code.is_empty() || code.contains(char::is_whitespace) {
+            return Err(err(format!(
+                "quote_currencies: {quote:?} is not a currency code; use codes like \"USD\", \"EUR\" or \"XBT\", or [] to turn valuation off"
+            )));
+        }
+        let code = modern_code(code).to_string();
+        if quotes.contains(&code) {
+            return Err(err(format!("quote_currencies lists {code:?} twice")));
+        }
+        quotes.push(code);
+    }
+    Ok(quotes)
+}
+
+/// Turns the config crate's messages into one line that names where the problem is and what to do.
+pub(super) fn explain_config_error(message: &str, where_: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let field = rest.split(',').next().unwrap_or(rest).trim_matches('`');
+        return format!(
+            "unknown key {field:?} in {where_}; check the spelling against the README's configuration reference"
+        );
+    }
+    // TOML syntax errors span several lines with a source excerpt: keep the position and the cause.
+    let lines: Vec<&str> = message
+        .lines()
+        .map(|l| l.trim().trim_start_matches(['|', '^', ' ']).trim())
+        .filter(|l| !l.is_empty() && !l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    let one_line = match lines.as_slice() {
+        [] => message.to_string(),
+        [only] => only.to_string(),
+        [first, .., last] => format!("{first}: {last}"),
+    };
+    format!("invalid configuration in {where_}: {one_line}")
+}
+
+fn validate_url(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    // Never echo a URL that may carry a password: name it without its user-info part.
+    let shown = redact_userinfo(trimmed);
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| {
+        err(format!(
+            "api_url = {shown:?} is not a valid URL ({e}); use e.g. \"https://api.kraken.com\""
+        ))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(err(format!(
+            "api_url = {shown:?} must be an http or https URL with a host, e.g. \"https://api.kraken.com\""
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(err(format!(
+            "api_url = {shown:?} carries a user name or password; Kraken authenticates by API key, so remove the user-info part (it would be printed in logs)"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(err(format!(
+            "api_url = {shown:?} must not contain a query or fragment; give the scheme and host only, e.g. \"https://api.kraken.com\""
+        )));
+    }
+    if parsed.path() != "/" && !parsed.path().is_empty() {
+        return Err(err(format!(
+            "api_url = {shown:?} must not contain a path; the exporter appends /0/private/BalanceEx itself"
+        )));
+    }
+    if parsed.scheme() == "http" && !is_loopback(&parsed) {
+        return Err(err(format!(
+            "api_url = {shown:?} is plain http to a host that is not this machine: the API key, signatures and balances would cross the network in clear text; use https (plain http is allowed to loopback addresses only, for local proxies)"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Whether the URL's host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let host = host.to_ascii_lowercase();
+            host == "localhost" || host.ends_with(".localhost")
+        }
+    }
+}
+
+/// `scheme://user:password@host` shown as `scheme://***@host`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// Parses a humantime duration (`30s`, `1m 30s`); zero is never valid.
+pub fn parse_duration(
+    key: &str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+        err(format!(
+            "{key} = {text:?} is not a duration ({e}); write it with a unit, e.g. \"30s\", \"2m\" or \"1h\""
+        ))
+    })?;
+    if duration.is_zero() {
+        return Err(err(format!(
+            "{key} = {text:?} must be longer than zero, e.g. \"30s\""
+        )));
+    }
+    Ok(duration)
+}
+
+pub(super) fn validate_account(
+    index: usize,
+    raw: RawAccount,
+) -> Result<AccountSettings, ConfigError> {
+    let at = format!("accounts[{index}]");
+    let name = raw.name.map(|n| n.trim().to_string()).unwrap_or_default();
+    if name.is_empty() {
+        return Err(err(format!(
+            "{at}: name is missing or empty; give every account a short unique name (it becomes the account label)"
+        )));
+    }
+    let at = format!("account {name:?}");
+    let api_key = raw
+        .api_key
+        .map(|k| k.trim().to_string())
+        .unwrap_or_default();
+    if api_key.is_empty() {
+        return Err(err(format!(
+            "{at}: api_key is missing or empty; paste the API key (the public one) from Kraken's API settings"
+        )));
+    }
+    let path = raw.api_secret_file.ok_or_else(|| {
+        err(format!(
+            "{at}: api_secret_file is missing; point it at a file that holds the key's base64 private key"
+        ))
+    })?;
+    let api_secret = read_secret_file(&path).map_err(|e| err(format!("{at}: {e}")))?;
+    let mut min_available: Vec<MinAvailable> = Vec::with_capacity(raw.min_available.len());
+    for (index, raw) in raw.min_available.into_iter().enumerate() {
+        let minimum = validate_min_available(&format!("{at}: min_available[{index}]"), raw)?;
+        if min_available
+            .iter()
+            .any(|m| m.asset == minimum.asset && m.family == minimum.family)
+        {
+            return Err(err(format!(
+                "{at}: min_available lists asset {:?} family {:?} twice; keep one threshold per asset and family",
+                minimum.asset,
+                minimum.family.label()
+            )));
+        }
+        min_available.push(minimum);
+    }
+    Ok(AccountSettings {
+        name,
+        api_key: SecretString::from(api_key),
+        api_secret,
+        min_available,
+    })
+}
+
+fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable, ConfigError> {
+    let asset = raw.asset.map(|a| a.trim().to_string()).unwrap_or_default();
+    if asset.is_empty() {
+        return Err(err(format!(
+            "{at}: asset is missing; name the asset as it appears in the asset label, e.g. asset = \"USD\""
+        )));
+    }
+    let family = raw
+        .family
+        .map(|f| f.trim().to_string())
+        .unwrap_or_else(|| "spot".to_string());
+    if family.is_empty() {
+        return Err(err(format!(
+            "{at}: family is empty; use a family label such as \"spot\" or \"staked\", or leave it out for spot"
+        )));
+    }
+    let text = raw.amount.unwrap_or_default();
+    let amount = Decimal::from_str_exact(text.trim()).map_err(|_| {
+        err(format!(
+            "{at}: amount = {text:?} is not a decimal number; write it as a string such as amount = \"5000\" or \"0.25\""
+        ))
+    })?;
+    if amount.is_sign_negative() {
+        return Err(err(format!(
+            "{at}: amount = {text:?} is negative; a minimum available amount is 0 or more"
+        )));
+    }
+    Ok(MinAvailable {
+        asset: modern_code(&asset).to_string(),
+        family: AssetFamily::from_label(&family),
+        amount,
+    })
+}
