@@ -1,11 +1,14 @@
-//! Wiring: settings -> clients -> pollers -> metrics -> server, with an explicit lifecycle.
+//! Wiring: settings -> clients -> pollers -> metrics -> server, with an explicit lifecycle, and the
+//! three things the command does ([`launch`]): serve, `--once`, `--check-config`.
 //!
 //! [`Application::build`] binds the port and prepares everything without starting work, so tests can
 //! learn the port first; [`Application::run_until_stopped`] runs pollers and server until the shutdown
 //! future resolves, then stops the pollers and lets in-flight responses finish.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,4 +241,150 @@ async fn poll_each_once(pollers: Vec<AccountPoller>) -> Vec<(String, Result<(), 
         }
     }
     results
+}
+
+/// Exit code of a successful run.
+pub const EXIT_OK: u8 = 0;
+/// Exit code of `--once` when a poll failed.
+pub const EXIT_POLL_FAILED: u8 = 1;
+/// Exit code for configuration and start-up errors.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Poll and serve until SIGTERM or SIGINT.
+    Serve,
+    /// `--once`: poll every account once, print the metrics, exit 0 if all polls succeeded, 1 if not.
+    Once,
+    /// `--check-config`: validate, print a summary without secrets, exit.
+    CheckConfig,
+}
+
+/// Everything the command line gives the application.
+#[derive(Debug)]
+pub struct Launch {
+    pub config_file: Option<PathBuf>,
+    /// The process environment, taken once at start ([`crate::config::take_environment`]).
+    pub environment: BTreeMap<String, String>,
+    pub demo: bool,
+    pub web_config_file: Option<PathBuf>,
+    pub listen_address: String,
+    pub mode: Mode,
+}
+
+/// Runs what `launch` asks for and returns the process exit code.
+pub async fn launch(launch: Launch) -> u8 {
+    // In demo mode the simulator must outlive every poll, so it is held here until exit.
+    let (_simulator, settings) = if launch.demo {
+        match crate::demo::start_demo().await {
+            Ok((simulator, settings)) => {
+                tracing::warn!(api_url = %settings.api_url, "DEMO MODE: polling a simulated Kraken with generated keys; every number is simulated");
+                (Some(simulator), settings)
+            }
+            Err(err) => return fail(format!("cannot start the demo simulator: {err}")),
+        }
+    } else {
+        match Settings::load(launch.config_file.as_deref(), launch.environment) {
+            Ok(settings) => (None, settings),
+            Err(err) => return fail(err.to_string()),
+        }
+    };
+
+    let web = match launch
+        .web_config_file
+        .as_deref()
+        .map(WebConfig::load)
+        .transpose()
+    {
+        Ok(web) => web.unwrap_or_default(),
+        Err(err) => return fail(err.to_string()),
+    };
+
+    if launch.mode == Mode::CheckConfig {
+        println!(
+            "configuration OK: {}; web: tls {}, basic auth users {}",
+            settings.summary(),
+            if web.tls.is_some() { "on" } else { "off" },
+            web.basic_auth_users.len()
+        );
+        return EXIT_OK;
+    }
+
+    if launch.mode == Mode::Once {
+        return match poll_all_once(&settings).await {
+            Ok((text, failures)) => {
+                print!("{text}");
+                for (account, err) in &failures {
+                    eprintln!(
+                        "kraken_exporter: account {account:?}: {} ({}): {}",
+                        err.reason,
+                        err.message,
+                        err.reason.hint()
+                    );
+                }
+                if failures.is_empty() {
+                    EXIT_OK
+                } else {
+                    EXIT_POLL_FAILED
+                }
+            }
+            Err(err) => fail(format!("{err:#}")),
+        };
+    }
+
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), settings = %settings.summary(), "starting kraken_exporter");
+    for account in &settings.accounts {
+        tracing::info!(
+            account = %account.name,
+            api_key = %key_hint(secrecy::ExposeSecret::expose_secret(&account.api_key)),
+            thresholds = account.min_available.len(),
+            "account configured"
+        );
+    }
+    let app = match Application::build_with_web(&settings, &launch.listen_address, web).await {
+        Ok(app) => app,
+        Err(err) => return fail(format!("{err:#}")),
+    };
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => EXIT_OK,
+        Err(err) => fail(format!("{err:#}")),
+    }
+}
+
+/// The last four characters of an API key, enough to tell keys apart in a log and useless to anyone else.
+fn key_hint(api_key: &str) -> String {
+    let chars: Vec<char> = api_key.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_string();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("...{tail}")
+}
+
+fn fail(message: String) -> u8 {
+    eprintln!("kraken_exporter: error: {message}");
+    EXIT_CONFIG
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
 }
