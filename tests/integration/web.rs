@@ -201,6 +201,20 @@ async fn a_rotated_client_ca_file_is_picked_up_without_a_restart() {
         200
     );
     assert!(client_of(&old_clients).get(&url).send().await.is_err());
+
+    // A CA file the operator removed is trusted no more, until one is back.
+    std::fs::remove_file(dir.path().join("clients.crt")).unwrap();
+    assert!(client_of(&new_clients).get(&url).send().await.is_err());
+    write(dir.path(), "clients.crt", &new_clients.pem());
+    assert_eq!(
+        client_of(&new_clients)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
