@@ -1,33 +1,40 @@
 //! `kraken_exporter`: a Prometheus exporter for Kraken account balances.
 //!
-//! Data flows one way: [`config`] -> [`kraken`] client -> [`poller`] (and [`prices`], through
-//! [`valuation`]) -> [`metrics`] (rendered by [`exposition`]) -> [`server`] (on [`listener`]).
+//! Data flows one way: [`config`] -> [`kraken`] client -> [`poller`] walking each account's
+//! [`collectors`] (and the price task, through the valuation) -> [`metrics`] -> the server. The server
+//! never calls Kraken, the client knows nothing of Prometheus, and a state change is published in one
+//! place ([`metrics::Metrics::update`]).
 //!
-//! - [`config`]: typed settings from a TOML file and `KRAKEN_EXPORTER_*` variables; [`web_config`]: the
-//!   exporter-toolkit web configuration (TLS, basic auth, headers).
-//! - [`kraken`]: signing, nonces, the `BalanceEx` and public-data clients, asset names, error reasons.
-//! - [`poller`]: one task per account on a drift-free schedule, with [`backoff`] after failures;
+//! Module map (`pub` modules are the surface the binary, the tests, the benches and the fuzz targets
+//! use; the rest is `pub(crate)`):
+//! - [`app`]: `Application::build` / `run_until_stopped`, `--once`, `--check-config`; [`telemetry`]: logging.
+//! - [`config`]: schema, validation, secrets, environment; [`web_config`]: the exporter-toolkit web
+//!   configuration (parser, TLS, one file reloader).
+//! - [`kraken`]: signing, nonces, the signed call, error reasons, asset names, and one module per
+//!   endpoint (`balance_ex`, `public`).
+//! - [`collectors`]: what each endpoint feeds into the metrics, and the one list of endpoints.
+//! - [`poller`]: per account, a drift-free schedule walking its collectors in sequence, with backoff;
 //!   [`readiness`] records first successes for `/ready`.
-//! - [`prices`] and [`valuation`]: prices from Kraken's public API and balances valued in quote currencies.
-//! - [`metrics`] and [`exposition`]: every metric family, rendered once per change and served as shared bytes.
-//! - [`server`] and [`listener`]: the routes, the guards (auth, headers, limits) and the accept loop.
-//! - [`app`]: wiring and lifecycle; [`telemetry`]: logging.
-//! - [`demo`]: a simulated Kraken used by `--demo` and by the tests.
+//! - [`metrics`]: every family, the registry and the one publisher; `exposition` renders by hand.
+//! - `server`, `listener`: routes, guards (auth, headers, limits) and the accept loop; `prices`,
+//!   `valuation`: balances valued in quote currencies.
+//! - [`simulator`]: the simulated Kraken (private, public, faults) used by `--demo` and the tests;
+//!   [`demo`]: the demo accounts.
 
 pub mod app;
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod collectors;
 pub mod config;
 pub mod demo;
-pub mod exposition;
+pub(crate) mod exposition;
 pub mod kraken;
-pub mod listener;
+pub(crate) mod listener;
 pub mod metrics;
 pub mod poller;
-pub mod prices;
+pub(crate) mod prices;
 pub mod readiness;
-pub mod server;
+pub(crate) mod server;
 pub mod simulator;
 pub mod telemetry;
-pub mod valuation;
+pub(crate) mod valuation;
 pub mod web_config;

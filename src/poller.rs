@@ -5,7 +5,7 @@
 //! and polls missed while one hung are skipped rather than fired in a burst. On success the account's
 //! balance series are replaced (and valued, when valuation is on); on failure the last values stay,
 //! `kraken_up` drops to 0, the error is counted by reason and logged once with a hint, and the next
-//! attempt waits out a [`crate::backoff::Backoff`], after which the grid restarts. With `stale_after`,
+//! attempt waits out a backoff (`backoff.rs`), after which the grid restarts. With `stale_after`,
 //! balances older than that are removed. Accounts start spread over one interval ([`first_polls`]) and
 //! share a bound of [`MAX_CONCURRENT_POLLS`] requests in flight. [`run`] drives any [`PollTarget`], so
 //! the schedule is tested with paused time and no network.

@@ -2,7 +2,7 @@
 //! permissions - Query*.
 //!
 //! The request carries `rebase_multiplier` when configured; the answer is decoded exactly (see
-//! [`super::envelope`]). `credit` and `credit_used` are optional (absent means 0); unknown fields are
+//! `envelope`). `credit` and `credit_used` are optional (absent means 0); unknown fields are
 //! ignored.
 
 use rust_decimal::Decimal;

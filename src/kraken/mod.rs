@@ -1,10 +1,10 @@
 //! The Kraken private REST client, split by concern.
 //!
-//! - [`sign`]: the `API-Sign` header (HMAC-SHA512 over the path and SHA-256 of nonce + body).
-//! - [`nonce`]: the strictly increasing per-key nonce.
+//! - `sign`: the `API-Sign` header (HMAC-SHA512 over the path and SHA-256 of nonce + body).
+//! - `nonce`: the strictly increasing per-key nonce.
 //! - [`assets`]: raw asset keys (`XXBT`, `DOT.S`) to `(asset, family)` label pairs.
-//! - [`envelope`]: the answer envelope every endpoint shares, and exact decimals.
-//! - [`error`]: the closed set of failure reasons exported as `kraken_poll_errors_total{reason}`.
+//! - `envelope`: the answer envelope every endpoint shares, and exact decimals.
+//! - `error`: the closed set of failure reasons exported as `kraken_poll_errors_total{reason}`.
 //! - [`client`]: the signed private call, nonce and request under one lock per key.
 //! - One module per endpoint, with its request, its decoder and its method on the client:
 //!   [`balance_ex`] (private), [`public`] (`Assets`, `AssetPairs`, `Ticker`).
@@ -12,11 +12,11 @@
 pub mod assets;
 pub mod balance_ex;
 pub mod client;
-pub mod envelope;
-pub mod error;
-pub mod nonce;
+pub(crate) mod envelope;
+pub(crate) mod error;
+pub(crate) mod nonce;
 pub mod public;
-pub mod sign;
+pub(crate) mod sign;
 
 pub use assets::{AssetFamily, AssetLabels};
 pub use balance_ex::{AssetBalance, Balances};

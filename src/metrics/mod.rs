@@ -1,7 +1,7 @@
 //! Every metric family the exporter serves, and the one place that publishes a new exposition.
 //!
 //! The balance and value families (thousands of series) are rendered by hand per account in
-//! [`families`] when that account's poll succeeds; everything else (per-account health, counters,
+//! `families` when that account's poll succeeds; everything else (per-account health, counters,
 //! histograms, build info, thresholds) lives in a `prometheus` registry.
 //!
 //! **Publishing has one owner.** State changes only through [`Metrics::update`], whose closure gets a

@@ -6,9 +6,9 @@
 //! way Kraken and its CDN fail. Every private request is recorded so tests can prove what the exporter
 //! sent.
 //!
-//! - [`private`]: the signed endpoints (`BalanceEx`) and Kraken's authentication checks.
-//! - [`public`]: `Assets`, `AssetPairs` and `Ticker` for valuation.
-//! - [`faults`]: the failures it can be told to produce.
+//! - `private`: the signed endpoints (`BalanceEx`) and Kraken's authentication checks.
+//! - `public`: `Assets`, `AssetPairs` and `Ticker` for valuation.
+//! - `faults`: the failures it can be told to produce.
 
 mod faults;
 mod private;

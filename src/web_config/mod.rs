@@ -7,8 +7,8 @@
 //! `RequestClientCert`/`RequireAnyClientCert`, which accept unverified client certificates) is refused
 //! with a message rather than silently ignored.
 //!
-//! This module parses and checks the file; [`tls`] builds the rustls configuration, whose certificate,
-//! key and client CA file are re-read by the one file reloader in [`reload`] when they change, so
+//! This module parses and checks the file; `tls` builds the rustls configuration, whose certificate,
+//! key and client CA file are re-read by the one file reloader in `reload` when they change, so
 //! rotation needs no restart.
 
 mod reload;

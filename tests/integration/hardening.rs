@@ -93,3 +93,29 @@ async fn an_announced_oversize_answer_is_refused_unread() {
     assert_eq!(err.reason, ErrorReason::Decode, "{err}");
     assert!(err.message.contains("refused unread"), "{err}");
 }
+
+#[tokio::test]
+async fn concurrent_calls_on_one_key_reach_kraken_with_increasing_nonces() {
+    // The simulator refuses a nonce not above the last one it saw, as Kraken does; so every call
+    // succeeding proves the client signs and sends in nonce order under its one lock.
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    let client = std::sync::Arc::new(client_for(&simulator, &main, Duration::from_secs(5)));
+    let calls: Vec<_> = (0..32)
+        .map(|_| {
+            let client = std::sync::Arc::clone(&client);
+            tokio::spawn(async move { client.balance_ex(None).await })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .unwrap()
+            .expect("no call is refused for its nonce");
+    }
+    let nonces: Vec<u64> = simulator
+        .requests()
+        .iter()
+        .map(|r| r.nonce.expect("every request carries a nonce"))
+        .collect();
+    assert_eq!(nonces.len(), 32);
+    assert!(nonces.windows(2).all(|w| w[0] < w[1]), "{nonces:?}");
+}
