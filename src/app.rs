@@ -57,7 +57,11 @@ pub fn build_pollers(settings: &Settings) -> anyhow::Result<Parts> {
     let metrics = Arc::new(Metrics::new(&names));
     metrics.update(|metrics| {
         for account in &settings.accounts {
-            metrics.set_minimums(&account.name, &account.min_available);
+            metrics.set_minimums(
+                &account.name,
+                &account.min_available,
+                &account.min_spendable,
+            );
         }
     });
     let readiness = Arc::new(Readiness::new(&names));

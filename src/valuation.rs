@@ -159,23 +159,54 @@ pub struct ValueRow {
     pub available_value: Decimal,
 }
 
+/// One valued spendable amount.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendableValue {
+    pub asset: String,
+    pub quote: String,
+    pub value: Decimal,
+}
+
 /// The values of one account.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountValues {
     pub rows: Vec<ValueRow>,
+    /// The spendable amounts valued (those with a price).
+    pub spendable: Vec<SpendableValue>,
     /// Balance rows (asset and family) without a price in at least one quote currency.
     pub unpriced: usize,
+}
+
+/// What one account holds: its balance rows and its spendable amount per asset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Holdings {
+    pub rows: Vec<(AssetLabels, AssetBalance)>,
+    pub spendable: Vec<(String, Decimal)>,
 }
 
 /// Values `holdings` in every quote; unpriced rows get no value row.
 pub fn value_holdings(
     market: &Market,
     quotes: &[String],
-    holdings: &[(AssetLabels, AssetBalance)],
+    holdings: &Holdings,
 ) -> (AccountValues, Vec<(String, String)>) {
     let mut values = AccountValues::default();
     let mut missing = Vec::new();
-    for (labels, balance) in holdings {
+    for (asset, amount) in &holdings.spendable {
+        for quote in quotes {
+            let value = market
+                .price(asset, quote)
+                .and_then(|(price, _)| amount.checked_mul(price));
+            if let Some(value) = value {
+                values.spendable.push(SpendableValue {
+                    asset: asset.clone(),
+                    quote: quote.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    for (labels, balance) in &holdings.rows {
         let mut priced_everywhere = true;
         for quote in quotes {
             let priced = market.price(&labels.asset, quote).and_then(|(price, _)| {
@@ -208,7 +239,7 @@ pub fn value_holdings(
 pub struct Valuation {
     quotes: Vec<String>,
     market: RwLock<Option<Market>>,
-    holdings: Mutex<BTreeMap<String, Vec<(AssetLabels, AssetBalance)>>>,
+    holdings: Mutex<BTreeMap<String, Holdings>>,
     warned: Mutex<HashSet<(String, String)>>,
 }
 
@@ -227,7 +258,7 @@ impl Valuation {
     pub fn set_holdings(
         &self,
         account: &str,
-        holdings: Vec<(AssetLabels, AssetBalance)>,
+        holdings: Holdings,
     ) -> Option<(AccountValues, Vec<AssetPrice>)> {
         let market = self.market.read().unwrap_or_else(|p| p.into_inner());
         let values = market.as_ref().map(|m| self.value(account, m, &holdings));
@@ -241,11 +272,11 @@ impl Valuation {
     fn held_prices(
         &self,
         market: &Market,
-        holdings: &BTreeMap<String, Vec<(AssetLabels, AssetBalance)>>,
+        holdings: &BTreeMap<String, Holdings>,
     ) -> Vec<AssetPrice> {
         let held: BTreeSet<&str> = holdings
             .values()
-            .flatten()
+            .flat_map(|h| &h.rows)
             .map(|(labels, _)| labels.asset.as_str())
             .collect();
         held.iter()
@@ -283,12 +314,7 @@ impl Valuation {
         (values, prices)
     }
 
-    fn value(
-        &self,
-        account: &str,
-        market: &Market,
-        holdings: &[(AssetLabels, AssetBalance)],
-    ) -> AccountValues {
+    fn value(&self, account: &str, market: &Market, holdings: &Holdings) -> AccountValues {
         let (values, missing) = value_holdings(market, &self.quotes, holdings);
         let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
         for (asset, quote) in missing {
@@ -379,13 +405,37 @@ mod tests {
                 },
             )
         };
-        let holdings = vec![
-            balance("XXBT", "1.2435000000", "0.8423000000"),
-            balance("DOT.S", "101.1234567890", "0"),
-            balance("KFEE", "1000.00", "0"),
-        ];
+        let holdings = Holdings {
+            rows: vec![
+                balance("XXBT", "1.2435000000", "0.8423000000"),
+                balance("DOT.S", "101.1234567890", "0"),
+                balance("KFEE", "1000.00", "0"),
+            ],
+            spendable: vec![
+                ("XBT".to_string(), dec("0.4012")),
+                ("KFEE".to_string(), dec("1000.00")),
+            ],
+        };
         let quotes = vec!["USD".to_string(), "EUR".to_string()];
         let (values, missing) = value_holdings(&market(), &quotes, &holdings);
+        // Spendable amounts are valued like rows; KFEE has no price and gets no value.
+        let spendable: Vec<(&str, &str, Decimal)> = values
+            .spendable
+            .iter()
+            .map(|s| (s.asset.as_str(), s.quote.as_str(), s.value))
+            .collect();
+        assert_eq!(
+            spendable,
+            vec![
+                ("XBT", "USD", dec("0.4012") * dec("95000.10")),
+                // XBT/EUR is routed here (see every_route_prices_exactly for the route).
+                (
+                    "XBT",
+                    "EUR",
+                    dec("0.4012") * market().price("XBT", "EUR").unwrap().0
+                ),
+            ]
+        );
         let find = |asset: &str, family: &str, quote: &str| {
             values
                 .rows

@@ -1,5 +1,5 @@
-//! `BalanceEx` -> the balance families (`kraken_balance*`), their values in quote currencies, and the
-//! prices of held assets.
+//! `BalanceEx` -> the balance families (`kraken_balance*`), what can be spent per asset
+//! (`kraken_spendable`), their values in quote currencies, and the prices of held assets.
 
 use std::collections::HashSet;
 
@@ -7,6 +7,8 @@ use super::{Collector, Fetch, Shared};
 use crate::kraken::assets::label_all_with;
 use crate::kraken::{Balances, KrakenClient, RebaseMultiplier};
 use crate::metrics::Changes;
+use crate::spendable::spendable_by_asset;
+use crate::valuation::Holdings;
 
 /// Polls `BalanceEx` and exports every row as Kraken sent it.
 pub struct BalanceExCollector {
@@ -58,11 +60,16 @@ impl Collector for BalanceExCollector {
                 );
             }
         }
+        let spendable = spendable_by_asset(&self.shared.names, &balances.assets);
         metrics.replace_balances(account, labelled.labels.iter().zip(&balances.assets));
+        metrics.replace_spendable(account, &spendable);
         // Valued inside the update, so values and the price task's revaluations are published in
         // the order they were computed.
         if let Some(valuation) = &self.shared.valuation {
-            let holdings = labelled.labels.into_iter().zip(balances.assets).collect();
+            let holdings = Holdings {
+                rows: labelled.labels.into_iter().zip(balances.assets).collect(),
+                spendable,
+            };
             if let Some((values, prices)) = valuation.set_holdings(account, holdings) {
                 metrics.replace_values(account, &values);
                 metrics.set_prices(&prices);

@@ -92,5 +92,6 @@ pub(super) fn account_from_env(
         api_key: SecretString::from(api_key.to_string()),
         api_secret,
         min_available: Vec::new(),
+        min_spendable: Vec::new(),
     }))
 }

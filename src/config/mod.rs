@@ -84,6 +84,7 @@ impl AccountSettings {
             api_key: SecretString::from(api_key.into()),
             api_secret: SecretSlice::from(api_secret),
             min_available: Vec::new(),
+            min_spendable: Vec::new(),
         }
     }
 }
@@ -98,6 +99,8 @@ pub struct AccountSettings {
     pub api_secret: SecretSlice<u8>,
     /// Alert thresholds, exported as `kraken_balance_available_min`.
     pub min_available: Vec<MinAvailable>,
+    /// Alert thresholds on what can be spent of an asset, exported as `kraken_spendable_min`.
+    pub min_spendable: Vec<MinSpendable>,
 }
 
 /// A minimum available amount for one asset and family of an account.
@@ -106,6 +109,14 @@ pub struct MinAvailable {
     /// The `asset` label value (legacy codes such as `ZUSD` are written as their modern name `USD`).
     pub asset: String,
     pub family: AssetFamily,
+    pub amount: Decimal,
+}
+
+/// A minimum spendable amount for one asset of an account (spot and auto-earn rows together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinSpendable {
+    /// The `asset` label value (`ZUSD` is written as `USD`).
+    pub asset: String,
     pub amount: Decimal,
 }
 
@@ -347,6 +358,12 @@ mod tests {
             (account("[[accounts.min_available]]\namount = \"1\""), vec![], vec!["min_available[0]", "asset"]),
             (account("[[accounts.min_available]]\nasset = \"USD\"\namount = \"1\"\nminimum = 2"), vec![], vec!["minimum", "unknown key"]),
             (account("[[accounts.min_available]]\nasset = \"USD\"\namount = \"1\"\n[[accounts.min_available]]\nasset = \"ZUSD\"\namount = \"2\""), vec![], vec!["USD", "twice"]),
+            (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"-1\""), vec![], vec!["min_spendable[0]", "negative"]),
+            (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"plenty\""), vec![], vec!["min_spendable[0]", "plenty"]),
+            (account("[[accounts.min_spendable]]\namount = \"1\""), vec![], vec!["min_spendable[0]", "asset"]),
+            (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"1\"\nfamily = \"spot\""), vec![], vec!["family", "unknown key"]),
+            (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"1\"\n[[accounts.min_spendable]]\nasset = \"ZUSD\"\namount = \"2\""), vec![], vec!["min_spendable", "USD", "twice"]),
+            (account("min_spendable = \"USD 100\""), vec![], vec!["min_spendable"]),
             (String::new(), vec![("KRAKEN_API_SECRET", SECRET)], vec!["KRAKEN_API_KEY"]),
             (String::new(), vec![("KRAKEN_API_KEY", "K"), ("KRAKEN_API_SECRET", "%%%")], vec!["KRAKEN_API_SECRET", "base64"]),
         ];
@@ -400,6 +417,27 @@ mod tests {
             .load(&format!("quote_currencies = []\n{ONE_ACCOUNT}"), &[])
             .unwrap();
         assert!(off.quote_currencies.is_empty());
+    }
+
+    #[test]
+    fn minimum_spendable_amounts_are_read_exactly_under_modern_names() {
+        let toml = format!(
+            "{ONE_ACCOUNT}\n[[accounts.min_spendable]]\nasset = \"XXBT\"\namount = \"0.25\"\n[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"0\"\n"
+        );
+        let settings = Fixture::new().load(&toml, &[]).unwrap();
+        assert_eq!(
+            settings.accounts[0].min_spendable,
+            vec![
+                MinSpendable {
+                    asset: "XBT".into(),
+                    amount: Decimal::new(25, 2)
+                },
+                MinSpendable {
+                    asset: "USD".into(),
+                    amount: Decimal::ZERO
+                },
+            ]
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(super) struct RawAccount {
     pub(super) api_secret_file: Option<PathBuf>,
     #[serde(default)]
     pub(super) min_available: Vec<RawMinAvailable>,
+    #[serde(default)]
+    pub(super) min_spendable: Vec<RawMinSpendable>,
 }
 
 #[derive(Deserialize)]
@@ -35,5 +37,12 @@ pub(super) struct RawAccount {
 pub(super) struct RawMinAvailable {
     pub(super) asset: Option<String>,
     pub(super) family: Option<String>,
+    pub(super) amount: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMinSpendable {
+    pub(super) asset: Option<String>,
     pub(super) amount: Option<String>,
 }

@@ -10,7 +10,7 @@ use super::environment::account_from_env;
 use super::schema::{RawAccount, RawMinAvailable, RawSettings};
 use super::secrets::read_secret_file;
 use super::{
-    err, AccountSettings, ConfigError, MinAvailable, Settings, DEFAULT_API_URL,
+    err, AccountSettings, ConfigError, MinAvailable, MinSpendable, Settings, DEFAULT_API_URL,
     DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL, DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
     MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
 };
@@ -294,21 +294,32 @@ pub(super) fn validate_account(
         }
         min_available.push(minimum);
     }
+    let mut min_spendable: Vec<MinSpendable> = Vec::with_capacity(raw.min_spendable.len());
+    for (index, raw) in raw.min_spendable.into_iter().enumerate() {
+        let at = format!("{at}: min_spendable[{index}]");
+        let minimum = MinSpendable {
+            asset: threshold_asset(&at, raw.asset)?,
+            amount: threshold_amount(&at, raw.amount)?,
+        };
+        if min_spendable.iter().any(|m| m.asset == minimum.asset) {
+            return Err(err(format!(
+                "{at}: min_spendable lists asset {:?} twice; keep one threshold per asset",
+                minimum.asset
+            )));
+        }
+        min_spendable.push(minimum);
+    }
     Ok(AccountSettings {
         name,
         api_key: SecretString::from(api_key),
         api_secret,
         min_available,
+        min_spendable,
     })
 }
 
 fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable, ConfigError> {
-    let asset = raw.asset.map(|a| a.trim().to_string()).unwrap_or_default();
-    if asset.is_empty() {
-        return Err(err(format!(
-            "{at}: asset is missing; name the asset as it appears in the asset label, e.g. asset = \"USD\""
-        )));
-    }
+    let asset = threshold_asset(at, raw.asset)?;
     let family = raw
         .family
         .map(|f| f.trim().to_string())
@@ -318,7 +329,27 @@ fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable
             "{at}: family is empty; use a family label such as \"spot\" or \"staked\", or leave it out for spot"
         )));
     }
-    let text = raw.amount.unwrap_or_default();
+    Ok(MinAvailable {
+        asset,
+        family: AssetFamily::from_label(&family),
+        amount: threshold_amount(at, raw.amount)?,
+    })
+}
+
+/// The `asset` of a threshold, as its label value (legacy codes such as `ZUSD` become `USD`).
+fn threshold_asset(at: &str, asset: Option<String>) -> Result<String, ConfigError> {
+    let asset = asset.map(|a| a.trim().to_string()).unwrap_or_default();
+    if asset.is_empty() {
+        return Err(err(format!(
+            "{at}: asset is missing; name the asset as it appears in the asset label, e.g. asset = \"USD\""
+        )));
+    }
+    Ok(modern_code(&asset).to_string())
+}
+
+/// The `amount` of a threshold: an exact decimal, 0 or more.
+fn threshold_amount(at: &str, amount: Option<String>) -> Result<Decimal, ConfigError> {
+    let text = amount.unwrap_or_default();
     let amount = Decimal::from_str_exact(text.trim()).map_err(|_| {
         err(format!(
             "{at}: amount = {text:?} is not a decimal number; write it as a string such as amount = \"5000\" or \"0.25\""
@@ -326,12 +357,8 @@ fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable
     })?;
     if amount.is_sign_negative() {
         return Err(err(format!(
-            "{at}: amount = {text:?} is negative; a minimum available amount is 0 or more"
+            "{at}: amount = {text:?} is negative; a minimum is 0 or more"
         )));
     }
-    Ok(MinAvailable {
-        asset: modern_code(&asset).to_string(),
-        family: AssetFamily::from_label(&family),
-        amount,
-    })
+    Ok(amount)
 }

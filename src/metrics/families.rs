@@ -1,5 +1,6 @@
-//! The hand-rendered families: balances `{account, asset, family}` and their values
-//! `{account, asset, family, quote}`, one chunk per account and family.
+//! The hand-rendered families, one chunk per account and family: spendable amounts `{account, asset}`,
+//! balances `{account, asset, family}`, and their values `{account, asset, family, quote}` and
+//! `{account, asset, quote}`.
 
 use std::str::FromStr;
 
@@ -39,10 +40,18 @@ pub(super) const BALANCE_FAMILIES: &[BalanceFamily] = &[
     },
 ];
 
-/// The families with the labels `{account, asset, family, quote}`: balances valued in a quote currency.
+/// The family with the labels `{account, asset}`: what can be spent of each asset.
+pub(super) const SPENDABLE_FAMILY: GaugeFamily = GaugeFamily {
+    name: "kraken_spendable",
+    help: "What can be spent of the asset: balance + credit - credit_used - hold_trade summed over its spot and auto-earn rows, in units of the asset. Alert on this, not on the per-row available amount.",
+};
+
+/// The families valued in a quote currency: balances `{account, asset, family, quote}`, then
+/// spendable amounts `{account, asset, quote}`.
 pub(super) const VALUE_FAMILIES: &[GaugeFamily] = &[
     GaugeFamily { name: "kraken_balance_value", help: "kraken_balance valued in the quote currency at Kraken's last trade price (see the README for how prices are found)." },
     GaugeFamily { name: "kraken_balance_available_value", help: "kraken_balance_available valued in the quote currency at Kraken's last trade price." },
+    GaugeFamily { name: "kraken_spendable_value", help: "kraken_spendable valued in the quote currency at Kraken's last trade price." },
 ];
 
 /// The nearest `f64` to an exact decimal.
@@ -90,6 +99,20 @@ where
         .collect()
 }
 
+/// Renders one account's `kraken_spendable` lines.
+pub(super) fn render_spendable(account: &str, spendable: &[(String, Decimal)]) -> Vec<Encoded> {
+    let rows: Vec<(String, f64)> = spendable
+        .iter()
+        .map(|(asset, amount)| {
+            (
+                render_labels(&[("account", account), ("asset", asset)]),
+                to_f64(*amount),
+            )
+        })
+        .collect();
+    vec![SPENDABLE_FAMILY.render(rows.iter().map(|(labels, value)| (labels.as_str(), *value)))]
+}
+
 /// Renders one account's lines of each of [`VALUE_FAMILIES`], in that order.
 pub(super) fn render_values(account: &str, values: &AccountValues) -> Vec<Encoded> {
     let rows: Vec<(String, &ValueRow)> = values
@@ -106,7 +129,7 @@ pub(super) fn render_values(account: &str, values: &AccountValues) -> Vec<Encode
         })
         .collect();
     let pick: [fn(&ValueRow) -> Decimal; 2] = [|r| r.value, |r| r.available_value];
-    VALUE_FAMILIES
+    let mut chunks: Vec<Encoded> = VALUE_FAMILIES
         .iter()
         .zip(pick)
         .map(|(family, amount)| {
@@ -115,5 +138,27 @@ pub(super) fn render_values(account: &str, values: &AccountValues) -> Vec<Encode
                     .map(|(labels, row)| (labels.as_str(), to_f64(amount(row)))),
             )
         })
-        .collect()
+        .collect();
+    let spendable: Vec<(String, f64)> = values
+        .spendable
+        .iter()
+        .map(|row| {
+            (
+                render_labels(&[
+                    ("account", account),
+                    ("asset", &row.asset),
+                    ("quote", &row.quote),
+                ]),
+                to_f64(row.value),
+            )
+        })
+        .collect();
+    chunks.push(
+        VALUE_FAMILIES[2].render(
+            spendable
+                .iter()
+                .map(|(labels, value)| (labels.as_str(), *value)),
+        ),
+    );
+    chunks
 }

@@ -26,11 +26,11 @@ use prometheus::{
 };
 use rust_decimal::Decimal;
 
-use crate::config::MinAvailable;
+use crate::config::{MinAvailable, MinSpendable};
 use crate::exposition::{Encoded, GaugeFamily};
 use crate::kraken::{AssetBalance, AssetLabels, ErrorReason};
 use crate::valuation::AccountValues;
-use families::{BALANCE_FAMILIES, VALUE_FAMILIES};
+use families::{BALANCE_FAMILIES, SPENDABLE_FAMILY, VALUE_FAMILIES};
 
 /// The `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -44,6 +44,10 @@ const POLL_DURATION_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 pub struct Metrics {
     registry: Registry,
     process_registry: Registry,
+    /// `# HELP`/`# TYPE` of `kraken_spendable`.
+    spendable_headers: Vec<Encoded>,
+    /// Per account, the rendered lines of `kraken_spendable`.
+    spendable_chunks: Mutex<BTreeMap<String, Vec<Encoded>>>,
     /// `# HELP`/`# TYPE` of each of [`BALANCE_FAMILIES`].
     balance_headers: Vec<Encoded>,
     /// Per account, the rendered lines of each of [`BALANCE_FAMILIES`].
@@ -59,6 +63,7 @@ pub struct Metrics {
     /// The (asset, quote) pairs of `asset_price` currently exported, to remove those that vanish.
     exported_prices: Mutex<std::collections::BTreeSet<(String, String)>>,
     available_min: GaugeVec,
+    spendable_min: GaugeVec,
     up: GaugeVec,
     last_success: GaugeVec,
     backoff: GaugeVec,
@@ -160,6 +165,7 @@ impl Metrics {
 
         let metrics = Self {
             available_min: gauge_vec(&registry, "kraken_balance_available_min", "Configured minimum available amount of the asset (min_available); alert when kraken_balance_available falls below it.", BALANCE_LABELS),
+            spendable_min: gauge_vec(&registry, "kraken_spendable_min", "Configured minimum spendable amount of the asset (min_spendable); alert when kraken_spendable falls below it.", &["account", "asset"]),
             up: gauge_vec(&registry, "kraken_up", "1 if the last BalanceEx poll of the account succeeded, 0 if it failed or none has finished yet.", &["account"]),
             last_success: gauge_vec(&registry, "kraken_last_success_timestamp_seconds", "Unix time of the last successful BalanceEx poll of the account (0 before the first).", &["account"]),
             backoff: gauge_vec(&registry, "kraken_backoff_seconds", "Seconds the account's poller waits before its next attempt because of failures (0 while polls succeed).", &["account"]),
@@ -175,6 +181,8 @@ impl Metrics {
             },
             polls: counter_vec(&registry, "kraken_polls_total", "BalanceEx polls attempted, successful or not.", &["account"]),
             poll_errors: counter_vec(&registry, "kraken_poll_errors_total", "Failed BalanceEx polls by reason (timeout, http, decode, invalid_key, invalid_signature, invalid_nonce, permission_denied, rate_limited, lockout, unavailable, api_error).", &["account", "reason"]),
+            spendable_headers: vec![SPENDABLE_FAMILY.header()],
+            spendable_chunks: Mutex::new(BTreeMap::new()),
             balance_headers: BALANCE_FAMILIES.iter().map(|f| f.family.header()).collect(),
             balance_chunks: Mutex::new(BTreeMap::new()),
             value_headers: VALUE_FAMILIES.iter().map(GaugeFamily::header).collect(),
@@ -229,11 +237,22 @@ impl std::ops::Deref for Changes<'_> {
 }
 
 impl Changes<'_> {
-    /// Exports an account's configured minimum available amounts.
-    pub fn set_minimums(&self, account: &str, minimums: &[MinAvailable]) {
-        for minimum in minimums {
+    /// Exports an account's configured thresholds: minimum available amounts per row and minimum
+    /// spendable amounts per asset.
+    pub fn set_minimums(
+        &self,
+        account: &str,
+        min_available: &[MinAvailable],
+        min_spendable: &[MinSpendable],
+    ) {
+        for minimum in min_available {
             self.available_min
                 .with_label_values(&[account, minimum.asset.as_str(), minimum.family.label()])
+                .set(to_f64(minimum.amount));
+        }
+        for minimum in min_spendable {
+            self.spendable_min
+                .with_label_values(&[account, minimum.asset.as_str()])
                 .set(to_f64(minimum.amount));
         }
     }
@@ -279,7 +298,14 @@ impl Changes<'_> {
     /// Removes every balance and value series of an account (its data went stale); thresholds stay.
     pub fn clear_balances(&self, account: &str) {
         self.replace_balances(account, std::iter::empty());
+        self.replace_spendable(account, &[]);
         self.replace_values(account, &AccountValues::default());
+    }
+
+    /// Replaces the account's `kraken_spendable` series with these (asset, amount) pairs.
+    pub fn replace_spendable(&self, account: &str, spendable: &[(String, Decimal)]) {
+        let chunks = families::render_spendable(account, spendable);
+        lock(&self.spendable_chunks).insert(account.to_string(), chunks);
     }
 
     /// Replaces the account's value series and its count of unpriced assets.
@@ -335,6 +361,7 @@ impl Metrics {
         let published: Arc<[Encoded]> = {
             let mut parts: Vec<Encoded> = Vec::new();
             for (headers, chunks) in [
+                (&self.spendable_headers, &self.spendable_chunks),
                 (&self.balance_headers, &self.balance_chunks),
                 (&self.value_headers, &self.value_chunks),
             ] {

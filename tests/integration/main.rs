@@ -12,5 +12,6 @@ mod resilience;
 mod scenario;
 mod secrets;
 mod server;
+mod spendable;
 mod valuation;
 mod web;

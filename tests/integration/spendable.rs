@@ -1,0 +1,138 @@
+//! What can be spent per asset on an auto-earn account, through the binary: base rows whose holds
+//! exceed their balance next to `.F` rows, exact figures, untouched per-row series, thresholds and
+//! values.
+
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use kraken_exporter::simulator::SimBalance;
+
+use crate::helpers::{portfolio, simulator_with_main, Samples};
+
+fn auto_earn_portfolio() -> kraken_exporter::simulator::Portfolio {
+    portfolio(&[
+        // Holds charged to the base row, the money in the .F row (seen on real accounts).
+        ("XXBT", SimBalance::new("0.0000000000", "0.5000000000", 10)),
+        ("XBT.F", SimBalance::new("1.2000000000", "0.0000000000", 10)),
+        ("ZUSD", SimBalance::new("100.0000", "250.0000", 4)),
+        ("USD.F", SimBalance::new("1000.0000", "0.0000", 4)),
+        // Auto-earn only.
+        ("ETH.F", SimBalance::new("2.5000000000", "0.0000000000", 10)),
+        // Credit counts; not spendable families do not.
+        (
+            "USDT",
+            SimBalance::new("10.00000000", "0.00000000", 8)
+                .with_credit("500.00000000", "120.50000000"),
+        ),
+        (
+            "DOT.S",
+            SimBalance::new("10.0000000000", "0.0000000000", 10),
+        ),
+        ("USDC.B", SimBalance::new("800.00000000", "0.00000000", 8)),
+    ])
+}
+
+#[tokio::test]
+async fn spendable_sums_spot_and_auto_earn_rows_and_leaves_the_rows_as_kraken_sent_them() {
+    let (simulator, main) = simulator_with_main(auto_earn_portfolio()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(
+        &secret,
+        base64::engine::general_purpose::STANDARD.encode(&main.secret),
+    )
+    .unwrap();
+    let config = dir.path().join("kraken_exporter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"api_url = "{}"
+quote_currencies = ["USD"]
+
+[[accounts]]
+name = "main"
+api_key = "{}"
+api_secret_file = "{}"
+
+[[accounts.min_spendable]]
+asset = "XXBT"
+amount = "1.0"
+
+[[accounts.min_spendable]]
+asset = "USD"
+amount = "500"
+"#,
+            simulator.url(),
+            main.api_key,
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
+            .args(["--config", &config, "--once"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = Samples::parse(&stdout);
+    let spendable = |asset: &str| {
+        m.get(&format!(
+            r#"kraken_spendable{{account="main",asset="{asset}"}}"#
+        ))
+    };
+
+    // 1.2 - 0.5; 1000 + 100 - 250; 10 + 500 - 120.5.
+    assert_eq!(spendable("XBT"), Some(0.7));
+    assert_eq!(spendable("USD"), Some(850.0));
+    assert_eq!(spendable("ETH"), Some(2.5));
+    assert_eq!(spendable("USDT"), Some(389.5));
+    assert_eq!(spendable("DOT"), None, "staked only: no spendable figure");
+    assert_eq!(
+        spendable("USDC"),
+        None,
+        "yield-bearing only: no spendable figure"
+    );
+    assert_eq!(m.count_for_account("kraken_spendable", "main"), 4);
+
+    // The rows stay exactly Kraken's.
+    let available =
+        |asset: &str, family: &str| m.balance("kraken_balance_available", "main", asset, family);
+    assert_eq!(available("XBT", "spot"), Some(-0.5));
+    assert_eq!(available("XBT", "auto_earn"), Some(1.2));
+    assert_eq!(available("USD", "spot"), Some(-150.0));
+    assert_eq!(
+        m.balance("kraken_balance_hold", "main", "XBT", "spot"),
+        Some(0.5)
+    );
+
+    // Thresholds, under the asset label (XXBT written as XBT).
+    assert_eq!(
+        m.get(r#"kraken_spendable_min{account="main",asset="XBT"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(r#"kraken_spendable_min{account="main",asset="USD"}"#),
+        Some(500.0)
+    );
+
+    // Values at the simulator's last XBT/USD trade, 95000.10.
+    let value = |asset: &str| {
+        m.get(&format!(
+            r#"kraken_spendable_value{{account="main",asset="{asset}",quote="USD"}}"#
+        ))
+    };
+    assert_eq!(value("XBT"), Some(66500.07));
+    assert_eq!(value("USD"), Some(850.0));
+    assert_eq!(value("DOT"), None);
+}
