@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{AccountSettings, MinAvailable, Settings};
+use crate::config::{AccountSettings, MinAvailable, MinSpendable, Settings};
 use crate::kraken::AssetFamily;
 use crate::simulator::{dec, generate_secret, Portfolio, SimBalance, Simulator};
 
@@ -50,16 +50,35 @@ pub fn demo_portfolio() -> Portfolio {
     .collect()
 }
 
-/// A demo account: name, API key, portfolio and thresholds as (asset, family, amount).
+/// A demo account: name, API key, portfolio, `min_available` as (asset, family, amount) and
+/// `min_spendable` as (asset, amount).
 type DemoAccount = (
     &'static str,
     &'static str,
     Portfolio,
     Vec<(&'static str, &'static str, &'static str)>,
+    Vec<(&'static str, &'static str)>,
 );
 
-/// The simulated accounts of `--demo`. EUR on the treasury account (about 4,250 available) sits below
-/// its 10,000 minimum, so the low-balance alert fires on demo data.
+/// The treasury account: the realistic portfolio with Kraken Rewards auto-earn on for XBT and USD.
+/// As on real accounts, the holds of open orders are charged to the base rows while the money sits in
+/// the `.F` rows: XXBT holds 0.6 against a balance of 0.1 (its row's available is -0.5), and what can
+/// be spent of XBT is 0.1 - 0.6 + 1.2 = 0.7, below its minimum of 1: the spendable alert fires.
+fn treasury_portfolio() -> Portfolio {
+    let mut portfolio = demo_portfolio();
+    for (key, balance) in [
+        ("XXBT", SimBalance::new("0.1000000000", "0.6000000000", 10)),
+        ("XBT.F", SimBalance::new("1.2000000000", "0.0000000000", 10)),
+        ("USD.F", SimBalance::new("12000.0000", "0.0000", 4)),
+    ] {
+        portfolio.insert(key.to_string(), balance);
+    }
+    portfolio
+}
+
+/// The simulated accounts of `--demo`. On the treasury account, spendable XBT (0.7) sits below its
+/// minimum of 1 and available EUR (about 4,250) below its 10,000 minimum, so both low-funds alerts fire
+/// on demo data.
 fn demo_accounts() -> Vec<DemoAccount> {
     let trading: Portfolio = [
         ("ZUSD", SimBalance::new("1830.4400", "1200.0000", 4)),
@@ -81,18 +100,20 @@ fn demo_accounts() -> Vec<DemoAccount> {
         (
             "treasury",
             "DEMO-treasury-key",
-            demo_portfolio(),
+            treasury_portfolio(),
             vec![
                 ("USD", "spot", "5000"),
                 ("EUR", "spot", "10000"),
                 ("USDT", "auto_earn", "1000"),
             ],
+            vec![("XBT", "1"), ("USD", "5000")],
         ),
         (
             "trading",
             "DEMO-trading-key",
             trading,
             vec![("USD", "spot", "250"), ("SOL", "spot", "50")],
+            vec![("SOL", "50")],
         ),
     ]
 }
@@ -105,15 +126,22 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     let simulator = Simulator::start().await?;
     simulator.set_drift(true);
     let mut accounts = Vec::new();
-    for (name, api_key, portfolio, minimums) in demo_accounts() {
+    for (name, api_key, portfolio, min_available, min_spendable) in demo_accounts() {
         let secret = generate_secret();
         simulator.add_account(api_key, &secret, portfolio);
         let mut account = AccountSettings::new(name, api_key, secret);
-        account.min_available = minimums
+        account.min_available = min_available
             .into_iter()
             .map(|(asset, family, amount)| MinAvailable {
                 asset: asset.to_string(),
                 family: AssetFamily::from_label(family),
+                amount: dec(amount),
+            })
+            .collect();
+        account.min_spendable = min_spendable
+            .into_iter()
+            .map(|(asset, amount)| MinSpendable {
+                asset: asset.to_string(),
                 amount: dec(amount),
             })
             .collect();

@@ -186,28 +186,34 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
         );
     }
 
-    eventually(
-        "the demo's EUR minimum alert is pending or firing",
-        || async {
-            let alerts: Value = http
-                .get(format!("{prometheus}/api/v1/alerts"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            alerts["data"]["alerts"]
-                .as_array()?
-                .iter()
-                .any(|alert| {
-                    alert["labels"]["alertname"] == "KrakenAvailableBelowMinimum"
-                        && alert["labels"]["account"] == "treasury"
-                        && alert["labels"]["asset"] == "EUR"
-                        && (alert["state"] == "pending" || alert["state"] == "firing")
-                })
-                .then_some(())
-        },
-    )
-    .await;
+    // The demo's low-funds alerts: spendable XBT (0.7 against 1) and available EUR (4,250 against 10,000).
+    for (alertname, asset) in [
+        ("KrakenSpendableBelowMinimum", "XBT"),
+        ("KrakenAvailableBelowMinimum", "EUR"),
+    ] {
+        eventually(
+            &format!("the demo's {alertname} on {asset} is pending or firing"),
+            || async {
+                let alerts: Value = http
+                    .get(format!("{prometheus}/api/v1/alerts"))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                alerts["data"]["alerts"]
+                    .as_array()?
+                    .iter()
+                    .any(|alert| {
+                        alert["labels"]["alertname"] == alertname
+                            && alert["labels"]["account"] == "treasury"
+                            && alert["labels"]["asset"] == asset
+                            && (alert["state"] == "pending" || alert["state"] == "firing")
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    }
 }
