@@ -16,7 +16,7 @@
 //! - [`poller`]: per account, a drift-free schedule walking its collectors in sequence, with backoff;
 //!   [`readiness`] records first successes for `/ready`.
 //! - [`metrics`]: every family, the registry and the one publisher; `exposition` renders by hand.
-//! - `server`, `listener`: routes, guards (auth, headers, limits) and the accept loop; `prices`,
+//! - `server` and [`listener`]: routes, guards (auth, headers, limits) and the accept loop; `prices`,
 //!   `valuation`: balances valued in quote currencies.
 //! - [`simulator`]: the simulated Kraken (private, public, faults) used by `--demo` and the tests;
 //!   [`demo`]: the demo accounts.
@@ -28,7 +28,7 @@ pub mod config;
 pub mod demo;
 pub(crate) mod exposition;
 pub mod kraken;
-pub(crate) mod listener;
+pub mod listener;
 pub mod metrics;
 pub mod poller;
 pub(crate) mod prices;

@@ -2,11 +2,14 @@
 //! refused bodies, hostile clients, graceful shutdown.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use base64::Engine;
 use std::time::Duration;
 
 use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::listener::MAX_PER_ADDRESS;
 use kraken_exporter::simulator::Simulator;
 use kraken_exporter::web_config::WebConfig;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -455,39 +458,92 @@ async fn request_bodies_are_refused() {
     assert_eq!(response.status(), 413);
 }
 
+/// A client on 127.0.0.1 that keeps a connection busy: a request every second, answers read. Ends
+/// when the exporter closes the connection; `alive` counts the connections still open.
+async fn busy_connection(address: String, alive: Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else {
+        return;
+    };
+    alive.fetch_add(1, Ordering::SeqCst);
+    let mut buffer = [0u8; 4096];
+    loop {
+        if stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: exporter\r\n\r\n")
+            .await
+            .is_err()
+        {
+            break;
+        }
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    alive.fetch_sub(1, Ordering::SeqCst);
+}
+
 #[tokio::test]
-async fn a_scrape_still_answers_through_idle_connections_and_a_flood() {
+async fn hundreds_of_busy_connections_from_one_address_leave_room_for_another() {
     let app = spawn_with_web(WebConfig::default(), "http").await;
     let address = app.url.trim_start_matches("http://").to_string();
-    // Connections that never send a byte.
-    let mut idle = Vec::new();
-    for _ in 0..200 {
-        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
-    }
-    // A flood of concurrent scrapes from another client.
-    let flood_client = reqwest::Client::new();
-    let flood: Vec<_> = (0..400)
-        .map(|_| {
-            let client = flood_client.clone();
-            let url = format!("{}/metrics", app.url);
-            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
-        })
+    // More keep-alive connections from 127.0.0.1 than the exporter has slots for, each busy.
+    let alive = Arc::new(AtomicUsize::new(0));
+    let attackers: Vec<_> = (0..600)
+        .map(|_| tokio::spawn(busy_connection(address.clone(), Arc::clone(&alive))))
         .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        alive.load(Ordering::SeqCst) <= MAX_PER_ADDRESS,
+        "{} connections from one address stayed open",
+        alive.load(Ordering::SeqCst)
+    );
+    // Prometheus on another address is served within seconds.
     let prometheus = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let scrape = prometheus
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scrape.status(), 200);
-    assert!(scrape.text().await.unwrap().contains("kraken_up"));
-    for request in flood {
-        assert_eq!(request.await.unwrap().unwrap(), 200);
+    for _ in 0..3 {
+        let scrape = prometheus
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .expect("a scrape from another address is served");
+        assert_eq!(scrape.status(), 200);
+        assert!(scrape.text().await.unwrap().contains("kraken_up"));
     }
-    drop(idle);
+    for attacker in attackers {
+        attacker.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with_web(WebConfig::default(), "http").await;
+    let address = app.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Pipelined scrapes, answers never read: the exporter's writes stop making progress, then it
+    // must close the connection (10 s without progress); our writes then fail.
+    let request = b"GET /metrics HTTP/1.1\r\nHost: exporter\r\n\r\n".repeat(64);
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Err(error) = stream.write_all(&request).await {
+                return error;
+            }
+        }
+    })
+    .await;
+    let error = outcome.expect("the exporter closed the connection of a client that does not read");
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{error}"
+    );
 }
 
 #[cfg(unix)]
