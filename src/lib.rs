@@ -35,7 +35,7 @@ pub(crate) mod prices;
 pub mod readiness;
 pub(crate) mod server;
 pub mod simulator;
-pub(crate) mod spendable;
+pub mod spendable;
 pub mod telemetry;
 pub(crate) mod valuation;
 pub mod web_config;

@@ -22,7 +22,7 @@ use crate::kraken::assets::AssetNames;
 use crate::kraken::{AssetBalance, AssetFamily};
 
 /// Spendable amount per asset label, sorted by asset; computed exactly in decimal.
-pub(crate) fn spendable_by_asset(
+pub fn spendable_by_asset(
     names: &AssetNames,
     rows: &[AssetBalance],
 ) -> Vec<(String, Decimal)> {

@@ -1,8 +1,8 @@
-//! Fuzzes the BalanceEx response decoder and the asset-key mapper with arbitrary bytes:
-//! `cargo +nightly fuzz run decode_balance_ex` (see the README).
+//! Fuzzes the BalanceEx response decoder, the asset-key mapper and the spendable sums with arbitrary
+//! bytes. `.ci/run` runs every target for a bounded time (see the README's *Fuzzing*).
 #![no_main]
 
-use kraken_exporter::kraken::assets::label_all;
+use kraken_exporter::kraken::assets::{label_all, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use libfuzzer_sys::fuzz_target;
 
@@ -13,5 +13,6 @@ fuzz_target!(|data: &[u8]| {
         for asset in &balances.assets {
             let _ = asset.available();
         }
+        let _ = kraken_exporter::spendable::spendable_by_asset(&AssetNames::default(), &balances.assets);
     }
 });

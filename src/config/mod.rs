@@ -140,15 +140,28 @@ impl Settings {
         file: Option<&Path>,
         env: BTreeMap<String, String>,
     ) -> Result<Self, ConfigError> {
+        let Some(path) = file else {
+            return Self::from_toml(None, "the environment", env);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            err(format!(
+                "cannot read config file {}: {e}; check the --config path and its permissions",
+                path.display()
+            ))
+        })?;
+        Self::from_toml(Some(&text), &format!("config file {}", path.display()), env)
+    }
+
+    /// Loads from the text of a TOML file (`None`: no file) and an environment; `where_` names the
+    /// source in error messages.
+    pub fn from_toml(
+        text: Option<&str>,
+        where_: &str,
+        env: BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                err(format!(
-                    "cannot read config file {}: {e}; check the --config path and its permissions",
-                    path.display()
-                ))
-            })?;
-            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        if let Some(text) = text {
+            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
         let overrides = env_overrides(&env);
         builder = builder.add_source(
@@ -161,14 +174,10 @@ impl Settings {
                 .with_list_parse_key("quote_currencies")
                 .source(Some(overrides)),
         );
-        let where_ = file.map_or_else(
-            || "the environment".to_string(),
-            |p| format!("config file {}", p.display()),
-        );
         let raw: RawSettings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| err(explain_config_error(&e.to_string(), &where_)))?;
+            .map_err(|e| err(explain_config_error(&e.to_string(), where_)))?;
         validate::settings(raw, &env)
     }
 

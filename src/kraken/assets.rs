@@ -193,16 +193,32 @@ where
         .into_iter()
         .map(|key| (key, names.classify(key)))
         .collect();
-    let mut counts: HashMap<&AssetLabels, usize> = HashMap::new();
-    for (_, labels) in &classified {
-        *counts.entry(labels).or_default() += 1;
+    // Keys whose mapped labels clash fall back to their raw key, which is unique. A raw-key label can
+    // in turn clash with another key's mapped label (a learned altname equal to a raw key), so repeat
+    // until every label is distinct; each round moves at least one key to its raw label.
+    let mut raw = vec![false; classified.len()];
+    loop {
+        let mut counts: HashMap<(&str, &AssetFamily), usize> =
+            HashMap::with_capacity(classified.len());
+        for ((key, mapped), raw) in classified.iter().zip(&raw) {
+            let asset = if *raw { key } else { mapped.asset.as_str() };
+            *counts.entry((asset, &mapped.family)).or_default() += 1;
+        }
+        let mut changed = false;
+        for ((_, mapped), raw) in classified.iter().zip(raw.iter_mut()) {
+            if !*raw && counts[&(mapped.asset.as_str(), &mapped.family)] > 1 {
+                *raw = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
     }
-    let collided: Vec<bool> = classified.iter().map(|(_, l)| counts[l] > 1).collect();
-    drop(counts);
     let mut labels = Vec::with_capacity(classified.len());
     let mut collisions = Vec::new();
-    for ((key, mapped), collided) in classified.into_iter().zip(collided) {
-        if collided {
+    for ((key, mapped), raw) in classified.into_iter().zip(raw) {
+        if raw {
             collisions.push(key.to_string());
             labels.push(AssetLabels {
                 asset: key.to_string(),
@@ -297,6 +313,19 @@ mod tests {
         let mut collisions = result.collisions.clone();
         collisions.sort();
         assert_eq!(collisions, vec!["XBT".to_string(), "XXBT".to_string()]);
+    }
+
+    #[test]
+    fn a_raw_key_fallback_never_clashes_with_a_learned_name() {
+        // XXBT and XBT collide and fall back to their raw keys; a code Kraken calls "XXBT" would
+        // then take the series of the raw XXBT: it falls back to its raw key too.
+        let names = AssetNames::default();
+        names.learn([("ODD", "XXBT")]);
+        let result = label_all_with(&names, ["XBT", "XXBT", "ODD", "DOT"]);
+        let distinct: HashSet<_> = result.labels.iter().collect();
+        assert_eq!(distinct.len(), 4, "{:?}", result.labels);
+        assert_eq!(result.labels[2].asset, "ODD");
+        assert_eq!(result.labels[3].asset, "DOT");
     }
 
     #[test]

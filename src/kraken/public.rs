@@ -54,22 +54,28 @@ impl PublicClient {
 
     /// Raw asset key -> altname (`XXBT` -> `XBT`).
     pub async fn assets(&self) -> Result<BTreeMap<String, AssetInfo>, PollError> {
-        self.get("/0/public/Assets", |body| decode_map(body, "Assets"))
-            .await
+        self.get("/0/public/Assets", decode_assets).await
     }
 
     /// Pair key -> base and quote.
     pub async fn asset_pairs(&self) -> Result<BTreeMap<String, PairInfo>, PollError> {
-        self.get("/0/public/AssetPairs", |body| {
-            decode_map(body, "AssetPairs")
-        })
-        .await
+        self.get("/0/public/AssetPairs", decode_asset_pairs).await
     }
 
     /// Pair key -> last trade price, for every pair, in one call.
     pub async fn last_prices(&self) -> Result<BTreeMap<String, Decimal>, PollError> {
         self.get("/0/public/Ticker", decode_ticker).await
     }
+}
+
+/// Decodes an `Assets` body into raw key -> asset info.
+pub fn decode_assets(body: &[u8]) -> Result<BTreeMap<String, AssetInfo>, PollError> {
+    decode_map(body, "Assets")
+}
+
+/// Decodes an `AssetPairs` body into pair key -> base and quote.
+pub fn decode_asset_pairs(body: &[u8]) -> Result<BTreeMap<String, PairInfo>, PollError> {
+    decode_map(body, "AssetPairs")
 }
 
 fn decode_map<T: serde::de::DeserializeOwned>(

@@ -91,19 +91,24 @@ pub struct WebConfigError {
 impl WebConfig {
     /// Loads and checks the file: certificates are read and parsed now, so mistakes stop the start.
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| WebConfigError {
+            file: path.display().to_string(),
+            message: format!("cannot read it: {e}; check the path and permissions"),
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parses and checks the text of the file at `path` (relative paths in it are relative to the
+    /// file's directory).
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self, WebConfigError> {
         let fail = |message: String| WebConfigError {
             file: path.display().to_string(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            fail(format!(
-                "cannot read it: {e}; check the path and permissions"
-            ))
-        })?;
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig::default()
         } else {
-            serde_yaml::from_str(&text).map_err(|e| fail(format!("{e}")))?
+            serde_yaml::from_str(text).map_err(|e| fail(format!("{e}")))?
         };
         let base = path.parent().unwrap_or(Path::new("."));
         let tls = raw
