@@ -356,6 +356,7 @@ mod tests {
             (ONE_ACCOUNT.replace("/secret", "/missing"), vec![], vec!["api_secret_file", "missing"]),
             (ONE_ACCOUNT.replace("/secret", "/bad-secret"), vec![], vec!["bad-secret", "base64"]),
             (ONE_ACCOUNT.replace("/secret", "/empty-secret"), vec![], vec!["empty-secret", "empty"]),
+            (ONE_ACCOUNT.replace("$DIR/secret", "/dev/zero"), vec![], vec!["/dev/zero", "larger than"]),
             (ONE_ACCOUNT.replace("api_secret_file = \"$DIR/secret\"", ""), vec![], vec!["api_secret_file"]),
             (account("\n[[accounts]]\nname = \"x\"\napi_key = \"k\"\napi_secret = \"inline\"\napi_secret_file=\"$DIR/secret\""), vec![], vec!["api_secret", "unknown key"]),
             ("poll_interval = \"5s\"\n[[accounts]\n".to_string(), vec![], vec!["line 2"]),

@@ -51,18 +51,36 @@ fn scrub_variable(name: &str) {
 
 /// Reads and decodes a secret file; warns when group or others can read it.
 pub fn read_secret_file(path: &Path) -> Result<SecretSlice<u8>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot = |e: &dyn std::fmt::Display| {
         format!(
             "cannot read api_secret_file {}: {e}; check the path and that the exporter's user may read it",
             path.display()
         )
-    })?;
-    warn_if_readable_by_others(path);
+    };
+    let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+    // A secret is about 90 characters: a larger file, or a device such as /dev/zero, is a mistake
+    // that must not stall the start or take the memory.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(file, MAX_SECRET_FILE_BYTES + 1),
+        &mut text,
+    )
+    .map_err(|e| cannot(&e))?;
     let text = SecretString::from(text);
+    if secrecy::ExposeSecret::expose_secret(&text).len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!(
+            "api_secret_file {} is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold only the key's base64 private key",
+            path.display()
+        ));
+    }
+    warn_if_readable_by_others(path);
     let decoded = decode_secret(secrecy::ExposeSecret::expose_secret(&text))
         .map_err(|e| format!("api_secret_file {}: {e}", path.display()))?;
     Ok(SecretSlice::from(decoded))
 }
+
+/// The largest secret file read (a Kraken private key is 88 base64 characters).
+const MAX_SECRET_FILE_BYTES: u64 = 4096;
 
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
