@@ -16,8 +16,8 @@
 //! - [`poller`]: per account, a drift-free schedule walking its collectors in sequence, with backoff;
 //!   [`readiness`] records first successes for `/ready`.
 //! - [`metrics`]: every family, the registry and the one publisher; `exposition` renders by hand.
-//! - `server` and [`listener`]: routes, guards (auth, headers, limits) and the accept loop; `prices`,
-//!   `valuation`: balances valued in quote currencies.
+//! - [`server`] and [`listener`]: routes, guards (auth, headers, limits) and the accept loop; `prices`,
+//!   [`valuation`]: balances valued in quote currencies.
 //! - [`simulator`]: the simulated Kraken (private, public, faults) used by `--demo` and the tests;
 //!   [`demo`]: the demo accounts.
 
@@ -33,9 +33,9 @@ pub mod metrics;
 pub mod poller;
 pub(crate) mod prices;
 pub mod readiness;
-pub(crate) mod server;
+pub mod server;
 pub mod simulator;
 pub mod spendable;
 pub mod telemetry;
-pub(crate) mod valuation;
+pub mod valuation;
 pub mod web_config;

@@ -1,0 +1,153 @@
+//! The operations whose instruction counts CI holds to a budget (`bench/budgets.sh`, which runs this
+//! under `valgrind --tool=callgrind` and counts only the `measured_*` functions):
+//!
+//! - `decode_apply`: decode a 1,000-asset `BalanceEx` answer, label it, work out spendable amounts and
+//!   publish the account's series;
+//! - `scrape`: serve one plain-text `/metrics` of 3,000 assets through the router;
+//! - `value`: value 1,000 balance rows and their spendable amounts in two quote currencies.
+//!
+//! ```sh
+//! cargo run --release --example budgets -- decode_apply
+//! ```
+
+use std::hint::black_box;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use kraken_exporter::kraken::assets::{label_all, AssetNames};
+use kraken_exporter::kraken::balance_ex::decode_balance_ex;
+use kraken_exporter::metrics::Metrics;
+use kraken_exporter::readiness::Readiness;
+use kraken_exporter::spendable::spendable_by_asset;
+use kraken_exporter::valuation::{value_holdings, Holdings, Market};
+use kraken_exporter::web_config::WebConfig;
+use rust_decimal::Decimal;
+
+/// A Kraken-shaped answer with `count` assets over every family, amounts as 10-decimal strings.
+fn balance_ex_body(count: usize) -> String {
+    const SUFFIXES: [&str; 8] = ["", ".S", ".M", ".B", ".F", ".T", ".P", ".HOLD"];
+    let assets: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#""AST{}{}":{{"balance":"{}.{:010}","hold_trade":"{}.{:010}"{}}}"#,
+                i / SUFFIXES.len(),
+                SUFFIXES[i % SUFFIXES.len()],
+                (i * 7919) % 1_000_000,
+                (i * 104_729) % 10_000_000_000,
+                (i * 31) % 1_000,
+                (i * 7) % 10_000_000_000,
+                if i % 10 == 0 {
+                    r#","credit":"500.0000000000","credit_used":"120.5000000000""#
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    format!(r#"{{"error":[],"result":{{{}}}}}"#, assets.join(","))
+}
+
+/// Decodes, labels and publishes one answer, as a successful poll does.
+fn apply(metrics: &Metrics, names: &AssetNames, body: &[u8]) {
+    let balances = decode_balance_ex(body).expect("the body is valid");
+    let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
+    let spendable = spendable_by_asset(names, &balances.assets);
+    metrics.update(|m| {
+        m.replace_balances("account0", labelled.labels.iter().zip(&balances.assets));
+        m.replace_spendable("account0", &spendable);
+    });
+}
+
+#[inline(never)]
+fn measured_decode_apply(metrics: &Metrics, names: &AssetNames, body: &[u8]) {
+    apply(metrics, names, body);
+}
+
+#[inline(never)]
+fn measured_scrape(runtime: &tokio::runtime::Runtime, router: &axum::Router) -> usize {
+    runtime.block_on(scrape(router))
+}
+
+async fn scrape(router: &axum::Router) -> usize {
+    use tower::ServiceExt;
+    let request = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .expect("a static request is valid");
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the body is in memory")
+        .len()
+}
+
+#[inline(never)]
+fn measured_value(market: &Market, quotes: &[String], holdings: &Holdings) -> usize {
+    value_holdings(market, quotes, holdings).0.rows.len()
+}
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_default();
+    let names = AssetNames::default();
+    match which.as_str() {
+        "decode_apply" => {
+            let body = balance_ex_body(1000);
+            let metrics = Metrics::new(&["account0"]);
+            // One warm-up, so lazily built state is not counted.
+            apply(&metrics, &names, body.as_bytes());
+            measured_decode_apply(&metrics, &names, black_box(body.as_bytes()));
+        }
+        "scrape" => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime starts");
+            let metrics = Arc::new(Metrics::new(&["account0"]));
+            apply(&metrics, &names, balance_ex_body(3000).as_bytes());
+            let router = kraken_exporter::server::router(
+                Arc::clone(&metrics),
+                Arc::new(Readiness::new(&["account0"])),
+                &WebConfig::default(),
+            );
+            // The warm-up renders the process metrics, which are then reused for a second.
+            runtime.block_on(scrape(&router));
+            black_box(measured_scrape(&runtime, &router));
+        }
+        "value" => {
+            let body = balance_ex_body(1000);
+            let balances = decode_balance_ex(body.as_bytes()).expect("the body is valid");
+            let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
+            let spendable = spendable_by_asset(&names, &balances.assets);
+            let price = |text: &str| Decimal::from_str(text).expect("a valid price");
+            // Every eighth asset has a direct USD pair; the rest go through one hop via XBT or are
+            // unpriced, as on real accounts with many small tokens.
+            let mut triples: Vec<(String, String, Decimal)> = vec![
+                ("XBT".into(), "USD".into(), price("95000.1")),
+                ("XBT".into(), "EUR".into(), price("88000.2")),
+                ("EUR".into(), "USD".into(), price("1.0795")),
+            ];
+            for i in 0..125 {
+                let quote = if i % 2 == 0 { "USD" } else { "XBT" };
+                triples.push((format!("AST{i}"), quote.into(), price("1.2345")));
+            }
+            let market = Market::from_prices(
+                triples
+                    .iter()
+                    .map(|(base, quote, price)| (base.as_str(), quote.as_str(), *price)),
+            );
+            let holdings = Holdings {
+                rows: labelled.labels.into_iter().zip(balances.assets).collect(),
+                spendable,
+            };
+            let quotes = vec!["USD".to_string(), "EUR".to_string()];
+            black_box(measured_value(&market, &quotes, black_box(&holdings)));
+        }
+        other => {
+            eprintln!("usage: budgets decode_apply|scrape|value (got {other:?})");
+            std::process::exit(2);
+        }
+    }
+}
