@@ -22,10 +22,7 @@ use crate::kraken::assets::AssetNames;
 use crate::kraken::{AssetBalance, AssetFamily};
 
 /// Spendable amount per asset label, sorted by asset; computed exactly in decimal.
-pub fn spendable_by_asset(
-    names: &AssetNames,
-    rows: &[AssetBalance],
-) -> Vec<(String, Decimal)> {
+pub fn spendable_by_asset(names: &AssetNames, rows: &[AssetBalance]) -> Vec<(String, Decimal)> {
     // (asset, family) -> the smallest available amount among the rows that map there.
     let mut per_family: BTreeMap<(String, bool), Decimal> = BTreeMap::new();
     for row in rows {

@@ -19,5 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let labelled = label_all_with(&names, keys.iter().copied());
     assert_eq!(labelled.labels.len(), keys.len());
     let distinct: HashSet<_> = labelled.labels.iter().collect();
-    assert_eq!(distinct.len(), keys.len(), "two keys share a series: {keys:?}");
+    assert_eq!(
+        distinct.len(),
+        keys.len(),
+        "two keys share a series: {keys:?}"
+    );
 });

@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
         for asset in &balances.assets {
             let _ = asset.available();
         }
-        let _ = kraken_exporter::spendable::spendable_by_asset(&AssetNames::default(), &balances.assets);
+        let _ = kraken_exporter::spendable::spendable_by_asset(
+            &AssetNames::default(),
+            &balances.assets,
+        );
     }
 });

@@ -9,6 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode_asset_pairs(data);
     if let Ok(prices) = decode_ticker(data) {
         // Only usable prices are kept.
-        assert!(prices.values().all(|price| price.is_sign_positive() && !price.is_zero()));
+        assert!(prices
+            .values()
+            .all(|price| price.is_sign_positive() && !price.is_zero()));
     }
 });
