@@ -111,6 +111,7 @@ fn main() {
                 Arc::clone(&metrics),
                 Arc::new(Readiness::new(&["account0"])),
                 &WebConfig::default(),
+                &kraken_exporter::server::Routes::default(),
             );
             // The warm-up renders the process metrics, which are then reused for a second.
             runtime.block_on(scrape(&router));

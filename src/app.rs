@@ -10,23 +10,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
-use crate::collectors;
 use crate::config::Settings;
-use crate::kraken::assets::AssetNames;
-use crate::kraken::client::http_client;
-use crate::kraken::public::PublicClient;
-use crate::kraken::{KrakenClient, PollError};
+use crate::kraken::PollError;
 use crate::metrics::Metrics;
-use crate::poller::{first_polls, AccountPoller, PollTiming, MAX_CONCURRENT_POLLS};
-use crate::prices::PriceRefresher;
+use crate::poller::{AccountPoller, MAX_CONCURRENT_POLLS};
 use crate::readiness::Readiness;
-use crate::valuation::Valuation;
+use crate::running::Running;
 use crate::web_config::WebConfig;
 
 /// A built, not yet running exporter.
@@ -35,113 +29,72 @@ pub struct Application {
     local_addr: SocketAddr,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
-    pollers: Vec<AccountPoller>,
-    prices: Option<PriceRefresher>,
-    price_interval: Duration,
-    timing: PollTiming,
-    web: WebConfig,
+    settings: Settings,
+    options: ServeOptions,
+    reload: ReloadSource,
 }
 
-/// Everything a configuration runs: shared metrics and readiness, one poller per account, and the
-/// price task when valuation is on.
-pub struct Parts {
-    pub metrics: Arc<Metrics>,
-    pub readiness: Arc<Readiness>,
-    pub pollers: Vec<AccountPoller>,
-    pub prices: Option<PriceRefresher>,
+/// Where a reload reads the configuration from (the file and the environment taken at start).
+pub type ReloadSource = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
+
+/// How the exporter serves: the web configuration and the flags of the HTTP side.
+#[derive(Debug)]
+pub struct ServeOptions {
+    pub web: WebConfig,
+    /// The path of the metrics (`--web.telemetry-path`).
+    pub telemetry_path: String,
+    /// Whether `POST /-/reload` reloads the configuration (`--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
 }
 
-/// Builds the [`Parts`] of a configuration, without starting anything.
-pub fn build_pollers(settings: &Settings) -> anyhow::Result<Parts> {
-    let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
-    let metrics = Arc::new(Metrics::new(&names));
-    metrics.update(|metrics| {
-        for account in &settings.accounts {
-            metrics.set_minimums(
-                &account.name,
-                &account.min_available,
-                &account.min_spendable,
-            );
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            web: WebConfig::default(),
+            telemetry_path: "/metrics".to_string(),
+            enable_lifecycle: false,
         }
-    });
-    let readiness = Arc::new(Readiness::new(&names));
-    let http = http_client(settings.request_timeout).context("cannot create the HTTP client")?;
-    let shared = collectors::Shared {
-        names: Arc::new(AssetNames::default()),
-        valuation: (!settings.quote_currencies.is_empty())
-            .then(|| Arc::new(Valuation::new(settings.quote_currencies.clone()))),
-    };
-    let prices = shared.valuation.as_ref().map(|valuation| {
-        PriceRefresher::new(
-            PublicClient::new(http.clone(), &settings.api_url),
-            Arc::clone(valuation),
-            Arc::clone(&metrics),
-            Arc::clone(&shared.names),
-        )
-    });
-    let pollers = settings
-        .accounts
-        .iter()
-        .map(|account| {
-            let client = KrakenClient::new(
-                http.clone(),
-                &settings.api_url,
-                account.api_key.clone(),
-                account.api_secret.clone(),
-            );
-            AccountPoller::new(
-                account.name.clone(),
-                client,
-                collectors::for_account(settings.rebase_multiplier, &shared),
-                Arc::clone(&metrics),
-                Arc::clone(&readiness),
-            )
-        })
-        .collect();
-    Ok(Parts {
-        metrics,
-        readiness,
-        pollers,
-        prices,
-    })
+    }
+}
+
+/// A request to reload the configuration, answered with the outcome.
+pub struct ReloadRequest {
+    pub done: oneshot::Sender<Result<(), String>>,
 }
 
 impl Application {
     /// Binds `listen_address` (`HOST:PORT`; port 0 picks a free one) and prepares the pollers.
     pub async fn build(settings: &Settings, listen_address: &str) -> anyhow::Result<Self> {
-        Self::build_with_web(settings, listen_address, WebConfig::default()).await
+        Self::build_with(settings, listen_address, ServeOptions::default(), None).await
     }
 
-    /// As [`Application::build`], serving with TLS, authentication and headers from `web`.
-    pub async fn build_with_web(
+    /// As [`Application::build`], serving with `options`; a reload (SIGHUP, `POST /-/reload`) reads
+    /// `reload`, or applies `settings` again when there is none.
+    pub async fn build_with(
         settings: &Settings,
         listen_address: &str,
-        web: WebConfig,
+        options: ServeOptions,
+        reload: Option<ReloadSource>,
     ) -> anyhow::Result<Self> {
-        let Parts {
-            metrics,
-            readiness,
-            pollers,
-            prices,
-        } = build_pollers(settings)?;
+        let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
+        let metrics = Arc::new(Metrics::new(&names));
+        let readiness = Arc::new(Readiness::new(&names));
         let listener = TcpListener::bind(listen_address).await.with_context(|| {
             format!("cannot listen on {listen_address}; pick a free HOST:PORT with --web.listen-address")
         })?;
         let local_addr = listener.local_addr()?;
+        let reload = reload.unwrap_or_else(|| {
+            let same = settings.clone();
+            Box::new(move || Ok(same.clone()))
+        });
         Ok(Self {
             listener,
             local_addr,
             metrics,
             readiness,
-            pollers,
-            prices,
-            price_interval: settings.price_interval,
-            timing: PollTiming {
-                interval: settings.poll_interval,
-                max_backoff: settings.max_backoff,
-                stale_after: settings.stale_after,
-            },
-            web,
+            settings: settings.clone(),
+            options,
+            reload,
         })
     }
 
@@ -149,54 +102,123 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves and polls until `shutdown` resolves.
+    /// Serves and polls until `shutdown` resolves; reloads the configuration on SIGHUP and, with the
+    /// lifecycle API on, on `POST /-/reload`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let mut running = Running::new(Arc::clone(&self.metrics), Arc::clone(&self.readiness));
+        running.start(&self.settings).await?;
+        let (reloads, reload_requests) = mpsc::channel::<ReloadRequest>(4);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let first_polls = first_polls(
-            tokio::time::Instant::now(),
-            self.timing.interval,
-            self.pollers.len(),
-        );
-        let limiter = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
-        let mut poll_tasks: Vec<_> = self
-            .pollers
-            .into_iter()
-            .zip(first_polls)
-            .map(|(poller, first_poll)| {
-                tokio::spawn(crate::poller::run(
-                    poller,
-                    self.timing,
-                    first_poll,
-                    Arc::clone(&limiter),
-                    stop_rx.clone(),
-                ))
-            })
-            .collect();
-        if let Some(prices) = self.prices {
-            poll_tasks.push(tokio::spawn(
-                prices.run(self.price_interval, stop_rx.clone()),
-            ));
-        }
+        let supervisor = tokio::spawn(supervise(
+            running,
+            self.reload,
+            Arc::clone(&self.metrics),
+            reload_requests,
+            stop_rx.clone(),
+        ));
+        let hangups = tokio::spawn(reload_on_sighup(reloads.clone(), stop_rx));
         tracing::info!(
             address = %self.local_addr,
-            tls = self.web.tls.is_some(),
-            basic_auth = !self.web.basic_auth_users.is_empty(),
-            "serving /metrics"
+            path = %self.options.telemetry_path,
+            tls = self.options.web.tls.is_some(),
+            basic_auth = !self.options.web.basic_auth_users.is_empty(),
+            lifecycle = self.options.enable_lifecycle,
+            "serving metrics"
         );
-        let router = crate::server::router(self.metrics, self.readiness, &self.web);
-        crate::listener::serve(self.listener, router, self.web.tls.clone(), async move {
-            shutdown.await;
-            tracing::info!("shutting down: polling stopped, finishing in-flight responses");
-            let _ = stop_tx.send(true);
-        })
+        let router = crate::server::router(
+            self.metrics,
+            self.readiness,
+            &self.options.web,
+            &crate::server::Routes {
+                telemetry_path: self.options.telemetry_path.clone(),
+                reloads: self.options.enable_lifecycle.then_some(reloads),
+            },
+        );
+        crate::listener::serve(
+            self.listener,
+            router,
+            self.options.web.tls.clone(),
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: polling stopped, finishing in-flight responses");
+                let _ = stop_tx.send(true);
+            },
+        )
         .await;
-        for task in poll_tasks {
-            let _ = task.await;
-        }
+        let _ = supervisor.await;
+        let _ = hangups.await;
         Ok(())
+    }
+}
+
+/// Applies reload requests one at a time until `stop` changes, then stops the running configuration.
+async fn supervise(
+    mut running: Running,
+    source: ReloadSource,
+    metrics: Arc<Metrics>,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(request) = request else { break };
+                let outcome = reload(&mut running, &source).await;
+                match &outcome {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(error) => tracing::error!(%error, "configuration reload failed; the running configuration is unchanged"),
+                }
+                metrics.update(|m| m.record_reload(outcome.is_ok()));
+                let _ = request.done.send(outcome);
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    running.stop().await;
+}
+
+async fn reload(running: &mut Running, source: &ReloadSource) -> Result<(), String> {
+    let settings = source()?;
+    running
+        .start(&settings)
+        .await
+        .map_err(|err| format!("{err:#}"))?;
+    tracing::info!(settings = %settings.summary(), "configuration applied");
+    Ok(())
+}
+
+/// Asks for a reload on every SIGHUP, until `stop` changes.
+async fn reload_on_sighup(reloads: mpsc::Sender<ReloadRequest>, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload through POST /-/reload instead");
+            return;
+        };
+        loop {
+            tokio::select! {
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let (done, _outcome) = oneshot::channel();
+                    if reloads.send(ReloadRequest { done }).await.is_err() {
+                        return;
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (reloads, stop.changed().await);
     }
 }
 
@@ -204,12 +226,11 @@ impl Application {
 pub async fn poll_all_once(
     settings: &Settings,
 ) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
-    let Parts {
-        metrics,
-        pollers,
-        prices,
-        ..
-    } = build_pollers(settings)?;
+    let metrics = Arc::new(Metrics::new(&[] as &[&str]));
+    let readiness = Arc::new(Readiness::default());
+    let crate::running::Parts {
+        pollers, prices, ..
+    } = crate::running::build(settings, &metrics, &readiness, &Default::default())?;
     if let Some(mut prices) = prices {
         // Values need prices; a failure here costs the values, not the balances or the exit code.
         if let Err(err) = prices.refresh().await {
@@ -274,6 +295,10 @@ pub struct Launch {
     pub demo: bool,
     pub web_config_file: Option<PathBuf>,
     pub listen_address: String,
+    /// `--web.telemetry-path`.
+    pub telemetry_path: String,
+    /// `--web.enable-lifecycle`.
+    pub enable_lifecycle: bool,
     pub mode: Mode,
 }
 
@@ -289,12 +314,15 @@ pub async fn launch(launch: Launch) -> u8 {
             Err(err) => return fail(format!("cannot start the demo simulator: {err}")),
         }
     } else {
-        match Settings::load(launch.config_file.as_deref(), launch.environment) {
+        match Settings::load(launch.config_file.as_deref(), launch.environment.clone()) {
             Ok(settings) => (None, settings),
             Err(err) => return fail(err.to_string()),
         }
     };
 
+    if let Err(message) = crate::server::check_telemetry_path(&launch.telemetry_path) {
+        return fail(message);
+    }
     let web = match launch
         .web_config_file
         .as_deref()
@@ -346,10 +374,27 @@ pub async fn launch(launch: Launch) -> u8 {
             "account configured"
         );
     }
-    let app = match Application::build_with_web(&settings, &launch.listen_address, web).await {
-        Ok(app) => app,
-        Err(err) => return fail(format!("{err:#}")),
+    // A reload reads the same sources again: the file and the environment taken at start. The demo
+    // has no file: a reload applies its settings again.
+    let reload: Option<ReloadSource> = match (launch.demo, launch.config_file) {
+        (true, _) => None,
+        (false, file) => {
+            let environment = launch.environment;
+            Some(Box::new(move || {
+                Settings::load(file.as_deref(), environment.clone()).map_err(|e| e.to_string())
+            }))
+        }
     };
+    let options = ServeOptions {
+        web,
+        telemetry_path: launch.telemetry_path,
+        enable_lifecycle: launch.enable_lifecycle,
+    };
+    let app =
+        match Application::build_with(&settings, &launch.listen_address, options, reload).await {
+            Ok(app) => app,
+            Err(err) => return fail(format!("{err:#}")),
+        };
     match app.run_until_stopped(shutdown_signal()).await {
         Ok(()) => EXIT_OK,
         Err(err) => fail(format!("{err:#}")),

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod poller;
 pub(crate) mod prices;
 pub mod readiness;
+pub(crate) mod running;
 pub mod server;
 pub mod simulator;
 pub mod spendable;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kraken_exporter::app::{self, Launch, Mode};
-use kraken_exporter::telemetry::{self, LogFormat};
+use kraken_exporter::telemetry::{self, LogFormat, LogLevel};
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -21,10 +21,10 @@ const LONG_VERSION: &str = concat!(
 #[command(name = "kraken_exporter", version, long_version = LONG_VERSION, about)]
 struct Cli {
     /// Configuration file (TOML); KRAKEN_EXPORTER_* environment variables override its keys.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
+    config_file: Option<PathBuf>,
 
-    /// Address to serve /metrics, /health and /ready on.
+    /// Address to serve the metrics, /health and /ready on.
     #[arg(
         long = "web.listen-address",
         value_name = "HOST:PORT",
@@ -32,9 +32,22 @@ struct Cli {
     )]
     listen_address: String,
 
+    /// Path under which the metrics are served.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    telemetry_path: String,
+
     /// Prometheus exporter-toolkit web configuration (YAML): TLS, basic auth, response headers.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+
+    /// Reload the configuration on POST (or PUT) /-/reload; without it that path answers 403. SIGHUP
+    /// always reloads.
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
 
     /// Poll a simulated Kraken with generated keys instead of real accounts (no credentials needed).
     #[arg(long)]
@@ -48,8 +61,17 @@ struct Cli {
     #[arg(long = "check-config")]
     check_config: bool,
 
-    /// Log line format; the level comes from RUST_LOG (default info).
-    #[arg(long = "log-format", value_enum, default_value = "text")]
+    /// Log level; RUST_LOG, when set, wins (for per-module filters).
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    log_level: LogLevel,
+
+    /// Log line format.
+    #[arg(
+        long = "log.format",
+        visible_alias = "log-format",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormat,
 }
 
@@ -57,7 +79,8 @@ fn main() -> ExitCode {
     // Before any thread starts: the secret variable is removed from the process once read.
     let environment = kraken_exporter::config::take_environment();
     let cli = Cli::parse();
-    if let Err(message) = telemetry::init(cli.log_format) {
+    let rust_log = environment.get("RUST_LOG").map(String::as_str);
+    if let Err(message) = telemetry::init(cli.log_format, cli.log_level, rust_log) {
         eprintln!("kraken_exporter: error: {message}");
         return ExitCode::from(app::EXIT_CONFIG);
     }
@@ -72,11 +95,13 @@ fn main() -> ExitCode {
         }
     };
     let launch = Launch {
-        config_file: cli.config,
+        config_file: cli.config_file,
         environment,
         demo: cli.demo,
         web_config_file: cli.web_config_file,
         listen_address: cli.listen_address,
+        telemetry_path: cli.telemetry_path,
+        enable_lifecycle: cli.enable_lifecycle,
         mode: if cli.check_config {
             Mode::CheckConfig
         } else if cli.once {

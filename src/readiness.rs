@@ -1,35 +1,50 @@
 //! Which accounts have completed a successful poll; `/ready` answers 200 only once all have.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeMap;
+use std::sync::RwLock;
 
-/// One flag per account, set by the poller after its first success and never cleared.
-#[derive(Debug)]
+/// One flag per configured account, set by its poller after its first success and never cleared;
+/// a reload adds and removes accounts.
+#[derive(Debug, Default)]
 pub struct Readiness {
-    accounts: Vec<(String, AtomicBool)>,
+    accounts: RwLock<BTreeMap<String, bool>>,
 }
 
 impl Readiness {
     pub fn new<S: AsRef<str>>(accounts: &[S]) -> Self {
-        Self {
-            accounts: accounts
-                .iter()
-                .map(|a| (a.as_ref().to_string(), AtomicBool::new(false)))
-                .collect(),
-        }
+        let readiness = Self::default();
+        readiness.set_accounts(accounts);
+        readiness
+    }
+
+    /// Keeps the flags of accounts that stay, adds new ones as waiting, forgets removed ones.
+    pub fn set_accounts<S: AsRef<str>>(&self, accounts: &[S]) {
+        let mut flags = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+        let kept: BTreeMap<String, bool> = accounts
+            .iter()
+            .map(|name| {
+                let name = name.as_ref();
+                (name.to_string(), flags.get(name).copied().unwrap_or(false))
+            })
+            .collect();
+        *flags = kept;
     }
 
     pub fn mark_succeeded(&self, account: &str) {
-        if let Some((_, flag)) = self.accounts.iter().find(|(name, _)| name == account) {
-            flag.store(true, Ordering::Release);
+        let mut flags = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(flag) = flags.get_mut(account) {
+            *flag = true;
         }
     }
 
     /// The accounts still waiting for their first successful poll (empty when ready).
-    pub fn waiting(&self) -> Vec<&str> {
+    pub fn waiting(&self) -> Vec<String> {
         self.accounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(_, flag)| !flag.load(Ordering::Acquire))
-            .map(|(name, _)| name.as_str())
+            .filter(|(_, ready)| !**ready)
+            .map(|(name, _)| name.clone())
             .collect()
     }
 }
@@ -46,5 +61,14 @@ mod tests {
         assert_eq!(readiness.waiting(), vec!["b"]);
         readiness.mark_succeeded("b");
         assert!(readiness.waiting().is_empty());
+    }
+
+    #[test]
+    fn a_reload_keeps_the_flags_of_accounts_that_stay() {
+        let readiness = Readiness::new(&["a", "b"]);
+        readiness.mark_succeeded("a");
+        readiness.mark_succeeded("b");
+        readiness.set_accounts(&["a", "c"]);
+        assert_eq!(readiness.waiting(), vec!["c"]);
     }
 }

@@ -13,12 +13,13 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::app::ReloadRequest;
 use crate::exposition::ChunkedBytes;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::readiness::Readiness;
@@ -31,10 +32,54 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 struct ServerState {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
+    telemetry_path: Arc<str>,
+    reloads: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+/// The configurable routes: where the metrics are, and where reload requests go when the lifecycle
+/// API is on.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// `--web.telemetry-path`, `/metrics` by default.
+    pub telemetry_path: String,
+    /// `Some` with `--web.enable-lifecycle`: `POST`/`PUT /-/reload` reload the configuration.
+    pub reloads: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self {
+            telemetry_path: "/metrics".to_string(),
+            reloads: None,
+        }
+    }
+}
+
+/// The paths the exporter serves itself; `--web.telemetry-path` must be another one.
+pub const RESERVED_PATHS: &[&str] = &["/", "/health", "/ready", "/-/reload"];
+
+/// Checks a `--web.telemetry-path`: it starts with `/` and is none of [`RESERVED_PATHS`].
+pub fn check_telemetry_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains(['?', '#']) {
+        return Err(format!(
+            "--web.telemetry-path {path:?} must be a path starting with / (e.g. /metrics)"
+        ));
+    }
+    if RESERVED_PATHS.contains(&path) {
+        return Err(format!(
+            "--web.telemetry-path {path:?} is taken by the exporter itself; pick another path (e.g. /metrics)"
+        ));
+    }
+    Ok(())
 }
 
 /// The router; `GET` routes also answer `HEAD`, other methods get 405 and unknown paths 404.
-pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>, web: &WebConfig) -> Router {
+pub fn router(
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    web: &WebConfig,
+    routes: &Routes,
+) -> Router {
     let guard = Arc::new(Guard {
         auth: (!web.basic_auth_users.is_empty())
             .then(|| BasicAuth::new(web.basic_auth_users.clone())),
@@ -42,11 +87,42 @@ pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>, web: &WebConfig)
     });
     Router::new()
         .route("/", get(landing_page))
-        .route("/metrics", get(metrics_text))
+        .route(&routes.telemetry_path, get(metrics_text))
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .with_state(ServerState { metrics, readiness })
+        .route("/-/reload", post(reload).put(reload))
+        .with_state(ServerState {
+            metrics,
+            readiness,
+            telemetry_path: routes.telemetry_path.as_str().into(),
+            reloads: routes.reloads.clone(),
+        })
         .layer(middleware::from_fn_with_state(guard, guard_requests))
+}
+
+/// Reloads the configuration and answers 200, or 500 with the problem; 403 without the lifecycle API
+/// (as Prometheus answers).
+async fn reload(State(state): State<ServerState>) -> Response {
+    let Some(reloads) = state.reloads else {
+        return (
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled; start with --web.enable-lifecycle to reload over HTTP (SIGHUP always works)\n",
+        )
+            .into_response();
+    };
+    let (done, outcome) = oneshot::channel();
+    if reloads.send(ReloadRequest { done }).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match outcome.await {
+        Ok(Ok(())) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Ok(Err(error)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration not reloaded: {error}\n"),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
 }
 
 struct Guard {
@@ -291,7 +367,7 @@ async fn ready(State(state): State<ServerState>) -> Response {
     }
 }
 
-async fn landing_page() -> Html<String> {
+async fn landing_page(State(state): State<ServerState>) -> Html<String> {
     Html(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -300,7 +376,7 @@ async fn landing_page() -> Html<String> {
 <h1>Kraken Exporter</h1>
 <p>Version {version} (revision {revision})</p>
 <ul>
-<li><a href="metrics">Metrics</a></li>
+<li><a href="{metrics_link}">Metrics</a></li>
 <li><a href="health">Health</a>: 200 while the process runs</li>
 <li><a href="ready">Ready</a>: 200 once every account has been polled successfully</li>
 </ul>
@@ -309,5 +385,6 @@ async fn landing_page() -> Html<String> {
 "#,
         version = env!("CARGO_PKG_VERSION"),
         revision = env!("BUILD_GIT_REVISION"),
+        metrics_link = state.telemetry_path.trim_start_matches('/'),
     ))
 }

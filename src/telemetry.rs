@@ -1,5 +1,6 @@
-//! Logging set-up, once per process: `RUST_LOG` decides the level (default `info`), `--log-format`
-//! decides text or JSON lines; logs go to stderr so `--once` keeps stdout for the exposition text.
+//! Logging set-up, once per process: `--log.level` decides the level (default `info`) unless `RUST_LOG`
+//! is set, which wins (it allows per-module filters); `--log.format` decides text or JSON lines; logs go
+//! to stderr so `--once` keeps stdout for the exposition text.
 
 use std::io::IsTerminal;
 
@@ -12,13 +13,34 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Returns an error line when `RUST_LOG` cannot be parsed.
-pub fn init(format: LogFormat) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(value.trim()).map_err(|e| {
-            format!("RUST_LOG={value:?} is not a valid log filter ({e}); use e.g. RUST_LOG=info or RUST_LOG=kraken_exporter=debug")
+/// The `--log.level` values, as the Prometheus exporters name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    fn directive(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Installs the global subscriber. Returns an error line when `rust_log` (the `RUST_LOG` variable)
+/// cannot be parsed.
+pub fn init(format: LogFormat, level: LogLevel, rust_log: Option<&str>) -> Result<(), String> {
+    let filter = match rust_log {
+        Some(value) if !value.trim().is_empty() => EnvFilter::try_new(value.trim()).map_err(|e| {
+            format!("RUST_LOG={value:?} is not a valid log filter ({e}); use e.g. RUST_LOG=info or RUST_LOG=kraken_exporter=debug, or --log.level")
         })?,
-        _ => EnvFilter::new("info"),
+        _ => EnvFilter::new(level.directive()),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

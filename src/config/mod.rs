@@ -40,7 +40,7 @@ pub const DEFAULT_PRICE_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIN_PRICE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Validated settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Base URL without a trailing slash; requests go to `{api_url}/0/private/BalanceEx`.
     pub api_url: String,
@@ -90,7 +90,7 @@ impl AccountSettings {
 }
 
 /// One Kraken account (one API key).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AccountSettings {
     /// The `account` label value.
     pub name: String,

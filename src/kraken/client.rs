@@ -5,6 +5,7 @@
 //! request per key is in flight and nonces reach Kraken in the order they were issued.
 
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION};
@@ -38,7 +39,19 @@ pub struct KrakenClient {
     api_url: String,
     api_key: SecretString,
     secret: SecretSlice<u8>,
-    nonce: Mutex<NonceCounter>,
+    nonce: NonceSequence,
+}
+
+/// The nonce counter of one API key, shared by every client of that key (a reload builds new clients
+/// for the key; its sequence goes on).
+#[derive(Debug, Clone, Default)]
+pub struct NonceSequence(Arc<Mutex<NonceCounter>>);
+
+impl NonceSequence {
+    /// Whether both are the same sequence.
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl std::fmt::Debug for KrakenClient {
@@ -75,13 +88,29 @@ impl KrakenClient {
         api_key: SecretString,
         secret: SecretSlice<u8>,
     ) -> Self {
+        Self::with_nonce(http, api_url, api_key, secret, NonceSequence::default())
+    }
+
+    /// As [`KrakenClient::new`], continuing the nonce sequence of an earlier client of the same key.
+    pub fn with_nonce(
+        http: reqwest::Client,
+        api_url: &str,
+        api_key: SecretString,
+        secret: SecretSlice<u8>,
+        nonce: NonceSequence,
+    ) -> Self {
         Self {
             http,
             api_url: api_url.trim_end_matches('/').to_string(),
             api_key,
             secret,
-            nonce: Mutex::new(NonceCounter::default()),
+            nonce,
         }
+    }
+
+    /// This client's nonce sequence, to hand to the next client of the same key.
+    pub fn nonce_sequence(&self) -> NonceSequence {
+        self.nonce.clone()
     }
 
     /// One signed `POST` of `path` with `nonce` and `fields` as a form body, decoded by `decode`.
@@ -96,7 +125,7 @@ impl KrakenClient {
         decode: fn(&[u8]) -> Result<T, PollError>,
     ) -> Result<T, PollError> {
         let url = format!("{}{path}", self.api_url);
-        let mut nonce_counter = self.nonce.lock().await;
+        let mut nonce_counter = self.nonce.0.lock().await;
         let nonce = nonce_counter.next_now();
         let mut body = format!("nonce={nonce}");
         for (name, value) in fields {

@@ -37,6 +37,12 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const BALANCE_LABELS: &[&str] = &["account", "asset", "family"];
 
+/// An account's exported thresholds: minimum available per row, minimum spendable per asset.
+type Thresholds = (Vec<MinAvailable>, Vec<MinSpendable>);
+
+/// The label values of a family without labels.
+const NO_LABELS: &[&str] = &[];
+
 /// Poll duration buckets in seconds: Kraken usually answers in 0.1-0.5 s; the top buckets catch timeouts.
 const POLL_DURATION_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -73,6 +79,12 @@ pub struct Metrics {
     exposition: RwLock<Exposition>,
     /// Held while a change is applied and published: one update at a time, in order.
     publishing: Mutex<()>,
+    /// The configured accounts (their per-account series exist).
+    accounts: Mutex<std::collections::BTreeSet<String>>,
+    /// Per account, the thresholds currently exported, so a reload can remove those that went.
+    thresholds: Mutex<BTreeMap<String, Thresholds>>,
+    reload_successful: GaugeVec,
+    reload_success_time: GaugeVec,
 }
 
 /// How old the process metrics in a scrape may be.
@@ -194,24 +206,46 @@ impl Metrics {
             exported_prices: Mutex::new(std::collections::BTreeSet::new()),
             exposition: RwLock::new(Exposition::default()),
             publishing: Mutex::new(()),
+            accounts: Mutex::new(std::collections::BTreeSet::new()),
+            thresholds: Mutex::new(BTreeMap::new()),
+            reload_successful: gauge_vec(&registry, "kraken_exporter_config_last_reload_successful", "1 if the last configuration reload (or the start) succeeded, 0 if it failed.", &[]),
+            reload_success_time: gauge_vec(&registry, "kraken_exporter_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration reload (or of the start).", &[]),
             registry,
             process_registry,
         };
+        metrics
+            .reload_successful
+            .with_label_values(NO_LABELS)
+            .set(1.0);
+        metrics
+            .reload_success_time
+            .with_label_values(NO_LABELS)
+            .set(unix_seconds(SystemTime::now()));
         for account in accounts {
-            let account = account.as_ref();
-            metrics.up.with_label_values(&[account]).set(0.0);
-            metrics.last_success.with_label_values(&[account]).set(0.0);
-            metrics.backoff.with_label_values(&[account]).set(0.0);
-            metrics.polls.with_label_values(&[account]);
-            metrics.poll_duration.with_label_values(&[account]);
-            for reason in ErrorReason::ALL {
-                metrics
-                    .poll_errors
-                    .with_label_values(&[account, reason.as_str()]);
-            }
+            metrics.add_account(account.as_ref());
         }
         metrics.publish();
         metrics
+    }
+
+    /// Pre-creates an account's per-account series (up = 0, error counters at 0), so `rate()` and
+    /// `absent()` work from the first scrape. Series that exist already are left as they are.
+    fn add_account(&self, account: &str) {
+        if self.up.get_metric_with_label_values(&[account]).is_ok()
+            && lock(&self.accounts).contains(account)
+        {
+            return;
+        }
+        lock(&self.accounts).insert(account.to_string());
+        self.up.with_label_values(&[account]).set(0.0);
+        self.last_success.with_label_values(&[account]).set(0.0);
+        self.backoff.with_label_values(&[account]).set(0.0);
+        self.polls.with_label_values(&[account]);
+        self.poll_duration.with_label_values(&[account]);
+        for reason in ErrorReason::ALL {
+            self.poll_errors
+                .with_label_values(&[account, reason.as_str()]);
+        }
     }
 
     /// Applies `change` and publishes the result, as one step: the only way to change what is served.
@@ -237,14 +271,15 @@ impl std::ops::Deref for Changes<'_> {
 }
 
 impl Changes<'_> {
-    /// Exports an account's configured thresholds: minimum available amounts per row and minimum
-    /// spendable amounts per asset.
+    /// Exports an account's configured thresholds, minimum available amounts per row and minimum
+    /// spendable amounts per asset, replacing those exported before.
     pub fn set_minimums(
         &self,
         account: &str,
         min_available: &[MinAvailable],
         min_spendable: &[MinSpendable],
     ) {
+        self.remove_minimums(account);
         for minimum in min_available {
             self.available_min
                 .with_label_values(&[account, minimum.asset.as_str(), minimum.family.label()])
@@ -254,6 +289,78 @@ impl Changes<'_> {
             self.spendable_min
                 .with_label_values(&[account, minimum.asset.as_str()])
                 .set(to_f64(minimum.amount));
+        }
+        lock(&self.thresholds).insert(
+            account.to_string(),
+            (min_available.to_vec(), min_spendable.to_vec()),
+        );
+    }
+
+    fn remove_minimums(&self, account: &str) {
+        let Some((min_available, min_spendable)) = lock(&self.thresholds).remove(account) else {
+            return;
+        };
+        for minimum in min_available {
+            // Present since it was set; nothing to undo if it is not.
+            let _ = self.available_min.remove_label_values(&[
+                account,
+                minimum.asset.as_str(),
+                minimum.family.label(),
+            ]);
+        }
+        for minimum in min_spendable {
+            let _ = self
+                .spendable_min
+                .remove_label_values(&[account, minimum.asset.as_str()]);
+        }
+    }
+
+    /// Makes the configured accounts exactly `accounts`: new ones get their series pre-created,
+    /// removed ones lose every series (balances, values, health, counters, thresholds).
+    pub fn set_accounts<S: AsRef<str>>(&self, accounts: &[S]) {
+        let wanted: std::collections::BTreeSet<String> =
+            accounts.iter().map(|a| a.as_ref().to_string()).collect();
+        let gone: Vec<String> = lock(&self.accounts).difference(&wanted).cloned().collect();
+        for account in &gone {
+            self.remove_account(account);
+        }
+        for account in &wanted {
+            self.add_account(account);
+        }
+    }
+
+    fn remove_account(&self, account: &str) {
+        self.clear_balances(account);
+        lock(&self.balance_chunks).remove(account);
+        lock(&self.spendable_chunks).remove(account);
+        lock(&self.value_chunks).remove(account);
+        self.remove_minimums(account);
+        let one: &[&str] = &[account];
+        // Each was pre-created with the account; nothing to undo for one that is not there.
+        let _ = self.up.remove_label_values(one);
+        let _ = self.last_success.remove_label_values(one);
+        let _ = self.backoff.remove_label_values(one);
+        let _ = self.polls.remove_label_values(one);
+        let _ = self.poll_duration.remove_label_values(one);
+        let _ = self.unpriced.remove_label_values(one);
+        for reason in ErrorReason::ALL {
+            let _ = self
+                .poll_errors
+                .remove_label_values(&[account, reason.as_str()]);
+        }
+        lock(&self.accounts).remove(account);
+    }
+
+    /// Records a configuration reload: `kraken_exporter_config_last_reload_successful` and, on
+    /// success, its timestamp.
+    pub fn record_reload(&self, succeeded: bool) {
+        self.reload_successful
+            .with_label_values(NO_LABELS)
+            .set(if succeeded { 1.0 } else { 0.0 });
+        if succeeded {
+            self.reload_success_time
+                .with_label_values(NO_LABELS)
+                .set(unix_seconds(SystemTime::now()));
         }
     }
 

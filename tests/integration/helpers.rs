@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use kraken_exporter::app::Application;
+use kraken_exporter::app::{Application, ReloadSource, ServeOptions};
 use kraken_exporter::config::{AccountSettings, Settings};
 use kraken_exporter::simulator::{generate_secret, Portfolio, SimBalance, Simulator};
 use kraken_exporter::web_config::WebConfig;
@@ -60,7 +60,20 @@ impl TestApp {
     /// As [`TestApp::spawn`], serving with TLS, authentication and headers from `web`; `address`
     /// then still starts with `http://`, whatever the scheme.
     pub async fn spawn_with_web(settings: &Settings, web: WebConfig) -> Self {
-        let app = Application::build_with_web(settings, "127.0.0.1:0", web)
+        let options = ServeOptions {
+            web,
+            ..ServeOptions::default()
+        };
+        Self::spawn_with(settings, options, None).await
+    }
+
+    /// The one spawn helper: the real application with these options and reload source.
+    pub async fn spawn_with(
+        settings: &Settings,
+        options: ServeOptions,
+        reload: Option<ReloadSource>,
+    ) -> Self {
+        let app = Application::build_with(settings, "127.0.0.1:0", options, reload)
             .await
             .expect("the application builds");
         let address = format!("http://{}", app.local_addr());
