@@ -5,6 +5,7 @@ mod deploy;
 mod failures;
 mod hardening;
 mod helpers;
+mod lifecycle;
 mod prometheus_e2e;
 mod promtool;
 mod properties;

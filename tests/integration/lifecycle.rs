@@ -1,0 +1,405 @@
+//! The operator's habits, through the binary: Prometheus-style flags and their aliases, and reloading
+//! the configuration by SIGHUP and by `POST /-/reload`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine;
+use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::simulator::Simulator;
+
+use crate::helpers::{eventually, Samples, TestAccount};
+
+/// The exporter binary as a child process on a free port; killed when dropped.
+struct Exporter {
+    child: Child,
+    url: String,
+}
+
+impl Exporter {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
+        command
+            .args(args)
+            .arg("--web.listen-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .env_remove("RUST_LOG")
+            .env_remove("KRAKEN_API_KEY")
+            .env_remove("KRAKEN_API_SECRET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self {
+            child: command.spawn().unwrap(),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<reqwest::Response> {
+        reqwest::get(format!("{}{path}", self.url)).await.ok()
+    }
+
+    async fn scrape_until(
+        &self,
+        path: &str,
+        what: &str,
+        check: impl Fn(&Samples) -> bool,
+    ) -> Samples {
+        eventually(what, || async {
+            let response = self.get(path).await?;
+            if response.status() != 200 {
+                return None;
+            }
+            let samples = Samples::parse(&response.text().await.ok()?);
+            check(&samples).then_some(samples)
+        })
+        .await
+    }
+
+    fn hang_up(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Stops the exporter and returns what it logged.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let mut logs = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut logs);
+        }
+        let _ = self.child.wait();
+        logs
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_secret(dir: &Path, account: &TestAccount) -> PathBuf {
+    let path = dir.join(format!("{}.secret", account.name));
+    std::fs::write(
+        &path,
+        base64::engine::general_purpose::STANDARD.encode(&account.secret),
+    )
+    .unwrap();
+    path
+}
+
+/// A config with `accounts` (each with a USD spendable threshold of `min_usd`).
+fn write_config(dir: &Path, api_url: &str, accounts: &[&TestAccount], min_usd: &str) -> PathBuf {
+    let mut text =
+        format!("api_url = \"{api_url}\"\npoll_interval = \"1s\"\nquote_currencies = []\n");
+    for account in accounts {
+        text.push_str(&format!(
+            "\n[[accounts]]\nname = \"{}\"\napi_key = \"{}\"\napi_secret_file = \"{}\"\n\n[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"{min_usd}\"\n",
+            account.name,
+            account.api_key,
+            write_secret(dir, account).display()
+        ));
+    }
+    let path = dir.join("kraken_exporter.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn min_usd(m: &Samples, account: &str) -> Option<f64> {
+    m.get(&format!(
+        r#"kraken_spendable_min{{account="{account}",asset="USD"}}"#
+    ))
+}
+
+const RELOAD_OK: &str = "kraken_exporter_config_last_reload_successful";
+
+async fn reload_by_signal_or_http(by_http: bool) {
+    let simulator = Simulator::start().await.unwrap();
+    let (a, b, c) = (
+        TestAccount::new("alpha", "KEY-alpha"),
+        TestAccount::new("bravo", "KEY-bravo"),
+        TestAccount::new("charlie", "KEY-charlie"),
+    );
+    for account in [&a, &b, &c] {
+        simulator.add_account(account.api_key, &account.secret, demo_portfolio());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &simulator.url(), &[&a, &b], "100");
+    let config_arg = config.display().to_string();
+    let mut args = vec!["--config.file", config_arg.as_str()];
+    if by_http {
+        args.push("--web.enable-lifecycle");
+    }
+    let exporter = Exporter::start(&args, &[]);
+    let reload = || async {
+        if by_http {
+            let response = reqwest::Client::new()
+                .post(format!("{}/-/reload", exporter.url))
+                .send()
+                .await
+                .unwrap();
+            Some(response.status().as_u16())
+        } else {
+            exporter.hang_up();
+            None
+        }
+    };
+    exporter
+        .scrape_until("/metrics", "both accounts polled", |m| {
+            m.up("alpha") == 1.0 && m.up("bravo") == 1.0
+        })
+        .await;
+
+    // A good file: bravo goes, charlie comes, alpha's threshold changes.
+    write_config(dir.path(), &simulator.url(), &[&a, &c], "250.5");
+    let status = reload().await;
+    assert!(matches!(status, None | Some(200)), "{status:?}");
+    let m = exporter
+        .scrape_until("/metrics", "the new configuration", |m| {
+            min_usd(m, "alpha") == Some(250.5)
+                && m.get(r#"kraken_up{account="charlie"}"#) == Some(1.0)
+        })
+        .await;
+    assert_eq!(m.value(RELOAD_OK), 1.0);
+    assert_eq!(
+        m.count_for_account("kraken_balance", "bravo"),
+        0,
+        "removed account's series are gone"
+    );
+    assert_eq!(m.get(r#"kraken_up{account="bravo"}"#), None);
+    assert_eq!(min_usd(&m, "bravo"), None);
+    let reloaded_at = m.value("kraken_exporter_config_last_reload_success_timestamp_seconds");
+
+    // A bad file: nothing changes but the reload metric.
+    std::fs::write(&config, "poll_interval = \"soon\"\n").unwrap();
+    let status = reload().await;
+    assert!(matches!(status, None | Some(500)), "{status:?}");
+    let m = exporter
+        .scrape_until("/metrics", "the failed reload", |m| {
+            m.get(RELOAD_OK) == Some(0.0)
+        })
+        .await;
+    assert_eq!(min_usd(&m, "alpha"), Some(250.5));
+    assert_eq!(
+        m.value("kraken_exporter_config_last_reload_success_timestamp_seconds"),
+        reloaded_at
+    );
+    // Polling goes on under the old configuration.
+    let polls = m.value(r#"kraken_polls_total{account="charlie"}"#);
+    exporter
+        .scrape_until("/metrics", "charlie still polled", |m| {
+            m.value(r#"kraken_polls_total{account="charlie"}"#) > polls
+        })
+        .await;
+
+    // alpha's key stayed through two reloads: Kraken never saw a nonce twice or out of order.
+    let alpha: Vec<_> = simulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.api_key == "KEY-alpha")
+        .collect();
+    assert!(alpha.iter().all(|r| r.error.is_none()), "{alpha:?}");
+    let nonces: Vec<u64> = alpha.iter().filter_map(|r| r.nonce).collect();
+    assert!(nonces.windows(2).all(|w| w[0] < w[1]));
+
+    let logs = exporter.stop();
+    assert!(logs.contains("configuration reloaded"), "{logs}");
+    assert!(
+        logs.contains("poll_interval"),
+        "the bad reload names the problem: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_good_file_and_keeps_running_on_a_bad_one() {
+    reload_by_signal_or_http(false).await;
+}
+
+#[tokio::test]
+async fn post_reload_with_the_lifecycle_flag_reloads_and_reports_failures() {
+    reload_by_signal_or_http(true).await;
+}
+
+#[tokio::test]
+async fn post_reload_without_the_lifecycle_flag_is_refused() {
+    let exporter = Exporter::start(&["--demo"], &[]);
+    exporter
+        .scrape_until("/metrics", "the demo polled", |m| m.up("treasury") == 1.0)
+        .await;
+    let client = reqwest::Client::new();
+    for method in [reqwest::Method::POST, reqwest::Method::PUT] {
+        let response = client
+            .request(method.clone(), format!("{}/-/reload", exporter.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method}");
+        assert!(response
+            .text()
+            .await
+            .unwrap()
+            .contains("--web.enable-lifecycle"));
+    }
+    let get = exporter.get("/-/reload").await.unwrap();
+    assert_eq!(get.status(), 405);
+}
+
+#[tokio::test]
+async fn the_telemetry_path_moves_the_metrics() {
+    let exporter = Exporter::start(&["--demo", "--web.telemetry-path", "/kraken/metrics"], &[]);
+    exporter
+        .scrape_until("/kraken/metrics", "metrics on the new path", |m| {
+            m.up("treasury") == 1.0
+        })
+        .await;
+    assert_eq!(exporter.get("/metrics").await.unwrap().status(), 404);
+    let landing = exporter.get("/").await.unwrap().text().await.unwrap();
+    assert!(landing.contains(r#"href="kraken/metrics""#), "{landing}");
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KRAKEN_API_KEY")
+        .env_remove("KRAKEN_API_SECRET")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_file_flag_and_its_alias_load_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = TestAccount::new("main", "KEY-flags");
+    let config = write_config(dir.path(), "https://api.kraken.com", &[&account], "1");
+    let config = config.display().to_string();
+    for flag in ["--config.file", "--config"] {
+        let (code, stdout, stderr) = run(&[flag, &config, "--check-config"], &[]);
+        assert_eq!(code, Some(0), "{flag}: {stderr}");
+        assert!(stdout.contains("[main]"), "{flag}: {stdout}");
+    }
+}
+
+#[test]
+fn log_format_flag_and_its_alias_write_json_lines() {
+    for flag in ["--log.format", "--log-format"] {
+        let (code, _, stderr) = run(&["--demo", "--once", flag, "json"], &[]);
+        assert_eq!(code, Some(0), "{flag}: {stderr}");
+        let lines: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{flag}: {e}: {line}"))
+            })
+            .collect();
+        assert!(!lines.is_empty(), "{flag}");
+        assert!(lines.iter().all(|l| l["level"].is_string()), "{flag}");
+    }
+}
+
+#[test]
+fn log_level_sets_the_level_and_rust_log_wins_over_it() {
+    let levels = |args: &[&str], env: &[(&str, &str)]| {
+        let (code, _, stderr) = run(args, env);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        stderr
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["level"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let with = |level: &'static str| {
+        [
+            "--demo",
+            "--once",
+            "--log.format",
+            "json",
+            "--log.level",
+            level,
+        ]
+    };
+    let debug = levels(&with("debug"), &[]);
+    assert!(debug.contains("DEBUG"), "{debug:?}");
+    let error = levels(&with("error"), &[]);
+    assert!(
+        !error.contains("INFO") && !error.contains("WARN"),
+        "{error:?}"
+    );
+    let info = levels(&with("info"), &[]);
+    assert!(info.contains("INFO") && !info.contains("DEBUG"), "{info:?}");
+    let overridden = levels(&with("error"), &[("RUST_LOG", "debug")]);
+    assert!(
+        overridden.contains("DEBUG"),
+        "RUST_LOG wins: {overridden:?}"
+    );
+    let (code, _, stderr) = run(&["--demo", "--once", "--log.level", "loud"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn a_telemetry_path_the_exporter_uses_itself_is_refused() {
+    for path in ["/health", "/-/reload", "metrics", "/"] {
+        let (code, _, stderr) = run(&["--demo", "--web.telemetry-path", path], &[]);
+        assert_eq!(code, Some(2), "{path}: {stderr}");
+        assert!(stderr.contains("--web.telemetry-path"), "{path}: {stderr}");
+    }
+}
+
+#[test]
+fn systemd_reloads_by_signal_and_kubernetes_sees_configmap_changes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let unit = read("deploy/systemd/kraken_exporter.service");
+    assert!(
+        unit.lines()
+            .any(|l| l == "ExecReload=/bin/kill -HUP $MAINPID"),
+        "{unit}"
+    );
+    assert!(unit.contains("ExecStart=/usr/bin/kraken_exporter --config.file "));
+    let deployment: serde_yaml::Value =
+        serde_yaml::from_str(&read("deploy/kubernetes/deployment.yaml")).unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = serde_yaml::to_string(&container["args"]).unwrap();
+    assert!(args.contains("--web.enable-lifecycle"), "{args}");
+    // A subPath mount never sees ConfigMap updates; the config must be mounted as a directory.
+    let config_mount = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "config")
+        .unwrap();
+    assert!(config_mount.get("subPath").is_none(), "{config_mount:?}");
+    let path = config_mount["mountPath"].as_str().unwrap();
+    assert!(
+        args.contains(&format!("--config.file={path}/kraken_exporter.toml")),
+        "{args}"
+    );
+}
