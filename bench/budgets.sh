@@ -14,7 +14,7 @@ if ! command -v valgrind >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
 fi
 cargo build --profile budgets --quiet --example budgets
-BIN=target/budgets/examples/budgets
+BIN=${CARGO_TARGET_DIR:-target}/budgets/examples/budgets
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
