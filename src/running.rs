@@ -96,13 +96,14 @@ pub(crate) fn build(
             let key = secrecy::ExposeSecret::expose_secret(&account.api_key);
             let nonce = nonces.sequence_for(key);
             next_nonces.0.insert(fingerprint(key), nonce.clone());
-            let client = KrakenClient::with_nonce(
+            let client = KrakenClient::new(
                 http.clone(),
                 &settings.api_url,
                 account.api_key.clone(),
                 account.api_secret.clone(),
-                nonce,
-            );
+            )
+            .continuing(nonce)
+            .with_otp(account.api_otp.clone());
             AccountPoller::new(
                 account.name.clone(),
                 client,

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use secrecy::{SecretSlice, SecretString};
+use secrecy::SecretSlice;
 
-use super::secrets::read_secret_file;
+use super::secrets::{read_otp_file, read_secret_file};
 use super::{err, AccountSettings, ConfigError, ENV_PREFIX};
 use crate::kraken::sign::decode_secret;
 
@@ -63,9 +63,9 @@ pub(super) fn account_from_env(
     let secret = get("KRAKEN_API_SECRET");
     let secret_file = get("KRAKEN_API_SECRET_FILE");
     let Some(api_key) = key else {
-        if secret.is_some() || secret_file.is_some() {
+        if secret.is_some() || secret_file.is_some() || get("KRAKEN_API_OTP_FILE").is_some() {
             return Err(err(
-                "KRAKEN_API_SECRET or KRAKEN_API_SECRET_FILE is set but KRAKEN_API_KEY is not; set the API key too",
+                "KRAKEN_API_SECRET, KRAKEN_API_SECRET_FILE or KRAKEN_API_OTP_FILE is set but KRAKEN_API_KEY is not; set the API key too",
             ));
         }
         return Ok(None);
@@ -87,11 +87,13 @@ pub(super) fn account_from_env(
             ))
         }
     };
-    Ok(Some(AccountSettings {
-        name: "default".to_string(),
-        api_key: SecretString::from(api_key.to_string()),
-        api_secret,
-        min_available: Vec::new(),
-        min_spendable: Vec::new(),
-    }))
+    let api_otp = get("KRAKEN_API_OTP_FILE")
+        .map(|file| {
+            read_otp_file(Path::new(file)).map_err(|e| err(format!("KRAKEN_API_OTP_FILE: {e}")))
+        })
+        .transpose()?;
+    let mut account = AccountSettings::new("default", api_key, Vec::new());
+    account.api_secret = api_secret;
+    account.api_otp = api_otp;
+    Ok(Some(account))
 }

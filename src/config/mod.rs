@@ -21,7 +21,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use secrecy::{SecretSlice, SecretString};
 
-pub use secrets::{read_secret_file, take_environment};
+pub use secrets::{read_otp_file, read_secret_file, take_environment};
 pub use validate::parse_duration;
 
 use crate::kraken::{AssetFamily, RebaseMultiplier};
@@ -85,6 +85,9 @@ impl AccountSettings {
             api_secret: SecretSlice::from(api_secret),
             min_available: Vec::new(),
             min_spendable: Vec::new(),
+            api_otp: None,
+            margin: None,
+            earn: false,
         }
     }
 }
@@ -101,6 +104,21 @@ pub struct AccountSettings {
     pub min_available: Vec<MinAvailable>,
     /// Alert thresholds on what can be spent of an asset, exported as `kraken_spendable_min`.
     pub min_spendable: Vec<MinSpendable>,
+    /// The key's 2FA password, sent as `otp` with every private call.
+    pub api_otp: Option<SecretString>,
+    /// `margin = true`: poll `TradeBalance` too.
+    pub margin: Option<MarginSettings>,
+    /// `earn = true`: poll `Earn/Allocations` too.
+    pub earn: bool,
+}
+
+/// The margin options of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarginSettings {
+    /// The currency of every figure (`margin_asset`, default `USD`), as the `quote` label.
+    pub asset: String,
+    /// `min_margin_level` as a ratio (`2.0` is 200 %), exported as `kraken_margin_level_min_ratio`.
+    pub min_level: Option<Decimal>,
 }
 
 /// A minimum available amount for one asset and family of an account.
@@ -374,6 +392,16 @@ mod tests {
             (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"1\"\nfamily = \"spot\""), vec![], vec!["family", "unknown key"]),
             (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"1\"\n[[accounts.min_spendable]]\nasset = \"ZUSD\"\namount = \"2\""), vec![], vec!["min_spendable", "USD", "twice"]),
             (account("min_spendable = \"USD 100\""), vec![], vec!["min_spendable"]),
+            (account("margin_asset = \"USD\""), vec![], vec!["margin_asset", "margin = true"]),
+            (account("min_margin_level = \"2\""), vec![], vec!["min_margin_level", "margin = true"]),
+            (account("margin = true\nmin_margin_level = \"200\""), vec![], vec!["min_margin_level", "ratio", "2.0"]),
+            (account("margin = true\nmin_margin_level = \"0\""), vec![], vec!["min_margin_level", "above 0"]),
+            (account("margin = true\nmin_margin_level = \"high\""), vec![], vec!["min_margin_level", "high"]),
+            (account("margin = true\nmargin_asset = \" \""), vec![], vec!["margin_asset"]),
+            (account("margin = \"maybe\""), vec![], vec!["margin"]),
+            (account("api_otp_file = \"$DIR/missing-otp\""), vec![], vec!["api_otp_file", "missing-otp"]),
+            (account("api_otp_file = \"$DIR/empty-secret\""), vec![], vec!["api_otp_file", "empty"]),
+            (String::new(), vec![("KRAKEN_API_OTP_FILE", "/x")], vec!["KRAKEN_API_KEY"]),
             (String::new(), vec![("KRAKEN_API_SECRET", SECRET)], vec!["KRAKEN_API_KEY"]),
             (String::new(), vec![("KRAKEN_API_KEY", "K"), ("KRAKEN_API_SECRET", "%%%")], vec!["KRAKEN_API_SECRET", "base64"]),
         ];
@@ -427,6 +455,55 @@ mod tests {
             .load(&format!("quote_currencies = []\n{ONE_ACCOUNT}"), &[])
             .unwrap();
         assert!(off.quote_currencies.is_empty());
+    }
+
+    #[test]
+    fn margin_earn_and_a_2fa_password_are_opt_in_per_account() {
+        let fixture = Fixture::new();
+        std::fs::write(
+            fixture.dir.path().join("otp"),
+            "  correct horse battery  \n",
+        )
+        .unwrap();
+        let plain = fixture.load(ONE_ACCOUNT, &[]).unwrap();
+        let account = &plain.accounts[0];
+        assert!(account.margin.is_none() && !account.earn && account.api_otp.is_none());
+        let toml = format!(
+            "{ONE_ACCOUNT}api_otp_file = \"$DIR/otp\"\nmargin = true\nmargin_asset = \"ZEUR\"\nmin_margin_level = \"2.5\"\nearn = true\n"
+        );
+        let settings = fixture.load(&toml, &[]).unwrap();
+        let account = &settings.accounts[0];
+        assert_eq!(
+            account.margin,
+            Some(MarginSettings {
+                asset: "EUR".into(),
+                min_level: Some(Decimal::new(25, 1))
+            })
+        );
+        assert!(account.earn);
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(account.api_otp.as_ref().unwrap()),
+            "correct horse battery"
+        );
+        let default_asset = fixture
+            .load(&format!("{ONE_ACCOUNT}margin = true\n"), &[])
+            .unwrap();
+        assert_eq!(
+            default_asset.accounts[0].margin.as_ref().unwrap().asset,
+            "USD"
+        );
+        // The environment account takes its 2FA password from a file too.
+        let from_env = fixture
+            .load(
+                "",
+                &[
+                    ("KRAKEN_API_KEY", "K"),
+                    ("KRAKEN_API_SECRET", SECRET),
+                    ("KRAKEN_API_OTP_FILE", "$DIRotp"),
+                ],
+            )
+            .unwrap();
+        assert!(from_env.accounts[0].api_otp.is_some());
     }
 
     #[test]

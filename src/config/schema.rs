@@ -26,6 +26,11 @@ pub(super) struct RawAccount {
     pub(super) name: Option<String>,
     pub(super) api_key: Option<String>,
     pub(super) api_secret_file: Option<PathBuf>,
+    pub(super) api_otp_file: Option<PathBuf>,
+    pub(super) margin: Option<bool>,
+    pub(super) margin_asset: Option<String>,
+    pub(super) min_margin_level: Option<String>,
+    pub(super) earn: Option<bool>,
     #[serde(default)]
     pub(super) min_available: Vec<RawMinAvailable>,
     #[serde(default)]

@@ -51,15 +51,36 @@ fn scrub_variable(name: &str) {
 
 /// Reads and decodes a secret file; warns when group or others can read it.
 pub fn read_secret_file(path: &Path) -> Result<SecretSlice<u8>, String> {
+    let text = read_small_secret(path, "api_secret_file", "the key's base64 private key")?;
+    let decoded = decode_secret(secrecy::ExposeSecret::expose_secret(&text))
+        .map_err(|e| format!("api_secret_file {}: {e}", path.display()))?;
+    Ok(SecretSlice::from(decoded))
+}
+
+/// Reads a 2FA password file (`api_otp_file`): its content without surrounding whitespace, never
+/// empty; warns when group or others can read it.
+pub fn read_otp_file(path: &Path) -> Result<SecretString, String> {
+    let text = read_small_secret(path, "api_otp_file", "the key's 2FA password")?;
+    let trimmed = secrecy::ExposeSecret::expose_secret(&text).trim();
+    if trimmed.is_empty() {
+        return Err(format!(
+            "api_otp_file {} is empty; put the key's 2FA password in it, or remove api_otp_file if the key has none",
+            path.display()
+        ));
+    }
+    Ok(SecretString::from(trimmed.to_string()))
+}
+
+/// Reads a file that holds one secret, at most [`MAX_SECRET_FILE_BYTES`]: a larger file, or a device
+/// such as /dev/zero, is a mistake that must not stall the start or take the memory.
+fn read_small_secret(path: &Path, key: &str, holds: &str) -> Result<SecretString, String> {
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
-            "cannot read api_secret_file {}: {e}; check the path and that the exporter's user may read it",
+            "cannot read {key} {}: {e}; check the path and that the exporter's user may read it",
             path.display()
         )
     };
     let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
-    // A secret is about 90 characters: a larger file, or a device such as /dev/zero, is a mistake
-    // that must not stall the start or take the memory.
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(file, MAX_SECRET_FILE_BYTES + 1),
@@ -69,14 +90,12 @@ pub fn read_secret_file(path: &Path) -> Result<SecretSlice<u8>, String> {
     let text = SecretString::from(text);
     if secrecy::ExposeSecret::expose_secret(&text).len() as u64 > MAX_SECRET_FILE_BYTES {
         return Err(format!(
-            "api_secret_file {} is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold only the key's base64 private key",
+            "{key} {} is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold only {holds}",
             path.display()
         ));
     }
     warn_if_readable_by_others(path);
-    let decoded = decode_secret(secrecy::ExposeSecret::expose_secret(&text))
-        .map_err(|e| format!("api_secret_file {}: {e}", path.display()))?;
-    Ok(SecretSlice::from(decoded))
+    Ok(text)
 }
 
 /// The largest secret file read (a Kraken private key is 88 base64 characters).
@@ -91,7 +110,7 @@ fn warn_if_readable_by_others(path: &Path) {
             tracing::warn!(
                 file = %path.display(),
                 mode = format!("{:o}", mode & 0o777),
-                "the API secret file is readable by group or others; restrict it with chmod 600"
+                "a secret file (API secret or 2FA password) is readable by group or others; restrict it with chmod 600"
             );
         }
     }

@@ -8,11 +8,11 @@ use secrecy::SecretString;
 
 use super::environment::account_from_env;
 use super::schema::{RawAccount, RawMinAvailable, RawSettings};
-use super::secrets::read_secret_file;
+use super::secrets::{read_otp_file, read_secret_file};
 use super::{
-    err, AccountSettings, ConfigError, MinAvailable, MinSpendable, Settings, DEFAULT_API_URL,
-    DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL, DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
-    MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
+    err, AccountSettings, ConfigError, MarginSettings, MinAvailable, MinSpendable, Settings,
+    DEFAULT_API_URL, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL, DEFAULT_PRICE_INTERVAL,
+    DEFAULT_REQUEST_TIMEOUT, MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
 };
 use crate::kraken::assets::modern_code;
 use crate::kraken::{AssetFamily, RebaseMultiplier};
@@ -279,6 +279,11 @@ pub(super) fn validate_account(
         ))
     })?;
     let api_secret = read_secret_file(&path).map_err(|e| err(format!("{at}: {e}")))?;
+    let api_otp = raw
+        .api_otp_file
+        .map(|path| read_otp_file(&path).map_err(|e| err(format!("{at}: {e}"))))
+        .transpose()?;
+    let margin = validate_margin(&at, raw.margin, raw.margin_asset, raw.min_margin_level)?;
     let mut min_available: Vec<MinAvailable> = Vec::with_capacity(raw.min_available.len());
     for (index, raw) in raw.min_available.into_iter().enumerate() {
         let minimum = validate_min_available(&format!("{at}: min_available[{index}]"), raw)?;
@@ -315,7 +320,60 @@ pub(super) fn validate_account(
         api_secret,
         min_available,
         min_spendable,
+        api_otp,
+        margin,
+        earn: raw.earn.unwrap_or(false),
     })
+}
+
+/// `margin`, `margin_asset` and `min_margin_level`; the last two only with `margin = true`.
+fn validate_margin(
+    at: &str,
+    margin: Option<bool>,
+    asset: Option<String>,
+    min_level: Option<String>,
+) -> Result<Option<MarginSettings>, ConfigError> {
+    if margin != Some(true) {
+        if asset.is_some() || min_level.is_some() {
+            return Err(err(format!(
+                "{at}: margin_asset and min_margin_level need margin = true; add it, or remove them"
+            )));
+        }
+        return Ok(None);
+    }
+    let asset = match asset.as_deref().map(str::trim) {
+        None => "USD".to_string(),
+        Some(code) if !code.is_empty() && !code.contains(char::is_whitespace) => {
+            modern_code(code).to_string()
+        }
+        Some(code) => {
+            return Err(err(format!(
+                "{at}: margin_asset = {code:?} is not a currency code; use e.g. \"USD\", \"EUR\" or \"XBT\""
+            )))
+        }
+    };
+    let min_level = match min_level {
+        None => None,
+        Some(text) => {
+            let level = Decimal::from_str_exact(text.trim()).map_err(|_| {
+                err(format!(
+                    "{at}: min_margin_level = {text:?} is not a decimal number; write the ratio as a string, e.g. \"2.0\" for 200 %"
+                ))
+            })?;
+            if level <= Decimal::ZERO {
+                return Err(err(format!(
+                    "{at}: min_margin_level = {text:?} must be above 0; e.g. \"2.0\" for 200 %"
+                )));
+            }
+            if level > Decimal::from(100) {
+                return Err(err(format!(
+                    "{at}: min_margin_level = {text:?} is a ratio, not a percentage: \"2.0\" means 200 % (Kraken's margin level of 200)"
+                )));
+            }
+            Some(level)
+        }
+    };
+    Ok(Some(MarginSettings { asset, min_level }))
 }
 
 fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable, ConfigError> {

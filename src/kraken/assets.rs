@@ -97,6 +97,15 @@ const LEGACY_CODES: &[(&str, &str)] = &[
     ("KFEE", "KFEE"),
 ];
 
+/// The code Kraken's requests expect for a modern name (`USD` -> `ZUSD`, `XBT` -> `XXBT`); names outside
+/// the legacy table unchanged (`USDT` -> `USDT`).
+pub fn kraken_code(modern: &str) -> &str {
+    LEGACY_CODES
+        .iter()
+        .find(|(legacy, name)| *name == modern && *legacy != modern)
+        .map_or(modern, |(legacy, _)| legacy)
+}
+
 /// The modern name of an asset code (`XXBT` -> `XBT`); unknown codes unchanged (`XTZ` -> `XTZ`).
 pub fn modern_code(code: &str) -> &str {
     LEGACY_CODES

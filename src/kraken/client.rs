@@ -40,6 +40,8 @@ pub struct KrakenClient {
     api_key: SecretString,
     secret: SecretSlice<u8>,
     nonce: NonceSequence,
+    /// The key's 2FA password, sent as `otp` in every signed body.
+    otp: Option<SecretString>,
 }
 
 /// The nonce counter of one API key, shared by every client of that key (a reload builds new clients
@@ -88,24 +90,26 @@ impl KrakenClient {
         api_key: SecretString,
         secret: SecretSlice<u8>,
     ) -> Self {
-        Self::with_nonce(http, api_url, api_key, secret, NonceSequence::default())
-    }
-
-    /// As [`KrakenClient::new`], continuing the nonce sequence of an earlier client of the same key.
-    pub fn with_nonce(
-        http: reqwest::Client,
-        api_url: &str,
-        api_key: SecretString,
-        secret: SecretSlice<u8>,
-        nonce: NonceSequence,
-    ) -> Self {
         Self {
             http,
             api_url: api_url.trim_end_matches('/').to_string(),
             api_key,
             secret,
-            nonce,
+            nonce: NonceSequence::default(),
+            otp: None,
         }
+    }
+
+    /// Continues the nonce sequence of an earlier client of the same key.
+    pub fn continuing(mut self, nonce: NonceSequence) -> Self {
+        self.nonce = nonce;
+        self
+    }
+
+    /// Sends `otp` (the key's 2FA password) in every request.
+    pub fn with_otp(mut self, otp: Option<SecretString>) -> Self {
+        self.otp = otp;
+        self
     }
 
     /// This client's nonce sequence, to hand to the next client of the same key.
@@ -134,6 +138,10 @@ impl KrakenClient {
             body.push('=');
             body.push_str(value);
         }
+        if let Some(otp) = &self.otp {
+            body.push_str("&otp=");
+            form_encode(otp.expose_secret(), &mut body);
+        }
         let signature = api_sign(self.secret.expose_secret(), path, nonce, body.as_bytes());
         let mut api_key = HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| {
             PollError::new(
@@ -159,6 +167,18 @@ impl KrakenClient {
         drop(nonce_counter);
 
         checked(status, &url, &bytes, decode)
+    }
+}
+
+/// Appends `value` form-encoded (`application/x-www-form-urlencoded`): unreserved bytes as they are,
+/// everything else as `%XX`.
+fn form_encode(value: &str, out: &mut String) {
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
     }
 }
 

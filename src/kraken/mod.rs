@@ -7,16 +7,19 @@
 //! - `error`: the closed set of failure reasons exported as `kraken_poll_errors_total{reason}`.
 //! - [`client`]: the signed private call, nonce and request under one lock per key.
 //! - One module per endpoint, with its request, its decoder and its method on the client:
-//!   [`balance_ex`] (private), [`public`] (`Assets`, `AssetPairs`, `Ticker`).
+//!   [`balance_ex`], [`trade_balance`], [`earn_allocations`] (private), [`public`] (`Assets`,
+//!   `AssetPairs`, `Ticker`).
 
 pub mod assets;
 pub mod balance_ex;
 pub mod client;
+pub mod earn_allocations;
 pub(crate) mod envelope;
 pub(crate) mod error;
 pub(crate) mod nonce;
 pub mod public;
 pub(crate) mod sign;
+pub mod trade_balance;
 
 pub use assets::{AssetFamily, AssetLabels};
 pub use balance_ex::{AssetBalance, Balances};
