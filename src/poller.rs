@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::collectors::Collector;
-use crate::kraken::{KrakenClient, PollError};
+use crate::kraken::{ErrorReason, KrakenClient, PollError};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -57,11 +57,20 @@ pub struct AccountPoller {
     client: KrakenClient,
     /// The endpoints, polled in this order; the first (`BalanceEx`) decides `kraken_up`.
     collectors: Vec<Box<dyn Collector>>,
+    /// For each collector after the first: when it may be called again after failures.
+    optional: Vec<OptionalEndpoint>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     last_failed: Option<bool>,
     /// The wait last exported as `kraken_backoff_seconds`.
     backoff: Duration,
+}
+
+/// The health of an optional endpoint: its own backoff, on the account's poll grid.
+struct OptionalEndpoint {
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    failing: bool,
 }
 
 impl AccountPoller {
@@ -72,10 +81,25 @@ impl AccountPoller {
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
     ) -> Self {
+        let optional = collectors
+            .iter()
+            .skip(1)
+            .map(|_| OptionalEndpoint {
+                // The poll interval is not known here; the first failure waits at least one poll.
+                backoff: Backoff::new(
+                    Duration::from_secs(30),
+                    Duration::from_secs(900),
+                    fastrand::u64(..),
+                ),
+                retry_at: None,
+                failing: false,
+            })
+            .collect();
         Self {
             account,
             client,
             collectors,
+            optional,
             metrics,
             readiness,
             last_failed: None,
@@ -83,85 +107,131 @@ impl AccountPoller {
         }
     }
 
+    /// Sets the timing the optional endpoints back off with (that of the account's schedule).
+    pub fn with_timing(mut self, timing: PollTiming) -> Self {
+        for endpoint in &mut self.optional {
+            endpoint.backoff = Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..));
+        }
+        self
+    }
+
     pub fn account(&self) -> &str {
         &self.account
     }
 
-    /// Polls every endpoint once, in order, publishes each outcome, logs it; the result is the first
-    /// endpoint's.
+    /// Kraken's method names of the endpoints this account polls, in order.
+    pub fn endpoints(&self) -> Vec<&'static str> {
+        self.collectors.iter().map(|c| c.endpoint()).collect()
+    }
+
+    /// Polls every endpoint once, in order (an optional one only when its backoff allows), publishes
+    /// each outcome and logs it; the result is `BalanceEx`'s. When `BalanceEx` fails, the others are
+    /// not called: the key's problem would fail them too and cost rate budget.
     pub async fn poll_once(&mut self) -> Result<(), PollError> {
-        let mut primary = Ok(());
-        for (index, collector) in self.collectors.iter_mut().enumerate() {
-            let endpoint = collector.endpoint();
-            let started = Instant::now();
-            let result = collector.fetch(&self.client).await;
-            let elapsed = started.elapsed();
-            let account = self.account.as_str();
-            if index > 0 {
-                // Endpoints after the first keep their own health (none is configured yet).
-                match &result {
-                    Ok(_) => self.metrics.update(|m| collector.apply(account, m)),
-                    Err(err) => {
-                        tracing::warn!(account, endpoint, reason = %err.reason, error = %err.message, hint = err.reason.hint(), "poll failed; keeping the last values")
-                    }
+        let account = self.account.as_str();
+        let Some((primary, optional)) = self.collectors.split_first_mut() else {
+            return Ok(());
+        };
+        let endpoint = primary.endpoint();
+        let started = Instant::now();
+        let result = primary.fetch(&self.client).await;
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(items) => {
+                self.metrics.update(|m| {
+                    primary.apply(account, m);
+                    m.record_poll(account, elapsed, None);
+                    m.record_endpoint(account, endpoint, None);
+                });
+                self.readiness.mark_succeeded(account);
+                match self.last_failed {
+                    None => tracing::info!(
+                        account,
+                        endpoint,
+                        assets = items,
+                        "first BalanceEx poll succeeded"
+                    ),
+                    Some(true) => tracing::info!(
+                        account,
+                        endpoint,
+                        assets = items,
+                        "BalanceEx poll succeeded again"
+                    ),
+                    Some(false) => tracing::debug!(
+                        account,
+                        endpoint,
+                        assets = items,
+                        duration_ms = elapsed.as_millis() as u64,
+                        "BalanceEx poll succeeded"
+                    ),
                 }
+                self.last_failed = Some(false);
+            }
+            Err(err) => {
+                self.metrics.update(|m| {
+                    m.record_poll(account, elapsed, Some(err.reason));
+                    m.record_endpoint(account, endpoint, Some(err.reason));
+                });
+                tracing::warn!(
+                    account,
+                    endpoint,
+                    reason = %err.reason,
+                    error = %err.message,
+                    hint = %hint(err, primary.permission()),
+                    "BalanceEx poll failed; keeping the last values"
+                );
+                self.last_failed = Some(true);
+                return result.map(|_| ());
+            }
+        }
+        for (collector, health) in optional.iter_mut().zip(&mut self.optional) {
+            let now = Instant::now();
+            if health.retry_at.is_some_and(|at| now < at) {
                 continue;
             }
-            match &result {
+            let endpoint = collector.endpoint();
+            match collector.fetch(&self.client).await {
                 Ok(items) => {
                     self.metrics.update(|m| {
                         collector.apply(account, m);
-                        m.record_poll(account, elapsed, None);
+                        m.record_endpoint(account, endpoint, None);
                     });
-                    self.readiness.mark_succeeded(account);
-                    match self.last_failed {
-                        None => {
-                            tracing::info!(
-                                account,
-                                endpoint,
-                                assets = items,
-                                "first BalanceEx poll succeeded"
-                            )
-                        }
-                        Some(true) => {
-                            tracing::info!(
-                                account,
-                                endpoint,
-                                assets = items,
-                                "BalanceEx poll succeeded again"
-                            )
-                        }
-                        Some(false) => {
-                            tracing::debug!(
-                                account,
-                                endpoint,
-                                assets = items,
-                                duration_ms = elapsed.as_millis() as u64,
-                                "BalanceEx poll succeeded"
-                            )
-                        }
+                    if health.failing {
+                        tracing::info!(account, endpoint, items, "endpoint answers again");
                     }
-                    self.last_failed = Some(false);
+                    health.backoff.reset();
+                    health.retry_at = None;
+                    health.failing = false;
                 }
                 Err(err) => {
                     self.metrics
-                        .update(|m| m.record_poll(account, elapsed, Some(err.reason)));
+                        .update(|m| m.record_endpoint(account, endpoint, Some(err.reason)));
+                    let wait = health.backoff.after_failure(&err, SystemTime::now());
+                    health.retry_at = Some(Instant::now() + wait);
+                    health.failing = true;
                     tracing::warn!(
                         account,
                         endpoint,
                         reason = %err.reason,
                         error = %err.message,
-                        hint = err.reason.hint(),
-                        "BalanceEx poll failed; keeping the last values"
+                        hint = %hint(&err, collector.permission()),
+                        retry_in = %humantime::format_duration(round_to_ms(wait)),
+                        "call failed; its last values stay, balances are not affected"
                     );
-                    self.last_failed = Some(true);
-                    // The key failed; later endpoints would fail the same way and cost rate budget.
-                    return Err(err.clone());
                 }
             }
-            primary = result.map(|_| ());
         }
-        primary
+        result.map(|_| ())
+    }
+}
+
+/// What the operator can do: for a refused permission, the permission this endpoint needs.
+fn hint(err: &PollError, permission: &str) -> String {
+    match err.reason {
+        ErrorReason::PermissionDenied => format!(
+            "the key lacks the \"{permission}\" permission; add it to the key on Kraken (or turn this endpoint off)"
+        ),
+        reason => reason.hint().to_string(),
     }
 }
 

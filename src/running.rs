@@ -89,7 +89,7 @@ pub(crate) fn build(
         )
     });
     let mut next_nonces = NonceBook::default();
-    let pollers = settings
+    let pollers: Vec<AccountPoller> = settings
         .accounts
         .iter()
         .map(|account| {
@@ -107,12 +107,26 @@ pub(crate) fn build(
             AccountPoller::new(
                 account.name.clone(),
                 client,
-                collectors::for_account(settings.rebase_multiplier, &shared),
+                collectors::for_account(account, settings.rebase_multiplier, &shared),
                 Arc::clone(metrics),
                 Arc::clone(readiness),
             )
+            .with_timing(PollTiming {
+                interval: settings.poll_interval,
+                max_backoff: settings.max_backoff,
+                stale_after: settings.stale_after,
+            })
         })
         .collect();
+    metrics.update(|metrics| {
+        for (poller, account) in pollers.iter().zip(&settings.accounts) {
+            metrics.set_endpoints(&account.name, &poller.endpoints());
+            metrics.set_margin_minimum(
+                &account.name,
+                account.margin.as_ref().and_then(|margin| margin.min_level),
+            );
+        }
+    });
     Ok(Parts {
         pollers,
         prices,

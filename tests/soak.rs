@@ -70,7 +70,7 @@ async fn many_cycles_through_random_faults_stay_exact_and_bounded() {
     let mut poller = AccountPoller::new(
         "main".into(),
         client,
-        collectors::for_account(None, &collectors::Shared::default()),
+        collectors::for_account(&main.settings(), None, &collectors::Shared::default()),
         Arc::clone(&metrics),
         Arc::new(Readiness::new(&["main"])),
     );

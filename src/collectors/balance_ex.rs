@@ -34,6 +34,10 @@ impl Collector for BalanceExCollector {
         crate::kraken::balance_ex::METHOD
     }
 
+    fn permission(&self) -> &'static str {
+        crate::kraken::balance_ex::PERMISSION
+    }
+
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
             let balances = client.balance_ex(self.rebase_multiplier).await?;

@@ -19,6 +19,9 @@ pub const PATH: &str = "/0/private/BalanceEx";
 /// Kraken's method name, the `endpoint` label.
 pub const METHOD: &str = "BalanceEx";
 
+/// The permission the key needs, for the log line of a refused call.
+pub const PERMISSION: &str = "Funds permissions - Query";
+
 impl KrakenClient {
     /// Calls `BalanceEx` once.
     pub async fn balance_ex(

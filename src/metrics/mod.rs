@@ -13,6 +13,7 @@
 //! [`PROCESS_REFRESH`], so even a flood of scrapes reads `/proc` at most once a second.
 
 mod families;
+mod series;
 
 pub use families::to_f64;
 
@@ -28,9 +29,12 @@ use rust_decimal::Decimal;
 
 use crate::config::{MinAvailable, MinSpendable};
 use crate::exposition::{Encoded, GaugeFamily};
+use crate::kraken::earn_allocations::Allocation;
+use crate::kraken::trade_balance::TradeBalance;
 use crate::kraken::{AssetBalance, AssetLabels, ErrorReason};
 use crate::valuation::AccountValues;
 use families::{BALANCE_FAMILIES, SPENDABLE_FAMILY, VALUE_FAMILIES};
+use series::AccountSeries;
 
 /// The `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -39,6 +43,50 @@ const BALANCE_LABELS: &[&str] = &["account", "asset", "family"];
 
 /// An account's exported thresholds: minimum available per row, minimum spendable per asset.
 type Thresholds = (Vec<MinAvailable>, Vec<MinSpendable>);
+
+/// The `TradeBalance` families with the labels `{account, quote}`, and the figure each exports.
+const MARGIN_FAMILIES: &[(&str, &str, fn(&TradeBalance) -> Decimal)] = &[
+    (
+        "kraken_margin_equivalent_balance",
+        "Equivalent balance of all currencies (TradeBalance eb), in the quote currency.",
+        |t| t.equivalent_balance,
+    ),
+    (
+        "kraken_margin_trade_balance",
+        "Trade balance of the equity currencies (TradeBalance tb), in the quote currency.",
+        |t| t.trade_balance,
+    ),
+    (
+        "kraken_margin_used",
+        "Margin used by open positions (TradeBalance m), in the quote currency.",
+        |t| t.margin_used,
+    ),
+    (
+        "kraken_margin_unrealized_pnl",
+        "Unrealized net profit and loss of open positions (TradeBalance n), in the quote currency.",
+        |t| t.unrealized_pnl,
+    ),
+    (
+        "kraken_margin_cost_basis",
+        "Cost basis of open positions (TradeBalance c), in the quote currency.",
+        |t| t.cost_basis,
+    ),
+    (
+        "kraken_margin_positions_value",
+        "Current valuation of open positions (TradeBalance v), in the quote currency.",
+        |t| t.positions_value,
+    ),
+    (
+        "kraken_margin_equity",
+        "Equity, trade balance plus unrealized P&L (TradeBalance e), in the quote currency.",
+        |t| t.equity,
+    ),
+    (
+        "kraken_margin_free",
+        "Free margin, equity minus margin used (TradeBalance mf), in the quote currency.",
+        |t| t.free_margin,
+    ),
+];
 
 /// The label values of a family without labels.
 const NO_LABELS: &[&str] = &[];
@@ -85,6 +133,17 @@ pub struct Metrics {
     thresholds: Mutex<BTreeMap<String, Thresholds>>,
     reload_successful: GaugeVec,
     reload_success_time: GaugeVec,
+    /// One per [`MARGIN_FAMILIES`] entry.
+    margin: Vec<AccountSeries>,
+    margin_level: AccountSeries,
+    margin_level_min: AccountSeries,
+    earn_allocated: AccountSeries,
+    earn_next_release: AccountSeries,
+    earn_rewarded: AccountSeries,
+    endpoint_up: AccountSeries,
+    endpoint_errors: IntCounterVec,
+    /// Per account, the endpoints it polls (their health series exist).
+    endpoints: Mutex<BTreeMap<String, Vec<&'static str>>>,
 }
 
 /// How old the process metrics in a scrape may be.
@@ -210,6 +269,18 @@ impl Metrics {
             thresholds: Mutex::new(BTreeMap::new()),
             reload_successful: gauge_vec(&registry, "kraken_exporter_config_last_reload_successful", "1 if the last configuration reload (or the start) succeeded, 0 if it failed.", &[]),
             reload_success_time: gauge_vec(&registry, "kraken_exporter_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration reload (or of the start).", &[]),
+            margin: MARGIN_FAMILIES
+                .iter()
+                .map(|(name, help, _)| AccountSeries::new(gauge_vec(&registry, name, help, &["account", "quote"])))
+                .collect(),
+            margin_level: AccountSeries::new(gauge_vec(&registry, "kraken_margin_level_ratio", "Margin level as a ratio, equity / margin used (TradeBalance ml / 100); absent while no position is open. Kraken margin-calls and liquidates as it falls.", &["account"])),
+            margin_level_min: AccountSeries::new(gauge_vec(&registry, "kraken_margin_level_min_ratio", "Configured minimum margin level as a ratio (min_margin_level); alert when kraken_margin_level_ratio falls below it.", &["account"])),
+            earn_allocated: AccountSeries::new(gauge_vec(&registry, "kraken_earn_allocated", "Amount allocated to an Earn strategy in each state Kraken reports (total, bonding, allocated, exit_queue, unbonding), in units of the asset.", &["account", "asset", "strategy", "state"])),
+            earn_next_release: AccountSeries::new(gauge_vec(&registry, "kraken_earn_next_release_timestamp_seconds", "Unix time when the earliest unbonding or exit-queue tranche of an Earn strategy becomes spendable; absent when nothing is on its way out.", &["account", "asset", "strategy"])),
+            earn_rewarded: AccountSeries::new(gauge_vec(&registry, "kraken_earn_rewarded", "Total rewarded by an Earn strategy, in units of the asset.", &["account", "asset", "strategy"])),
+            endpoint_up: AccountSeries::new(gauge_vec(&registry, "kraken_endpoint_up", "1 if the last call of the account to this Kraken endpoint (BalanceEx, TradeBalance, Earn/Allocations) succeeded, 0 if it failed or none has finished yet.", &["account", "endpoint"])),
+            endpoint_errors: counter_vec(&registry, "kraken_endpoint_errors_total", "Failed calls by account, Kraken endpoint and reason.", &["account", "endpoint", "reason"]),
+            endpoints: Mutex::new(BTreeMap::new()),
             registry,
             process_registry,
         };
@@ -348,7 +419,130 @@ impl Changes<'_> {
                 .poll_errors
                 .remove_label_values(&[account, reason.as_str()]);
         }
+        self.set_endpoints(account, &[]);
+        self.margin_level_min.clear(account);
         lock(&self.accounts).remove(account);
+    }
+
+    /// Declares the endpoints an account polls: their `kraken_endpoint_up` (0 until the first answer)
+    /// and error counters (every reason at 0) exist from now on; those of endpoints no longer polled,
+    /// and the margin and Earn series they fed, are removed.
+    pub fn set_endpoints(&self, account: &str, endpoints: &[&'static str]) {
+        let before = lock(&self.endpoints)
+            .insert(account.to_string(), endpoints.to_vec())
+            .unwrap_or_default();
+        let mut up: Vec<(Vec<String>, f64)> = Vec::new();
+        for endpoint in endpoints {
+            let current = self
+                .endpoint_up
+                .value(account, &[endpoint.to_string()])
+                .unwrap_or(0.0);
+            up.push((vec![endpoint.to_string()], current));
+            for reason in ErrorReason::ALL {
+                self.endpoint_errors
+                    .with_label_values(&[account, endpoint, reason.as_str()]);
+            }
+        }
+        self.endpoint_up.replace(account, &up);
+        for gone in before.iter().filter(|e| !endpoints.contains(e)) {
+            for reason in ErrorReason::ALL {
+                let _ = self
+                    .endpoint_errors
+                    .remove_label_values(&[account, gone, reason.as_str()]);
+            }
+            match *gone {
+                crate::kraken::trade_balance::METHOD => self.clear_margin(account),
+                crate::kraken::earn_allocations::METHOD => self.clear_earn(account),
+                _ => {}
+            }
+        }
+        if endpoints.is_empty() {
+            lock(&self.endpoints).remove(account);
+        }
+    }
+
+    /// Records one call of an endpoint: `kraken_endpoint_up` and, on failure, its error counter.
+    pub fn record_endpoint(&self, account: &str, endpoint: &str, failure: Option<ErrorReason>) {
+        self.endpoint_up.set(
+            account,
+            vec![endpoint.to_string()],
+            if failure.is_none() { 1.0 } else { 0.0 },
+        );
+        if let Some(reason) = failure {
+            self.endpoint_errors
+                .with_label_values(&[account, endpoint, reason.as_str()])
+                .inc();
+        }
+    }
+
+    /// Replaces the account's margin figures, all in `quote`; the margin level only while Kraken
+    /// reports one (open positions).
+    pub fn replace_margin(&self, account: &str, quote: &str, figures: &TradeBalance) {
+        for (family, (_, _, figure)) in self.margin.iter().zip(MARGIN_FAMILIES) {
+            family.replace(
+                account,
+                &[(vec![quote.to_string()], to_f64(figure(figures)))],
+            );
+        }
+        let level: Vec<(Vec<String>, f64)> = figures
+            .margin_level_percent
+            .map(|percent| (Vec::new(), to_f64(percent / Decimal::ONE_HUNDRED)))
+            .into_iter()
+            .collect();
+        self.margin_level.replace(account, &level);
+    }
+
+    /// Removes the account's margin figures (they went stale, or margin was turned off).
+    pub fn clear_margin(&self, account: &str) {
+        for family in &self.margin {
+            family.clear(account);
+        }
+        self.margin_level.clear(account);
+    }
+
+    /// Replaces the account's Earn series; `asset_of` names each allocation's asset label.
+    pub fn replace_earn(
+        &self,
+        account: &str,
+        allocations: &[Allocation],
+        asset_of: impl Fn(&str) -> String,
+    ) {
+        let mut allocated = Vec::new();
+        let mut releases = Vec::new();
+        let mut rewarded = Vec::new();
+        for allocation in allocations {
+            let asset = asset_of(&allocation.native_asset);
+            let strategy = allocation.strategy_id.clone();
+            for (state, amount) in &allocation.states {
+                allocated.push((
+                    vec![asset.clone(), strategy.clone(), state.clone()],
+                    to_f64(*amount),
+                ));
+            }
+            if let Some(at) = allocation.next_release {
+                releases.push((vec![asset.clone(), strategy.clone()], at as f64));
+            }
+            rewarded.push((vec![asset, strategy], to_f64(allocation.rewarded)));
+        }
+        self.earn_allocated.replace(account, &allocated);
+        self.earn_next_release.replace(account, &releases);
+        self.earn_rewarded.replace(account, &rewarded);
+    }
+
+    /// Removes the account's Earn series (they went stale, or Earn was turned off).
+    pub fn clear_earn(&self, account: &str) {
+        self.earn_allocated.clear(account);
+        self.earn_next_release.clear(account);
+        self.earn_rewarded.clear(account);
+    }
+
+    /// Exports the account's minimum margin level, or removes it.
+    pub fn set_margin_minimum(&self, account: &str, min_level: Option<Decimal>) {
+        let rows: Vec<(Vec<String>, f64)> = min_level
+            .map(|level| (Vec::new(), to_f64(level)))
+            .into_iter()
+            .collect();
+        self.margin_level_min.replace(account, &rows);
     }
 
     /// Records a configuration reload: `kraken_exporter_config_last_reload_successful` and, on

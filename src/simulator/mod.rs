@@ -6,7 +6,8 @@
 //! way Kraken and its CDN fail. Every private request is recorded so tests can prove what the exporter
 //! sent.
 //!
-//! - `private`: the signed endpoints (`BalanceEx`) and Kraken's authentication checks.
+//! - `private`: the signed endpoints (`BalanceEx`, `TradeBalance`, `Earn/Allocations`) and Kraken's
+//!   checks (signature, nonce, 2FA password, permission per endpoint).
 //! - `public`: `Assets`, `AssetPairs` and `Ticker` for valuation.
 //! - `faults`: the failures it can be told to produce.
 
@@ -14,7 +15,7 @@ mod faults;
 mod private;
 mod public;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha512};
 
 pub use faults::Fault;
@@ -78,6 +79,10 @@ pub type Portfolio = BTreeMap<String, SimBalance>;
 /// What the simulator saw of one request.
 #[derive(Debug, Clone)]
 pub struct SimRequest {
+    /// The path requested (`/0/private/BalanceEx`).
+    pub path: &'static str,
+    /// The body's fields, the 2FA password left out.
+    pub fields: BTreeMap<String, String>,
     pub api_key: String,
     pub api_sign: String,
     pub nonce: Option<u64>,
@@ -92,6 +97,150 @@ struct SimAccount {
     secret: Vec<u8>,
     last_nonce: u64,
     portfolio: Portfolio,
+    /// The key's 2FA password, required in every request when set.
+    otp: Option<String>,
+    /// Paths this key has no permission for.
+    denied: HashSet<&'static str>,
+    margin: Option<SimMargin>,
+    trade_balance_calls: u64,
+    earn: Vec<SimAllocation>,
+}
+
+/// A simulated margin account for `TradeBalance`, in one currency.
+#[derive(Debug, Clone)]
+pub struct SimMargin {
+    /// The currency as Kraken writes it (`ZUSD`); a request for another is refused.
+    pub asset: String,
+    pub equivalent_balance: Decimal,
+    pub trade_balance: Decimal,
+    pub margin_used: Decimal,
+    pub unrealized_pnl: Decimal,
+    pub cost_basis: Decimal,
+    /// For the demo: the margin level in percent moves down by `step` per call from `high` to `low`,
+    /// then starts again at `high`, beginning at `start`; P&L follows so the figures agree.
+    pub moving: Option<MovingLevel>,
+}
+
+/// A margin level that falls step by step and jumps back up (see [`SimMargin::moving`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MovingLevel {
+    pub high: Decimal,
+    pub low: Decimal,
+    pub step: Decimal,
+    pub start: Decimal,
+}
+
+impl SimMargin {
+    /// A margin account; `equity = trade_balance + unrealized_pnl`, `free = equity - margin_used`,
+    /// `level = equity / margin_used * 100` (absent without margin used: no open position).
+    pub fn new(asset: &str, eb: &str, tb: &str, m: &str, n: &str, c: &str) -> Self {
+        Self {
+            asset: asset.to_string(),
+            equivalent_balance: dec(eb),
+            trade_balance: dec(tb),
+            margin_used: dec(m),
+            unrealized_pnl: dec(n),
+            cost_basis: dec(c),
+            moving: None,
+        }
+    }
+
+    fn render(&self, call: u64) -> String {
+        let m = self.margin_used;
+        let mut n = self.unrealized_pnl;
+        if let (Some(moving), false) = (self.moving, m.is_zero()) {
+            let span = moving.high - moving.low;
+            let steps = (span / moving.step).floor() + Decimal::ONE;
+            let offset = ((moving.high - moving.start) / moving.step).floor();
+            let k = (Decimal::from(call) + offset) % steps;
+            let level = moving.high - k * moving.step;
+            n = level / Decimal::ONE_HUNDRED * m - self.trade_balance;
+        }
+        let e = self.trade_balance + n;
+        let v = self.cost_basis + n;
+        let four = |d: Decimal| format!("{:.4}", d.round_dp(4));
+        let mut result = serde_json::json!({
+            "eb": four(self.equivalent_balance), "tb": four(self.trade_balance), "m": four(m),
+            "n": four(n), "c": four(self.cost_basis), "v": four(v), "e": four(e), "mf": four(e - m),
+            "uv": "0.0000",
+        });
+        if !m.is_zero() {
+            result["ml"] =
+                Value::String(format!("{:.2}", (e / m * Decimal::ONE_HUNDRED).round_dp(2)));
+        }
+        serde_json::json!({"error": [], "result": result}).to_string()
+    }
+}
+
+/// One simulated Earn allocation (a strategy) for `Earn/Allocations`.
+#[derive(Debug, Clone)]
+pub struct SimAllocation {
+    pub strategy_id: String,
+    /// As Kraken writes it (`ETH`, `DOT`).
+    pub native_asset: String,
+    /// State (`bonding`, `allocated`, `exit_queue`, `unbonding`) -> tranches as (expires, amount);
+    /// `total` is their sum.
+    pub states: BTreeMap<String, Vec<(std::time::SystemTime, Decimal)>>,
+    pub rewarded: Decimal,
+}
+
+impl SimAllocation {
+    pub fn new(strategy_id: &str, native_asset: &str, rewarded: &str) -> Self {
+        Self {
+            strategy_id: strategy_id.to_string(),
+            native_asset: native_asset.to_string(),
+            states: BTreeMap::new(),
+            rewarded: dec(rewarded),
+        }
+    }
+
+    /// Adds a tranche of `amount` in `state`, expiring at `expires`.
+    pub fn tranche(mut self, state: &str, amount: &str, expires: std::time::SystemTime) -> Self {
+        self.states
+            .entry(state.to_string())
+            .or_default()
+            .push((expires, dec(amount)));
+        self
+    }
+
+    fn total(&self) -> Decimal {
+        self.states
+            .values()
+            .flatten()
+            .map(|(_, amount)| *amount)
+            .sum()
+    }
+
+    fn is_zero(&self) -> bool {
+        self.total().is_zero()
+    }
+
+    fn render(&self) -> Value {
+        let mut amount_allocated = Map::new();
+        for (state, tranches) in &self.states {
+            let native: Decimal = tranches.iter().map(|(_, amount)| *amount).sum();
+            let allocations: Vec<Value> = tranches
+                .iter()
+                .map(|(expires, amount)| {
+                    serde_json::json!({"created_at": "2026-01-01T00:00:00Z",
+                        "expires": humantime::format_rfc3339_millis(*expires).to_string(),
+                        "native": format!("{amount:.10}"), "converted": "0.0000"})
+                })
+                .collect();
+            amount_allocated.insert(
+                state.clone(),
+                serde_json::json!({"native": format!("{native:.10}"), "converted": "0.0000",
+                    "allocation_count": allocations.len(), "allocations": allocations}),
+            );
+        }
+        amount_allocated.insert(
+            "total".to_string(),
+            serde_json::json!({"native": format!("{:.10}", self.total()), "converted": "0.0000"}),
+        );
+        serde_json::json!({"strategy_id": self.strategy_id, "native_asset": self.native_asset,
+            "amount_allocated": amount_allocated,
+            "total_rewarded": {"native": format!("{:.10}", self.rewarded), "converted": "0.0000"}})
+    }
 }
 
 #[derive(Default)]
@@ -128,6 +277,14 @@ impl Simulator {
         }));
         let app = Router::new()
             .route(crate::kraken::BALANCE_EX_PATH, post(private::balance_ex))
+            .route(
+                crate::kraken::trade_balance::PATH,
+                post(private::trade_balance),
+            )
+            .route(
+                crate::kraken::earn_allocations::PATH,
+                post(private::earn_allocations),
+            )
             .route("/0/public/Assets", get(public::assets))
             .route("/0/public/AssetPairs", get(public::asset_pairs))
             .route("/0/public/Ticker", get(public::ticker))
@@ -159,8 +316,41 @@ impl Simulator {
                 secret: secret.to_vec(),
                 last_nonce: 0,
                 portfolio,
+                otp: None,
+                denied: HashSet::new(),
+                margin: None,
+                trade_balance_calls: 0,
+                earn: Vec::new(),
             },
         );
+    }
+
+    /// Gives a key a 2FA password: every request must then carry it as `otp`.
+    pub fn set_otp(&self, api_key: &str, otp: Option<&str>) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.otp = otp.map(str::to_string);
+        }
+    }
+
+    /// Refuses `path` for a key with `EGeneral:Permission denied`, as a key without the permission.
+    pub fn deny(&self, api_key: &str, path: &'static str) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.denied.insert(path);
+        }
+    }
+
+    /// Lets a key answer `TradeBalance` with these figures (without: no positions, all zero).
+    pub fn set_margin(&self, api_key: &str, margin: Option<SimMargin>) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.margin = margin;
+        }
+    }
+
+    /// Sets a key's Earn allocations.
+    pub fn set_earn(&self, api_key: &str, allocations: Vec<SimAllocation>) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.earn = allocations;
+        }
     }
 
     /// Replaces a key's portfolio (assets left out vanish from the next answer).

@@ -7,15 +7,64 @@ use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use std::collections::BTreeMap;
+
 use super::faults::{cdn_fault, Fault};
 use super::{drift, kraken_error, Portfolio, Shared, SimInner, SimRequest};
 use crate::kraken::sign::api_sign;
-use crate::kraken::BALANCE_EX_PATH;
+use crate::kraken::{earn_allocations, trade_balance, BALANCE_EX_PATH};
+
+/// The fields of a form or JSON body.
+type Fields = BTreeMap<String, String>;
+
+/// What a signed endpoint answers once the request passed Kraken's checks.
+type Answer = fn(&mut SimInner, &str, &Fields) -> Response;
 
 pub(super) async fn balance_ex(
     State(inner): State<Shared>,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    signed(BALANCE_EX_PATH, inner, headers, body, answer_balance_ex).await
+}
+
+pub(super) async fn trade_balance(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed(
+        trade_balance::PATH,
+        inner,
+        headers,
+        body,
+        answer_trade_balance,
+    )
+    .await
+}
+
+pub(super) async fn earn_allocations(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed(
+        earn_allocations::PATH,
+        inner,
+        headers,
+        body,
+        answer_earn_allocations,
+    )
+    .await
+}
+
+/// Records the request, applies faults and Kraken's checks, then `answer`s.
+async fn signed(
+    path: &'static str,
+    inner: Shared,
+    headers: HeaderMap,
+    body: Bytes,
+    answer: Answer,
 ) -> Response {
     let header = |name: &str| {
         headers
@@ -27,23 +76,30 @@ pub(super) async fn balance_ex(
     let api_key = header("api-key");
     let sent_sign = header("api-sign");
     let is_json = header("content-type").starts_with("application/json");
-    let (nonce, rebase_multiplier) = parse_body(&body, is_json);
+    let fields = parse_body(&body, is_json);
+    let nonce = fields.get("nonce").and_then(|n| n.parse::<u64>().ok());
 
     // Every request is recorded, whatever happens to it next.
     let (fault, index) = {
         let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
         let signature_valid = match (state.accounts.get(&api_key), nonce) {
             (Some(account), Some(nonce)) => {
-                api_sign(&account.secret, BALANCE_EX_PATH, nonce, &body) == sent_sign
+                api_sign(&account.secret, path, nonce, &body) == sent_sign
             }
             _ => false,
         };
         state.requests.push(SimRequest {
+            path,
             api_key: api_key.clone(),
             api_sign: sent_sign.clone(),
             nonce,
             signature_valid,
-            rebase_multiplier: rebase_multiplier.clone(),
+            rebase_multiplier: fields.get("rebase_multiplier").cloned(),
+            fields: fields
+                .iter()
+                .filter(|(name, _)| name.as_str() != "otp")
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
             error: None,
             received_at: std::time::Instant::now(),
         });
@@ -55,32 +111,82 @@ pub(super) async fn balance_ex(
     }
 
     let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
-    let result =
-        authenticate(&mut state, &headers, &api_key, &sent_sign, nonce, &body).and_then(|()| {
-            match &state.fault {
-                Some(Fault::KrakenError(text)) => Err(text.clone()),
-                _ => Ok(()),
-            }
-        });
+    let result = authenticate(
+        &mut state, path, &headers, &api_key, &sent_sign, &fields, &body,
+    )
+    .and_then(|()| match &state.fault {
+        Some(Fault::KrakenError(text)) => Err(text.clone()),
+        _ => Ok(()),
+    });
     if let Err(text) = result {
         state.requests[index].error = Some(text.clone());
         return kraken_error(&text);
     }
+    answer(&mut state, &api_key, &fields)
+}
+
+fn answer_balance_ex(state: &mut SimInner, api_key: &str, fields: &Fields) -> Response {
     if state.drift {
-        drift(&mut state, &api_key);
+        drift(state, api_key);
     }
-    let portfolio = &state.accounts[&api_key].portfolio;
-    let body = render_portfolio(portfolio, rebase_multiplier.as_deref() == Some("base"));
+    let portfolio = &state.accounts[api_key].portfolio;
+    let base = fields.get("rebase_multiplier").map(String::as_str) == Some("base");
+    json_ok(render_portfolio(portfolio, base))
+}
+
+fn answer_trade_balance(state: &mut SimInner, api_key: &str, fields: &Fields) -> Response {
+    let account = state
+        .accounts
+        .get_mut(api_key)
+        .expect("authenticated keys exist");
+    let calls = account.trade_balance_calls;
+    account.trade_balance_calls += 1;
+    let Some(margin) = &account.margin else {
+        // No margin activity: Kraken still answers, without positions.
+        return json_ok(
+            serde_json::json!({"error": [], "result": {"eb": "0.0000", "tb": "0.0000", "m": "0.0000",
+                "n": "0.0000", "c": "0.0000", "v": "0.0000", "e": "0.0000", "mf": "0.0000"}})
+            .to_string(),
+        );
+    };
+    let asset = fields
+        .get("asset")
+        .cloned()
+        .unwrap_or_else(|| "ZUSD".to_string());
+    if asset != margin.asset {
+        return kraken_error("EGeneral:Invalid arguments:asset");
+    }
+    json_ok(margin.render(calls))
+}
+
+fn answer_earn_allocations(state: &mut SimInner, api_key: &str, fields: &Fields) -> Response {
+    let account = &state.accounts[api_key];
+    let hide_zero = fields.get("hide_zero_allocations").map(String::as_str) == Some("true");
+    let items: Vec<Value> = account
+        .earn
+        .iter()
+        .filter(|allocation| !hide_zero || !allocation.is_zero())
+        .map(super::SimAllocation::render)
+        .collect();
+    json_ok(
+        serde_json::json!({"error": [], "result": {"converted_asset": "USD", "items": items}})
+            .to_string(),
+    )
+}
+
+fn json_ok(body: String) -> Response {
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }
 
-/// Kraken's checks, in its order: User-Agent, key, nonce present, signature, nonce increasing.
+/// Kraken's checks, in its order: User-Agent, key, nonce present, signature, nonce increasing, the
+/// 2FA password, the key's permission for the endpoint.
 fn authenticate(
     state: &mut SimInner,
+    path: &str,
     headers: &HeaderMap,
     api_key: &str,
     sent_sign: &str,
-    nonce: Option<u64>,
+    fields: &Fields,
     body: &[u8],
 ) -> Result<(), String> {
     if headers.get("user-agent").is_none() {
@@ -89,42 +195,81 @@ fn authenticate(
     let Some(account) = state.accounts.get_mut(api_key) else {
         return Err("EAPI:Invalid key".to_string());
     };
-    let Some(nonce) = nonce else {
+    let Some(nonce) = fields.get("nonce").and_then(|n| n.parse::<u64>().ok()) else {
         return Err("EAPI:Invalid nonce".to_string());
     };
-    if api_sign(&account.secret, BALANCE_EX_PATH, nonce, body) != sent_sign {
+    if api_sign(&account.secret, path, nonce, body) != sent_sign {
         return Err("EAPI:Invalid signature".to_string());
     }
     if nonce <= account.last_nonce {
         return Err("EAPI:Invalid nonce".to_string());
     }
     account.last_nonce = nonce;
+    // A key with a 2FA password refuses requests without it, as an authentication error.
+    match (&account.otp, fields.get("otp")) {
+        (Some(expected), Some(sent)) if expected == sent => {}
+        (Some(_), _) => return Err("EAPI:Invalid signature".to_string()),
+        (None, Some(_)) => return Err("EAPI:Invalid key".to_string()),
+        (None, None) => {}
+    }
+    if account.denied.contains(path) {
+        return Err("EGeneral:Permission denied".to_string());
+    }
     Ok(())
 }
 
-/// The nonce and `rebase_multiplier` of a form or JSON body.
-fn parse_body(body: &[u8], is_json: bool) -> (Option<u64>, Option<String>) {
+/// The fields of a form or JSON body (form values percent-decoded).
+fn parse_body(body: &[u8], is_json: bool) -> Fields {
     if is_json {
         let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let nonce = match &value["nonce"] {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        };
-        let rebase = value["rebase_multiplier"].as_str().map(str::to_string);
-        return (nonce, rebase);
+        return value
+            .as_object()
+            .map(|object| {
+                object
+                    .iter()
+                    .map(|(name, value)| {
+                        let text = match value {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (name.clone(), text)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
     }
-    let text = String::from_utf8_lossy(body);
-    let field = |name: &str| {
-        text.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    };
-    (
-        field("nonce").and_then(|n| n.parse().ok()),
-        field("rebase_multiplier"),
-    )
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_string(), form_decode(value)))
+        .collect()
+}
+
+fn form_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn render_portfolio(portfolio: &Portfolio, base: bool) -> String {

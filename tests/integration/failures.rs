@@ -60,7 +60,7 @@ fn single_poller(
     let poller = AccountPoller::new(
         account.name.to_string(),
         client,
-        collectors::for_account(None, &collectors::Shared::default()),
+        collectors::for_account(&account.settings(), None, &collectors::Shared::default()),
         Arc::clone(&metrics),
         readiness,
     );
