@@ -44,8 +44,11 @@ const BALANCE_LABELS: &[&str] = &["account", "asset", "family"];
 /// An account's exported thresholds: minimum available per row, minimum spendable per asset.
 type Thresholds = (Vec<MinAvailable>, Vec<MinSpendable>);
 
-/// The `TradeBalance` families with the labels `{account, quote}`, and the figure each exports.
-const MARGIN_FAMILIES: &[(&str, &str, fn(&TradeBalance) -> Decimal)] = &[
+/// A `TradeBalance` family: name, help, and the figure it exports.
+type MarginFamily = (&'static str, &'static str, fn(&TradeBalance) -> Decimal);
+
+/// The `TradeBalance` families with the labels `{account, quote}`.
+const MARGIN_FAMILIES: &[MarginFamily] = &[
     (
         "kraken_margin_equivalent_balance",
         "Equivalent balance of all currencies (TradeBalance eb), in the quote currency.",
