@@ -6,6 +6,7 @@ mod failures;
 mod hardening;
 mod helpers;
 mod lifecycle;
+mod margin_earn;
 mod prometheus_e2e;
 mod promtool;
 mod properties;
