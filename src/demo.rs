@@ -1,11 +1,13 @@
-//! `--demo`: two simulated accounts (treasury and trading) on the [`crate::simulator`], with
-//! thresholds that make the shipped alerts fire on demo data.
+//! `--demo`: two simulated accounts on the [`crate::simulator`]: treasury (auto-earn, Earn allocations
+//! in flight) and trading (margin), with thresholds that make the shipped alerts fire on demo data.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::config::{AccountSettings, MinAvailable, MinSpendable, Settings};
+use crate::config::{AccountSettings, MarginSettings, MinAvailable, MinSpendable, Settings};
 use crate::kraken::AssetFamily;
-use crate::simulator::{dec, generate_secret, Portfolio, SimBalance, Simulator};
+use crate::simulator::{
+    dec, generate_secret, MovingLevel, Portfolio, SimAllocation, SimBalance, SimMargin, Simulator,
+};
 
 /// A realistic portfolio covering every family, credit, a rebasing token and an unknown suffix.
 pub fn demo_portfolio() -> Portfolio {
@@ -118,6 +120,43 @@ fn demo_accounts() -> Vec<DemoAccount> {
     ]
 }
 
+/// The trading account's margin: 1,000 USD of margin used on a 2,000 USD trade balance, the level
+/// starting at 180 % (below the 200 % minimum, so the alert is pending from the first poll), falling 2
+/// points per poll to 140 %, then back at 260 % and down again: a full cycle every 5 minutes.
+fn trading_margin() -> SimMargin {
+    let mut margin = SimMargin::new(
+        "ZUSD",
+        "2450.0000",
+        "2000.0000",
+        "1000.0000",
+        "0",
+        "5000.0000",
+    );
+    margin.moving = Some(MovingLevel {
+        high: dec("260"),
+        low: dec("140"),
+        step: dec("2"),
+        start: dec("180"),
+    });
+    margin
+}
+
+/// The treasury's Earn allocations: ETH staked with a tranche still bonding, some unbonding and some
+/// in ETH's exit queue; DOT allocated with a tranche unbonding. Release times are days after `now`.
+fn treasury_earn(now: SystemTime) -> Vec<SimAllocation> {
+    let days = |n: u64| now + Duration::from_secs(n * 24 * 60 * 60);
+    vec![
+        SimAllocation::new("ESDQCOL-WTZEU-NU55QF", "ETH", "0.0412")
+            .tranche("allocated", "12.0", days(0))
+            .tranche("bonding", "0.5", days(2))
+            .tranche("unbonding", "1.25", days(4))
+            .tranche("exit_queue", "2.0", days(9)),
+        SimAllocation::new("ESXUM7H-SJHQ6-KOQNNI", "DOT", "3.75")
+            .tranche("allocated", "75.0", days(0))
+            .tranche("unbonding", "25.0", days(27)),
+    ]
+}
+
 /// How often the demo polls: fast enough to watch values move.
 pub const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -146,6 +185,19 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
             })
             .collect();
         accounts.push(account);
+    }
+    // Trading runs on margin: its level falls step by step through its 200 % minimum and jumps back.
+    simulator.set_margin("DEMO-trading-key", Some(trading_margin()));
+    if let Some(trading) = accounts.iter_mut().find(|a| a.name == "trading") {
+        trading.margin = Some(MarginSettings {
+            asset: "USD".to_string(),
+            min_level: Some(dec("2.0")),
+        });
+    }
+    // Treasury has Earn allocations bonding and on their way out.
+    simulator.set_earn("DEMO-treasury-key", treasury_earn(SystemTime::now()));
+    if let Some(treasury) = accounts.iter_mut().find(|a| a.name == "treasury") {
+        treasury.earn = true;
     }
     let mut settings = Settings::with_defaults(simulator.url(), accounts);
     settings.poll_interval = DEMO_POLL_INTERVAL;

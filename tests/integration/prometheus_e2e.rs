@@ -186,13 +186,15 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
         );
     }
 
-    // The demo's low-funds alerts: spendable XBT (0.7 against 1) and available EUR (4,250 against 10,000).
-    for (alertname, asset) in [
-        ("KrakenSpendableBelowMinimum", "XBT"),
-        ("KrakenAvailableBelowMinimum", "EUR"),
+    // The demo's alerts: on treasury, spendable XBT (0.7 against 1) and available EUR (4,250 against
+    // 10,000); on trading, the margin level (180 % and falling, against 200 %).
+    for (alertname, account, asset) in [
+        ("KrakenSpendableBelowMinimum", "treasury", Some("XBT")),
+        ("KrakenAvailableBelowMinimum", "treasury", Some("EUR")),
+        ("KrakenMarginLevelLow", "trading", None),
     ] {
         eventually(
-            &format!("the demo's {alertname} on {asset} is pending or firing"),
+            &format!("the demo's {alertname} on {account} {asset:?} is pending or firing"),
             || async {
                 let alerts: Value = http
                     .get(format!("{prometheus}/api/v1/alerts"))
@@ -207,8 +209,8 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
                     .iter()
                     .any(|alert| {
                         alert["labels"]["alertname"] == alertname
-                            && alert["labels"]["account"] == "treasury"
-                            && alert["labels"]["asset"] == asset
+                            && alert["labels"]["account"] == account
+                            && asset.is_none_or(|asset| alert["labels"]["asset"] == asset)
                             && (alert["state"] == "pending" || alert["state"] == "firing")
                     })
                     .then_some(())
