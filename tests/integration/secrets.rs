@@ -17,19 +17,25 @@ async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
     let simulator = Simulator::start().await.unwrap();
     let main = TestAccount::new("main", "KEY-very-secret-api-key-7f3a");
     simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    // A 2FA password, sent to every endpoint: margin and Earn are on too.
+    let otp = "otp-P4ssw0rd-9c1e";
+    simulator.set_otp(main.api_key, Some(otp));
     let secret = base64::engine::general_purpose::STANDARD.encode(&main.secret);
 
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("main.secret");
     std::fs::write(&secret_file, &secret).unwrap();
+    let otp_file = dir.path().join("main.otp");
+    std::fs::write(&otp_file, otp).unwrap();
     let config = dir.path().join("kraken_exporter.toml");
     std::fs::write(
         &config,
         format!(
-            "api_url = \"{}\"\npoll_interval = \"1s\"\nmax_backoff = \"1s\"\nrequest_timeout = \"1s\"\n\n[[accounts]]\nname = \"main\"\napi_key = \"{}\"\napi_secret_file = \"{}\"\n",
+            "api_url = \"{}\"\npoll_interval = \"1s\"\nmax_backoff = \"1s\"\nrequest_timeout = \"1s\"\n\n[[accounts]]\nname = \"main\"\napi_key = \"{}\"\napi_secret_file = \"{}\"\napi_otp_file = \"{}\"\nmargin = true\nearn = true\n",
             simulator.url(),
             main.api_key,
-            secret_file.display()
+            secret_file.display(),
+            otp_file.display()
         ),
     )
     .unwrap();
@@ -120,8 +126,16 @@ async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
         .map(|r| r.api_sign.clone())
         .collect();
     assert!(signatures.len() >= 15);
+    assert!(
+        simulator
+            .requests()
+            .iter()
+            .any(|r| r.path == "/0/private/TradeBalance" && r.error.is_none()),
+        "the 2FA password went with a successful TradeBalance call"
+    );
     for (what, text) in [("logs", &logs), ("metrics", &metrics)] {
         assert!(!text.contains(&secret), "the secret leaked into {what}");
+        assert!(!text.contains(otp), "the 2FA password leaked into {what}");
         assert!(
             !text.contains(main.api_key),
             "the API key leaked into {what}"
