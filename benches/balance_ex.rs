@@ -7,30 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use kraken_exporter::kraken::assets::label_all;
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::metrics::Metrics;
-
-/// A Kraken-shaped answer with `count` assets over every family, amounts as 10-decimal strings.
-fn balance_ex_body(count: usize) -> String {
-    const SUFFIXES: [&str; 8] = ["", ".S", ".M", ".B", ".F", ".T", ".P", ".HOLD"];
-    let assets: Vec<String> = (0..count)
-        .map(|i| {
-            format!(
-                r#""AST{}{}":{{"balance":"{}.{:010}","hold_trade":"{}.{:010}"{}}}"#,
-                i / SUFFIXES.len(),
-                SUFFIXES[i % SUFFIXES.len()],
-                (i * 7919) % 1_000_000,
-                (i * 104_729) % 10_000_000_000,
-                (i * 31) % 1_000,
-                (i * 7) % 10_000_000_000,
-                if i % 10 == 0 {
-                    r#","credit":"500.0000000000","credit_used":"120.5000000000""#
-                } else {
-                    ""
-                }
-            )
-        })
-        .collect();
-    format!(r#"{{"error":[],"result":{{{}}}}}"#, assets.join(","))
-}
+use kraken_exporter::simulator::synthetic_balance_ex;
 
 /// Decode, label, replace the account's series and publish: what a successful poll does.
 fn apply(metrics: &Metrics, body: &[u8]) {
@@ -41,7 +18,7 @@ fn apply(metrics: &Metrics, body: &[u8]) {
 }
 
 fn benchmarks(c: &mut Criterion) {
-    let body = balance_ex_body(1000);
+    let body = synthetic_balance_ex(1000);
     c.bench_function("decode 1000-asset BalanceEx", |b| {
         b.iter(|| decode_balance_ex(black_box(body.as_bytes())).expect("valid"))
     });

@@ -18,34 +18,11 @@ use kraken_exporter::kraken::assets::{label_all, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::readiness::Readiness;
+use kraken_exporter::simulator::synthetic_balance_ex;
 use kraken_exporter::spendable::spendable_by_asset;
 use kraken_exporter::valuation::{value_holdings, Holdings, Market};
 use kraken_exporter::web_config::WebConfig;
 use rust_decimal::Decimal;
-
-/// A Kraken-shaped answer with `count` assets over every family, amounts as 10-decimal strings.
-fn balance_ex_body(count: usize) -> String {
-    const SUFFIXES: [&str; 8] = ["", ".S", ".M", ".B", ".F", ".T", ".P", ".HOLD"];
-    let assets: Vec<String> = (0..count)
-        .map(|i| {
-            format!(
-                r#""AST{}{}":{{"balance":"{}.{:010}","hold_trade":"{}.{:010}"{}}}"#,
-                i / SUFFIXES.len(),
-                SUFFIXES[i % SUFFIXES.len()],
-                (i * 7919) % 1_000_000,
-                (i * 104_729) % 10_000_000_000,
-                (i * 31) % 1_000,
-                (i * 7) % 10_000_000_000,
-                if i % 10 == 0 {
-                    r#","credit":"500.0000000000","credit_used":"120.5000000000""#
-                } else {
-                    ""
-                }
-            )
-        })
-        .collect();
-    format!(r#"{{"error":[],"result":{{{}}}}}"#, assets.join(","))
-}
 
 /// Decodes, labels and publishes one answer, as a successful poll does.
 fn apply(metrics: &Metrics, names: &AssetNames, body: &[u8]) {
@@ -94,7 +71,7 @@ fn main() {
     let names = AssetNames::default();
     match which.as_str() {
         "decode_apply" => {
-            let body = balance_ex_body(1000);
+            let body = synthetic_balance_ex(1000);
             let metrics = Metrics::new(&["account0"]);
             // One warm-up, so lazily built state is not counted.
             apply(&metrics, &names, body.as_bytes());
@@ -106,7 +83,7 @@ fn main() {
                 .build()
                 .expect("a runtime starts");
             let metrics = Arc::new(Metrics::new(&["account0"]));
-            apply(&metrics, &names, balance_ex_body(3000).as_bytes());
+            apply(&metrics, &names, synthetic_balance_ex(3000).as_bytes());
             let router = kraken_exporter::server::router(
                 Arc::clone(&metrics),
                 Arc::new(Readiness::new(&["account0"])),
@@ -118,7 +95,7 @@ fn main() {
             black_box(measured_scrape(&runtime, &router));
         }
         "value" => {
-            let body = balance_ex_body(1000);
+            let body = synthetic_balance_ex(1000);
             let balances = decode_balance_ex(body.as_bytes()).expect("the body is valid");
             let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
             let spendable = spendable_by_asset(&names, &balances.assets);

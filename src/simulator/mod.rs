@@ -419,3 +419,28 @@ pub(crate) fn kraken_error(text: &str) -> Response {
     )
         .into_response()
 }
+
+/// A Kraken-shaped `BalanceEx` answer (the whole body) with `count` assets over every family, amounts as 10-decimal
+/// strings: the input of the benchmarks and instruction budgets.
+pub fn synthetic_balance_ex(count: usize) -> String {
+    const SUFFIXES: [&str; 8] = ["", ".S", ".M", ".B", ".F", ".T", ".P", ".HOLD"];
+    let assets: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#""AST{}{}":{{"balance":"{}.{:010}","hold_trade":"{}.{:010}"{}}}"#,
+                i / SUFFIXES.len(),
+                SUFFIXES[i % SUFFIXES.len()],
+                (i * 7919) % 1_000_000,
+                (i * 104_729) % 10_000_000_000,
+                (i * 31) % 1_000,
+                (i * 7) % 10_000_000_000,
+                if i % 10 == 0 {
+                    r#","credit":"500.0000000000","credit_used":"120.5000000000""#
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    format!(r#"{{"error":[],"result":{{{}}}}}"#, assets.join(","))
+}

@@ -1,26 +1,17 @@
 //! The `kraken_exporter` binary itself: `--once`, `--check-config`, `--demo`, exit codes and messages.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use base64::Engine;
 use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::simulator::Simulator;
 
-use crate::helpers::{simulator_with_main, Samples, TestAccount};
+use crate::helpers::{exporter_command, simulator_with_main, Samples, TestAccount};
 
 fn exporter(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
-    command
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("KRAKEN_API_KEY")
-        .env_remove("KRAKEN_API_SECRET")
-        .env_remove("KRAKEN_API_SECRET_FILE")
-        .stdin(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("the binary runs")
+    exporter_command(args, env)
+        .output()
+        .expect("the binary runs")
 }
 
 async fn exporter_async(args: Vec<String>) -> Output {

@@ -233,3 +233,23 @@ pub async fn simulator_with_main(holdings: Portfolio) -> (Simulator, TestAccount
     simulator.add_account(main.api_key, &main.secret, holdings);
     (simulator, main)
 }
+
+/// The exporter binary with a clean environment (no `RUST_LOG`, no `KRAKEN_API_*`), stdin closed, and
+/// `env` set.
+pub fn exporter_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
+    command.args(args).stdin(std::process::Stdio::null());
+    for variable in [
+        "RUST_LOG",
+        "KRAKEN_API_KEY",
+        "KRAKEN_API_SECRET",
+        "KRAKEN_API_SECRET_FILE",
+        "KRAKEN_API_OTP_FILE",
+    ] {
+        command.env_remove(variable);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}

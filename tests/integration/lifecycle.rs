@@ -9,7 +9,7 @@ use base64::Engine;
 use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::simulator::Simulator;
 
-use crate::helpers::{eventually, Samples, TestAccount};
+use crate::helpers::{eventually, exporter_command, Samples, TestAccount};
 
 /// The exporter binary as a child process on a free port; killed when dropped.
 struct Exporter {
@@ -24,20 +24,12 @@ impl Exporter {
             .local_addr()
             .unwrap()
             .port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
+        let mut command = exporter_command(args, env);
         command
-            .args(args)
             .arg("--web.listen-address")
             .arg(format!("127.0.0.1:{port}"))
-            .env_remove("RUST_LOG")
-            .env_remove("KRAKEN_API_KEY")
-            .env_remove("KRAKEN_API_SECRET")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
         Self {
             child: command.spawn().unwrap(),
             url: format!("http://127.0.0.1:{port}"),
@@ -274,17 +266,7 @@ async fn the_telemetry_path_moves_the_metrics() {
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
-    command
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("KRAKEN_API_KEY")
-        .env_remove("KRAKEN_API_SECRET")
-        .stdin(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let out = command.output().unwrap();
+    let out = exporter_command(args, env).output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -3,7 +3,6 @@
 //! password.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
@@ -11,7 +10,7 @@ use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::kraken::{earn_allocations, trade_balance, BALANCE_EX_PATH};
 use kraken_exporter::simulator::{SimAllocation, SimMargin, Simulator};
 
-use crate::helpers::{Samples, TestAccount};
+use crate::helpers::{exporter_command, Samples, TestAccount};
 
 /// Writes a config for `account` against `simulator` with `extra` account keys, runs `--once`, and
 /// returns the exit code, the parsed metrics and the log.
@@ -44,12 +43,12 @@ async fn once(
     let dir_path = dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         let _keep = dir_path;
-        Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
-            .args(["--config.file", &config, "--once", "--log.level", "debug"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        exporter_command(
+            &["--config.file", &config, "--once", "--log.level", "debug"],
+            &[],
+        )
+        .output()
+        .unwrap()
     })
     .await
     .unwrap();

@@ -2,12 +2,10 @@
 //! exceed their balance next to `.F` rows, exact figures, untouched per-row series, thresholds and
 //! values.
 
-use std::process::{Command, Stdio};
-
 use base64::Engine;
 use kraken_exporter::simulator::SimBalance;
 
-use crate::helpers::{portfolio, simulator_with_main, Samples};
+use crate::helpers::{exporter_command, portfolio, simulator_with_main, Samples};
 
 fn auto_earn_portfolio() -> kraken_exporter::simulator::Portfolio {
     portfolio(&[
@@ -70,10 +68,7 @@ amount = "500"
     .unwrap();
     let config = config.display().to_string();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
-            .args(["--config", &config, "--once"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
+        exporter_command(&["--config", &config, "--once"], &[])
             .output()
             .unwrap()
     })
