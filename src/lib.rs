@@ -37,6 +37,7 @@ pub(crate) mod running;
 pub mod server;
 pub mod simulator;
 pub mod spendable;
+pub(crate) mod sync;
 pub mod telemetry;
 pub mod valuation;
 pub mod web_config;

@@ -19,7 +19,7 @@ impl Readiness {
 
     /// Keeps the flags of accounts that stay, adds new ones as waiting, forgets removed ones.
     pub fn set_accounts<S: AsRef<str>>(&self, accounts: &[S]) {
-        let mut flags = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+        let mut flags = crate::sync::write(&self.accounts);
         let kept: BTreeMap<String, bool> = accounts
             .iter()
             .map(|name| {
@@ -31,7 +31,7 @@ impl Readiness {
     }
 
     pub fn mark_succeeded(&self, account: &str) {
-        let mut flags = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+        let mut flags = crate::sync::write(&self.accounts);
         if let Some(flag) = flags.get_mut(account) {
             *flag = true;
         }
@@ -39,9 +39,7 @@ impl Readiness {
 
     /// The accounts still waiting for their first successful poll (empty when ready).
     pub fn waiting(&self) -> Vec<String> {
-        self.accounts
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.accounts)
             .iter()
             .filter(|(_, ready)| !**ready)
             .map(|(name, _)| name.clone())

@@ -259,12 +259,7 @@ impl BasicAuth {
             .chain_update(hash.as_deref().unwrap_or_default().as_bytes())
             .finalize()
             .into();
-        if self
-            .verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&fingerprint)
-        {
+        if crate::sync::lock(&self.verified).contains(&fingerprint) {
             return true;
         }
         let Ok(_permit) = self.verifications.acquire().await else {
@@ -278,10 +273,7 @@ impl BasicAuth {
         .await
         .unwrap_or(false);
         if matches && known {
-            self.verified
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(fingerprint);
+            crate::sync::lock(&self.verified).insert(fingerprint);
         }
         matches && known
     }

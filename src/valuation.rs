@@ -260,9 +260,9 @@ impl Valuation {
         account: &str,
         holdings: Holdings,
     ) -> Option<(AccountValues, Vec<AssetPrice>)> {
-        let market = self.market.read().unwrap_or_else(|p| p.into_inner());
+        let market = crate::sync::read(&self.market);
         let values = market.as_ref().map(|m| self.value(account, m, &holdings));
-        let mut all = self.holdings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = crate::sync::lock(&self.holdings);
         all.insert(account.to_string(), holdings);
         let prices = market.as_ref().map(|m| self.held_prices(m, &all));
         values.zip(prices)
@@ -292,31 +292,24 @@ impl Valuation {
 
     /// Forgets an account's balances (they went stale).
     pub fn clear_holdings(&self, account: &str) {
-        self.holdings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(account);
+        crate::sync::lock(&self.holdings).remove(account);
     }
 
     /// Installs new prices; returns every account's values and the price of every held asset.
     pub fn set_market(&self, market: Market) -> (BTreeMap<String, AccountValues>, Vec<AssetPrice>) {
-        let holdings = self
-            .holdings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let holdings = crate::sync::lock(&self.holdings).clone();
         let values = holdings
             .iter()
             .map(|(account, rows)| (account.clone(), self.value(account, &market, rows)))
             .collect();
         let prices = self.held_prices(&market, &holdings);
-        *self.market.write().unwrap_or_else(|p| p.into_inner()) = Some(market);
+        *crate::sync::write(&self.market) = Some(market);
         (values, prices)
     }
 
     fn value(&self, account: &str, market: &Market, holdings: &Holdings) -> AccountValues {
         let (values, missing) = value_holdings(market, &self.quotes, holdings);
-        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        let mut warned = crate::sync::lock(&self.warned);
         for (asset, quote) in missing {
             if warned.insert((asset.clone(), quote.clone())) {
                 tracing::warn!(account, asset = %asset, quote = %quote, "no price for this asset in this quote currency (no direct, inverse, peg or one-hop pair); it gets no value series");

@@ -130,9 +130,7 @@ impl AssetNames {
         if LEGACY_CODES.iter().any(|(legacy, _)| *legacy == code) {
             return modern_code(code).to_string();
         }
-        self.learned
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.learned)
             .get(code)
             .cloned()
             .unwrap_or_else(|| code.to_string())
@@ -140,7 +138,7 @@ impl AssetNames {
 
     /// Learns raw code -> altname pairs (from `GET /0/public/Assets`).
     pub fn learn<'a>(&self, altnames: impl IntoIterator<Item = (&'a str, &'a str)>) {
-        let mut learned = self.learned.write().unwrap_or_else(|p| p.into_inner());
+        let mut learned = crate::sync::write(&self.learned);
         for (code, altname) in altnames {
             if altname.is_empty() || altname == code {
                 continue;

@@ -15,6 +15,8 @@
 mod families;
 mod series;
 
+pub(crate) use crate::sync::lock;
+
 pub use families::to_f64;
 
 use std::collections::BTreeMap;
@@ -685,10 +687,7 @@ impl Metrics {
             parts.push(registry);
             parts.into()
         };
-        self.exposition
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .published = published;
+        crate::sync::write(&self.exposition).published = published;
     }
 
     /// What a scrape serves: the last published text plus process metrics at most a second old.
@@ -699,7 +698,7 @@ impl Metrics {
                 .is_some_and(|at| now.duration_since(at) < PROCESS_REFRESH)
         };
         {
-            let exposition = self.exposition.read().unwrap_or_else(|p| p.into_inner());
+            let exposition = crate::sync::read(&self.exposition);
             if fresh(&exposition) {
                 return Scrape {
                     published: Arc::clone(&exposition.published),
@@ -707,7 +706,7 @@ impl Metrics {
                 };
             }
         }
-        let mut exposition = self.exposition.write().unwrap_or_else(|p| p.into_inner());
+        let mut exposition = crate::sync::write(&self.exposition);
         if !fresh(&exposition) {
             exposition.process = Encoded::of(encode(&self.process_registry));
             exposition.process_rendered_at = Some(now);
@@ -730,14 +729,6 @@ fn encode(registry: &Registry) -> Bytes {
         .encode(&registry.gather(), &mut buffer)
         .expect("encoding into a Vec cannot fail");
     Bytes::from(buffer)
-}
-
-/// Locks a mutex, recovering the data if a thread panicked while holding it: every value behind these
-/// locks is replaced whole, so a panic cannot leave one half-written.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unix_seconds(time: SystemTime) -> f64 {

@@ -305,7 +305,7 @@ impl Simulator {
     }
 
     fn lock(&self) -> MutexGuard<'_, SimInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Registers an API key with its decoded secret and portfolio.

@@ -81,7 +81,7 @@ async fn signed(
 
     // Every request is recorded, whatever happens to it next.
     let (fault, index) = {
-        let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::sync::lock(&inner);
         let signature_valid = match (state.accounts.get(&api_key), nonce) {
             (Some(account), Some(nonce)) => {
                 api_sign(&account.secret, path, nonce, &body) == sent_sign
@@ -110,7 +110,7 @@ async fn signed(
         return response;
     }
 
-    let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = crate::sync::lock(&inner);
     let result = authenticate(
         &mut state, path, &headers, &api_key, &sent_sign, &fields, &body,
     )

@@ -56,11 +56,7 @@ fn envelope(result: Value) -> Response {
 }
 
 async fn public_fault(inner: &Shared) -> Option<Response> {
-    let fault = inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .public_fault
-        .clone();
+    let fault = crate::sync::lock(&inner).public_fault.clone();
     if let Some(Fault::KrakenError(text)) = &fault {
         return Some(kraken_error(text));
     }
@@ -99,7 +95,7 @@ pub(super) async fn ticker(State(inner): State<Shared>) -> Response {
     if let Some(response) = public_fault(&inner).await {
         return response;
     }
-    let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = crate::sync::lock(&inner);
     let drift = state.drift;
     let mut tickers = Map::new();
     for (key, _, _, _, last) in SIM_PAIRS {
