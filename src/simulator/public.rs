@@ -56,7 +56,7 @@ fn envelope(result: Value) -> Response {
 }
 
 async fn public_fault(inner: &Shared) -> Option<Response> {
-    let fault = crate::sync::lock(&inner).public_fault.clone();
+    let fault = crate::sync::lock(inner).public_fault.clone();
     if let Some(Fault::KrakenError(text)) = &fault {
         return Some(kraken_error(text));
     }
