@@ -1,9 +1,15 @@
-//! The HTTP side: `/metrics`, `/health`, `/ready` and a landing page. It only reads what the pollers
-//! published; it never calls Kraken.
+//! The HTTP side: the metrics (`--web.telemetry-path`), `/health`, `/ready`, `/-/reload` and a landing
+//! page. It only reads what the pollers published, and hands reload requests to the application; it
+//! never calls Kraken.
 //!
 //! Every response carries the configured security headers. Requests with a body are refused (413), each
-//! request must finish within [`REQUEST_TIMEOUT`], and with `basic_auth_users` configured every path but
-//! `/health` and `/ready` needs credentials: probes carry none, and neither path shows balances.
+//! request must finish within [`REQUEST_TIMEOUT`] (the wait for a bcrypt slot included), and with
+//! `basic_auth_users` configured every path but `/health` and `/ready` needs credentials: probes carry
+//! none, and neither path shows balances.
+//!
+//! These guards are one middleware, not a stack of tower-http layers (timeout, body limit, response
+//! headers): authentication has to sit inside the timeout, and one future per request is what the
+//! scrape benchmarks measured; tower-http would replace about forty lines, so it was left out.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
