@@ -340,3 +340,63 @@ fn set_private(path: &Path) {
 
 #[cfg(not(unix))]
 fn set_private(_path: &Path) {}
+
+#[tokio::test]
+async fn a_failing_optional_endpoint_backs_off_on_its_own_while_balances_keep_polling() {
+    use std::sync::Arc;
+
+    use kraken_exporter::collectors;
+    use kraken_exporter::kraken::client::http_client;
+    use kraken_exporter::kraken::KrakenClient;
+    use kraken_exporter::metrics::Metrics;
+    use kraken_exporter::poller::{AccountPoller, PollTiming};
+    use kraken_exporter::readiness::Readiness;
+    use secrecy::{SecretSlice, SecretString};
+
+    let main = TestAccount::new("main", "KEY-backoff");
+    let simulator = simulator_with(&main).await;
+    simulator.deny(main.api_key, trade_balance::PATH);
+    let mut account = main.settings();
+    account.margin = Some(kraken_exporter::config::MarginSettings {
+        asset: "USD".to_string(),
+        min_level: None,
+    });
+    let metrics = Arc::new(Metrics::new(&["main"]));
+    let client = KrakenClient::new(
+        http_client(Duration::from_secs(2)).unwrap(),
+        &simulator.url(),
+        SecretString::from(main.api_key.to_string()),
+        SecretSlice::from(main.secret.clone()),
+    );
+    let mut poller = AccountPoller::new(
+        "main".to_string(),
+        client,
+        collectors::for_account(&account, None, &collectors::Shared::default()),
+        Arc::clone(&metrics),
+        Arc::new(Readiness::new(&["main"])),
+    )
+    .with_timing(PollTiming {
+        interval: Duration::from_secs(30),
+        max_backoff: Duration::from_secs(900),
+        stale_after: None,
+    });
+    for _ in 0..3 {
+        poller.poll_once().await.expect("BalanceEx succeeds");
+    }
+    let count = |path: &str| {
+        simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
+    };
+    assert_eq!(count(BALANCE_EX_PATH), 3);
+    // Refused once, then left alone for at least two poll intervals (the first backoff).
+    assert_eq!(count(trade_balance::PATH), 1);
+    let m = Samples::parse(&metrics.render_text());
+    assert_eq!(m.up("main"), 1.0);
+    assert_eq!(
+        m.get(r#"kraken_endpoint_errors_total{account="main",endpoint="TradeBalance",reason="permission_denied"}"#),
+        Some(1.0)
+    );
+}
