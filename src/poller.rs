@@ -64,6 +64,8 @@ pub struct AccountPoller {
     last_failed: Option<bool>,
     /// The wait last exported as `kraken_backoff_seconds`.
     backoff: Duration,
+    /// With `stale_after`, an optional endpoint's series go once its last success is that old.
+    stale_after: Option<Duration>,
 }
 
 /// The health of an optional endpoint: its own backoff, on the account's poll grid.
@@ -71,6 +73,8 @@ struct OptionalEndpoint {
     backoff: Backoff,
     retry_at: Option<Instant>,
     failing: bool,
+    /// When its series were last set; they are removed once older than `stale_after`.
+    last_success: Option<Instant>,
 }
 
 impl AccountPoller {
@@ -93,6 +97,7 @@ impl AccountPoller {
                 ),
                 retry_at: None,
                 failing: false,
+                last_success: None,
             })
             .collect();
         Self {
@@ -104,14 +109,17 @@ impl AccountPoller {
             readiness,
             last_failed: None,
             backoff: Duration::ZERO,
+            stale_after: None,
         }
     }
 
-    /// Sets the timing the optional endpoints back off with (that of the account's schedule).
+    /// Sets the timing the optional endpoints back off with, and go stale after (that of the
+    /// account's schedule).
     pub fn with_timing(mut self, timing: PollTiming) -> Self {
         for endpoint in &mut self.optional {
             endpoint.backoff = Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..));
         }
+        self.stale_after = timing.stale_after;
         self
     }
 
@@ -186,6 +194,17 @@ impl AccountPoller {
         }
         for (collector, health) in optional.iter_mut().zip(&mut self.optional) {
             let now = Instant::now();
+            let stale = match (self.stale_after, health.last_success) {
+                (Some(after), Some(at)) => now.duration_since(at) > after,
+                _ => false,
+            };
+            if stale {
+                // Its figures (a margin level, say) would otherwise stay exported however old.
+                health.last_success = None;
+                let endpoint = collector.endpoint();
+                tracing::warn!(account, endpoint, "no successful call within stale_after; its series are removed until the next success");
+                self.metrics.update(|m| collector.clear(account, m));
+            }
             if health.retry_at.is_some_and(|at| now < at) {
                 continue;
             }
@@ -202,6 +221,7 @@ impl AccountPoller {
                     health.backoff.reset();
                     health.retry_at = None;
                     health.failing = false;
+                    health.last_success = Some(Instant::now());
                 }
                 Err(err) => {
                     self.metrics

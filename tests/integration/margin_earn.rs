@@ -400,3 +400,66 @@ async fn a_failing_optional_endpoint_backs_off_on_its_own_while_balances_keep_po
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn with_stale_after_an_optional_endpoints_old_figures_go() {
+    use std::sync::Arc;
+
+    use kraken_exporter::collectors;
+    use kraken_exporter::kraken::client::http_client;
+    use kraken_exporter::kraken::KrakenClient;
+    use kraken_exporter::metrics::Metrics;
+    use kraken_exporter::poller::{AccountPoller, PollTiming};
+    use kraken_exporter::readiness::Readiness;
+    use secrecy::{SecretSlice, SecretString};
+
+    let main = TestAccount::new("main", "KEY-stale-margin");
+    let simulator = simulator_with(&main).await;
+    simulator.set_margin(
+        main.api_key,
+        Some(SimMargin::new("ZUSD", "100", "100", "10", "5", "50")),
+    );
+    let mut account = main.settings();
+    account.margin = Some(kraken_exporter::config::MarginSettings {
+        asset: "USD".to_string(),
+        min_level: None,
+    });
+    let metrics = Arc::new(Metrics::new(&["main"]));
+    let client = KrakenClient::new(
+        http_client(Duration::from_secs(2)).unwrap(),
+        &simulator.url(),
+        SecretString::from(main.api_key.to_string()),
+        SecretSlice::from(main.secret.clone()),
+    );
+    let stale_after = Duration::from_millis(300);
+    let mut poller = AccountPoller::new(
+        "main".to_string(),
+        client,
+        collectors::for_account(&account, None, &collectors::Shared::default()),
+        Arc::clone(&metrics),
+        Arc::new(Readiness::new(&["main"])),
+    )
+    .with_timing(PollTiming {
+        interval: Duration::from_secs(30),
+        max_backoff: Duration::from_secs(900),
+        stale_after: Some(stale_after),
+    });
+    let level = || {
+        Samples::parse(&metrics.render_text()).get(r#"kraken_margin_level_ratio{account="main"}"#)
+    };
+    poller.poll_once().await.unwrap();
+    // equity = tb + n = 105 on 10 of margin used: 1050 %.
+    assert_eq!(level(), Some(10.5));
+    simulator.deny(main.api_key, trade_balance::PATH);
+    poller.poll_once().await.unwrap();
+    assert!(
+        level().is_some(),
+        "a failure keeps the last figures while they are fresh"
+    );
+    tokio::time::sleep(stale_after + Duration::from_millis(100)).await;
+    poller.poll_once().await.unwrap();
+    assert_eq!(level(), None, "older than stale_after: removed");
+    let m = Samples::parse(&metrics.render_text());
+    assert_eq!(m.up("main"), 1.0);
+    assert!(m.balance("kraken_balance", "main", "USD", "spot").is_some());
+}
