@@ -341,8 +341,15 @@ fn set_private(path: &Path) {
 #[cfg(not(unix))]
 fn set_private(_path: &Path) {}
 
-#[tokio::test]
-async fn a_failing_optional_endpoint_backs_off_on_its_own_while_balances_keep_polling() {
+/// A poller of `main` with margin on, driven directly (no schedule), and its metrics.
+fn margin_poller(
+    simulator: &Simulator,
+    main: &TestAccount,
+    stale_after: Option<Duration>,
+) -> (
+    kraken_exporter::poller::AccountPoller,
+    std::sync::Arc<kraken_exporter::metrics::Metrics>,
+) {
     use std::sync::Arc;
 
     use kraken_exporter::collectors;
@@ -353,33 +360,39 @@ async fn a_failing_optional_endpoint_backs_off_on_its_own_while_balances_keep_po
     use kraken_exporter::readiness::Readiness;
     use secrecy::{SecretSlice, SecretString};
 
-    let main = TestAccount::new("main", "KEY-backoff");
-    let simulator = simulator_with(&main).await;
-    simulator.deny(main.api_key, trade_balance::PATH);
     let mut account = main.settings();
     account.margin = Some(kraken_exporter::config::MarginSettings {
         asset: "USD".to_string(),
         min_level: None,
     });
-    let metrics = Arc::new(Metrics::new(&["main"]));
+    let metrics = Arc::new(Metrics::new(&[main.name]));
     let client = KrakenClient::new(
         http_client(Duration::from_secs(2)).unwrap(),
         &simulator.url(),
         SecretString::from(main.api_key.to_string()),
         SecretSlice::from(main.secret.clone()),
     );
-    let mut poller = AccountPoller::new(
-        "main".to_string(),
+    let poller = AccountPoller::new(
+        main.name.to_string(),
         client,
         collectors::for_account(&account, None, &collectors::Shared::default()),
         Arc::clone(&metrics),
-        Arc::new(Readiness::new(&["main"])),
+        Arc::new(Readiness::new(&[main.name])),
     )
     .with_timing(PollTiming {
         interval: Duration::from_secs(30),
         max_backoff: Duration::from_secs(900),
-        stale_after: None,
+        stale_after,
     });
+    (poller, metrics)
+}
+
+#[tokio::test]
+async fn a_failing_optional_endpoint_backs_off_on_its_own_while_balances_keep_polling() {
+    let main = TestAccount::new("main", "KEY-backoff");
+    let simulator = simulator_with(&main).await;
+    simulator.deny(main.api_key, trade_balance::PATH);
+    let (mut poller, metrics) = margin_poller(&simulator, &main, None);
     for _ in 0..3 {
         poller.poll_once().await.expect("BalanceEx succeeds");
     }
@@ -403,47 +416,14 @@ async fn a_failing_optional_endpoint_backs_off_on_its_own_while_balances_keep_po
 
 #[tokio::test]
 async fn with_stale_after_an_optional_endpoints_old_figures_go() {
-    use std::sync::Arc;
-
-    use kraken_exporter::collectors;
-    use kraken_exporter::kraken::client::http_client;
-    use kraken_exporter::kraken::KrakenClient;
-    use kraken_exporter::metrics::Metrics;
-    use kraken_exporter::poller::{AccountPoller, PollTiming};
-    use kraken_exporter::readiness::Readiness;
-    use secrecy::{SecretSlice, SecretString};
-
     let main = TestAccount::new("main", "KEY-stale-margin");
     let simulator = simulator_with(&main).await;
     simulator.set_margin(
         main.api_key,
         Some(SimMargin::new("ZUSD", "100", "100", "10", "5", "50")),
     );
-    let mut account = main.settings();
-    account.margin = Some(kraken_exporter::config::MarginSettings {
-        asset: "USD".to_string(),
-        min_level: None,
-    });
-    let metrics = Arc::new(Metrics::new(&["main"]));
-    let client = KrakenClient::new(
-        http_client(Duration::from_secs(2)).unwrap(),
-        &simulator.url(),
-        SecretString::from(main.api_key.to_string()),
-        SecretSlice::from(main.secret.clone()),
-    );
     let stale_after = Duration::from_millis(300);
-    let mut poller = AccountPoller::new(
-        "main".to_string(),
-        client,
-        collectors::for_account(&account, None, &collectors::Shared::default()),
-        Arc::clone(&metrics),
-        Arc::new(Readiness::new(&["main"])),
-    )
-    .with_timing(PollTiming {
-        interval: Duration::from_secs(30),
-        max_backoff: Duration::from_secs(900),
-        stale_after: Some(stale_after),
-    });
+    let (mut poller, metrics) = margin_poller(&simulator, &main, Some(stale_after));
     let level = || {
         Samples::parse(&metrics.render_text()).get(r#"kraken_margin_level_ratio{account="main"}"#)
     };
