@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 
-use crate::metrics::lock;
+use crate::sync::lock;
 
 pub const MAX_CONNECTIONS: usize = 512;
 pub const MAX_PER_ADDRESS: usize = 64;

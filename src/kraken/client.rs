@@ -49,13 +49,6 @@ pub struct KrakenClient {
 #[derive(Debug, Clone, Default)]
 pub struct NonceSequence(Arc<Mutex<NonceCounter>>);
 
-impl NonceSequence {
-    /// Whether both are the same sequence.
-    pub fn same_as(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
 impl std::fmt::Debug for KrakenClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KrakenClient")

@@ -7,7 +7,7 @@
 //! their `expires` time. Amounts are read exactly; times as RFC 3339.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -142,11 +142,6 @@ pub fn decode_earn_allocations(body: &[u8]) -> Result<Vec<Allocation>, PollError
             })
         })
         .collect()
-}
-
-/// Unix seconds of a time, for tests and the simulator.
-pub fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 mod families;
 mod series;
 
-pub(crate) use crate::sync::lock;
+use crate::sync::lock;
 
 pub use families::to_f64;
 
@@ -307,12 +307,9 @@ impl Metrics {
     /// Pre-creates an account's per-account series (up = 0, error counters at 0), so `rate()` and
     /// `absent()` work from the first scrape. Series that exist already are left as they are.
     fn add_account(&self, account: &str) {
-        if self.up.get_metric_with_label_values(&[account]).is_ok()
-            && lock(&self.accounts).contains(account)
-        {
+        if !lock(&self.accounts).insert(account.to_string()) {
             return;
         }
-        lock(&self.accounts).insert(account.to_string());
         self.up.with_label_values(&[account]).set(0.0);
         self.last_success.with_label_values(&[account]).set(0.0);
         self.backoff.with_label_values(&[account]).set(0.0);

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use crate::metrics::lock;
+use crate::sync::lock;
 
 /// What to do when a watched file disappears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
