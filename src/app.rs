@@ -230,7 +230,13 @@ pub async fn poll_all_once(
     let readiness = Arc::new(Readiness::default());
     let crate::running::Parts {
         pollers, prices, ..
-    } = crate::running::build(settings, &metrics, &readiness, &Default::default())?;
+    } = crate::running::build(
+        settings,
+        &crate::running::http_for(settings)?,
+        &metrics,
+        &readiness,
+        &Default::default(),
+    );
     if let Some(mut prices) = prices {
         // Values need prices; a failure here costs the values, not the balances or the exit code.
         if let Err(err) = prices.refresh().await {

@@ -78,23 +78,21 @@ struct OptionalEndpoint {
 }
 
 impl AccountPoller {
+    /// A poller of `account`'s `collectors`; optional endpoints back off and go stale by `timing`
+    /// (that of the account's schedule).
     pub fn new(
         account: String,
         client: KrakenClient,
         collectors: Vec<Box<dyn Collector>>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
+        timing: PollTiming,
     ) -> Self {
         let optional = collectors
             .iter()
             .skip(1)
             .map(|_| OptionalEndpoint {
-                // The poll interval is not known here; the first failure waits at least one poll.
-                backoff: Backoff::new(
-                    Duration::from_secs(30),
-                    Duration::from_secs(900),
-                    fastrand::u64(..),
-                ),
+                backoff: Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..)),
                 retry_at: None,
                 failing: false,
                 last_success: None,
@@ -109,18 +107,8 @@ impl AccountPoller {
             readiness,
             last_failed: None,
             backoff: Duration::ZERO,
-            stale_after: None,
+            stale_after: timing.stale_after,
         }
-    }
-
-    /// Sets the timing the optional endpoints back off with, and go stale after (that of the
-    /// account's schedule).
-    pub fn with_timing(mut self, timing: PollTiming) -> Self {
-        for endpoint in &mut self.optional {
-            endpoint.backoff = Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..));
-        }
-        self.stale_after = timing.stale_after;
-        self
     }
 
     pub fn account(&self) -> &str {

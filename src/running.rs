@@ -54,15 +54,30 @@ pub(crate) struct Parts {
     pub nonces: NonceBook,
 }
 
-/// Builds the pollers and the price task of `settings` on `metrics` and `readiness`, continuing the
-/// nonce sequences in `nonces`; makes the metrics and readiness follow the configured accounts.
+/// The HTTP client of a configuration (its `request_timeout`), shared by all its calls.
+pub(crate) fn http_for(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    http_client(settings.request_timeout).context("cannot create the HTTP client")
+}
+
+/// The schedule of every poller of a configuration.
+fn timing_of(settings: &Settings) -> PollTiming {
+    PollTiming {
+        interval: settings.poll_interval,
+        max_backoff: settings.max_backoff,
+        stale_after: settings.stale_after,
+    }
+}
+
+/// Builds the pollers and the price task of `settings` on `metrics` and `readiness`, calling through
+/// `http` and continuing the nonce sequences in `nonces`; makes the metrics and readiness follow the
+/// configured accounts.
 pub(crate) fn build(
     settings: &Settings,
+    http: &reqwest::Client,
     metrics: &Arc<Metrics>,
     readiness: &Arc<Readiness>,
     nonces: &NonceBook,
-) -> anyhow::Result<Parts> {
-    let http = http_client(settings.request_timeout).context("cannot create the HTTP client")?;
+) -> Parts {
     let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
     metrics.update(|metrics| {
         metrics.set_accounts(&names);
@@ -88,6 +103,7 @@ pub(crate) fn build(
             Arc::clone(&shared.names),
         )
     });
+    let timing = timing_of(settings);
     let mut next_nonces = NonceBook::default();
     let pollers: Vec<AccountPoller> = settings
         .accounts
@@ -110,12 +126,8 @@ pub(crate) fn build(
                 collectors::for_account(account, settings.rebase_multiplier, &shared),
                 Arc::clone(metrics),
                 Arc::clone(readiness),
+                timing,
             )
-            .with_timing(PollTiming {
-                interval: settings.poll_interval,
-                max_backoff: settings.max_backoff,
-                stale_after: settings.stale_after,
-            })
         })
         .collect();
     metrics.update(|metrics| {
@@ -127,11 +139,11 @@ pub(crate) fn build(
             );
         }
     });
-    Ok(Parts {
+    Parts {
         pollers,
         prices,
         nonces: next_nonces,
-    })
+    }
 }
 
 /// The tasks of the current configuration.
@@ -160,8 +172,8 @@ impl Running {
 
     /// Stops what runs (if anything) and starts `settings` in its place.
     pub(crate) async fn start(&mut self, settings: &Settings) -> anyhow::Result<()> {
-        // Checked before anything stops, so a failure leaves the running configuration alone.
-        http_client(settings.request_timeout).context("cannot create the HTTP client")?;
+        // Made before anything stops, so a failure leaves the running configuration alone.
+        let http = http_for(settings)?;
         self.stop().await;
         let quotes_changed = self
             .quotes
@@ -171,7 +183,13 @@ impl Running {
             pollers,
             prices,
             nonces,
-        } = build(settings, &self.metrics, &self.readiness, &self.nonces)?;
+        } = build(
+            settings,
+            &http,
+            &self.metrics,
+            &self.readiness,
+            &self.nonces,
+        );
         if quotes_changed {
             // Values in the old quotes go; the next prices and polls value in the new ones.
             self.metrics.update(|metrics| {
@@ -183,11 +201,7 @@ impl Running {
         }
         self.nonces = nonces;
         self.quotes = Some(settings.quote_currencies.clone());
-        let timing = PollTiming {
-            interval: settings.poll_interval,
-            max_backoff: settings.max_backoff,
-            stale_after: settings.stale_after,
-        };
+        let timing = timing_of(settings);
         let (stop, stopped) = watch::channel(false);
         let firsts = first_polls(
             tokio::time::Instant::now(),

@@ -2,18 +2,10 @@
 //! portfolio changes and every fault. Afterwards Kraken saw strictly increasing nonces and only valid
 //! signatures, the exported values are exactly the last successful answer, and memory did not grow.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use kraken_exporter::collectors;
 use kraken_exporter::demo::demo_portfolio;
-use kraken_exporter::kraken::client::http_client;
-use kraken_exporter::kraken::KrakenClient;
-use kraken_exporter::metrics::Metrics;
-use kraken_exporter::poller::AccountPoller;
-use kraken_exporter::readiness::Readiness;
 use kraken_exporter::simulator::{Fault, Portfolio, SimBalance, Simulator};
-use secrecy::{SecretSlice, SecretString};
 
 // Its own test binary, so the resident-memory check sees this test alone.
 #[path = "integration/helpers.rs"]
@@ -60,19 +52,11 @@ async fn many_cycles_through_random_faults_stay_exact_and_bounded() {
     let simulator = Simulator::start().await.unwrap();
     let main = TestAccount::new("main", "KEY-soak");
     simulator.add_account(main.api_key, &main.secret, demo_portfolio());
-    let metrics = Arc::new(Metrics::new(&["main"]));
-    let client = KrakenClient::new(
-        http_client(Duration::from_millis(200)).unwrap(),
-        &simulator.url(),
-        SecretString::from(main.api_key.to_string()),
-        SecretSlice::from(main.secret.clone()),
-    );
-    let mut poller = AccountPoller::new(
-        "main".into(),
-        client,
-        collectors::for_account(&main.settings(), None, &collectors::Shared::default()),
-        Arc::clone(&metrics),
-        Arc::new(Readiness::new(&["main"])),
+    let (mut poller, metrics) = helpers::direct_poller(
+        &simulator,
+        &main.settings(),
+        Duration::from_millis(200),
+        helpers::default_timing(),
     );
 
     let kraken = |text: &str| Some(Fault::KrakenError(text.to_string()));

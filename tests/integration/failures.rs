@@ -3,17 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kraken_exporter::collectors;
 use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::kraken::client::http_client;
 use kraken_exporter::kraken::{ErrorReason, KrakenClient};
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::poller::AccountPoller;
-use kraken_exporter::readiness::Readiness;
 use kraken_exporter::simulator::{Fault, Simulator};
 use secrecy::{SecretSlice, SecretString};
 
-use crate::helpers::{settings_for, simulator_with_main, Samples, TestAccount, TestApp};
+use crate::helpers::{
+    default_timing, direct_poller, settings_for, simulator_with_main, Samples, TestAccount, TestApp,
+};
 
 #[tokio::test]
 async fn a_failed_poll_keeps_the_last_values_and_recovery_is_automatic() {
@@ -49,22 +49,7 @@ fn single_poller(
     account: &TestAccount,
     timeout: Duration,
 ) -> (AccountPoller, Arc<Metrics>) {
-    let metrics = Arc::new(Metrics::new(&[account.name]));
-    let readiness = Arc::new(Readiness::new(&[account.name]));
-    let client = KrakenClient::new(
-        http_client(timeout).unwrap(),
-        &simulator.url(),
-        SecretString::from(account.api_key.to_string()),
-        SecretSlice::from(account.secret.clone()),
-    );
-    let poller = AccountPoller::new(
-        account.name.to_string(),
-        client,
-        collectors::for_account(&account.settings(), None, &collectors::Shared::default()),
-        Arc::clone(&metrics),
-        readiness,
-    );
-    (poller, metrics)
+    direct_poller(simulator, &account.settings(), timeout, default_timing())
 }
 
 #[tokio::test]

@@ -253,3 +253,54 @@ pub fn exporter_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Co
     }
     command
 }
+
+/// A poller of `account` on its own, against `simulator`, to drive single polls without the schedule;
+/// with its metrics. Requests time out after `timeout`; optional endpoints follow `timing`.
+pub fn direct_poller(
+    simulator: &Simulator,
+    account: &AccountSettings,
+    timeout: Duration,
+    timing: kraken_exporter::poller::PollTiming,
+) -> (
+    kraken_exporter::poller::AccountPoller,
+    std::sync::Arc<kraken_exporter::metrics::Metrics>,
+) {
+    use kraken_exporter::collectors;
+    use std::sync::Arc;
+
+    let metrics = Arc::new(kraken_exporter::metrics::Metrics::new(&[&account.name]));
+    let client = kraken_exporter::kraken::KrakenClient::new(
+        kraken_exporter::kraken::client::http_client(timeout).expect("an HTTP client"),
+        &simulator.url(),
+        account.api_key.clone(),
+        account.api_secret.clone(),
+    );
+    let poller = kraken_exporter::poller::AccountPoller::new(
+        account.name.clone(),
+        client,
+        collectors::for_account(account, None, &collectors::Shared::default()),
+        Arc::clone(&metrics),
+        Arc::new(kraken_exporter::readiness::Readiness::new(&[&account.name])),
+        timing,
+    );
+    (poller, metrics)
+}
+
+/// The schedule of the default configuration: 30 s polls, 15 minutes of backoff at most, no
+/// `stale_after`.
+pub fn default_timing() -> kraken_exporter::poller::PollTiming {
+    kraken_exporter::poller::PollTiming {
+        interval: kraken_exporter::config::DEFAULT_POLL_INTERVAL,
+        max_backoff: kraken_exporter::config::DEFAULT_MAX_BACKOFF,
+        stale_after: None,
+    }
+}
+
+/// A loopback port that was free a moment ago, for a server started as another process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free loopback port")
+        .local_addr()
+        .expect("a bound address")
+        .port()
+}

@@ -9,7 +9,7 @@ use base64::Engine;
 use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::simulator::Simulator;
 
-use crate::helpers::{eventually, exporter_command, Samples, TestAccount};
+use crate::helpers::{eventually, exporter_command, free_port, Samples, TestAccount};
 
 /// The exporter binary as a child process on a free port; killed when dropped.
 struct Exporter {
@@ -19,11 +19,7 @@ struct Exporter {
 
 impl Exporter {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut command = exporter_command(args, env);
         command
             .arg("--web.listen-address")

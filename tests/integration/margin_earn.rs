@@ -10,7 +10,7 @@ use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::kraken::{earn_allocations, trade_balance, BALANCE_EX_PATH};
 use kraken_exporter::simulator::{SimAllocation, SimMargin, Simulator};
 
-use crate::helpers::{exporter_command, Samples, TestAccount};
+use crate::helpers::{default_timing, direct_poller, exporter_command, Samples, TestAccount};
 
 /// Writes a config for `account` against `simulator` with `extra` account keys, runs `--once`, and
 /// returns the exit code, the parsed metrics and the log.
@@ -350,41 +350,16 @@ fn margin_poller(
     kraken_exporter::poller::AccountPoller,
     std::sync::Arc<kraken_exporter::metrics::Metrics>,
 ) {
-    use std::sync::Arc;
-
-    use kraken_exporter::collectors;
-    use kraken_exporter::kraken::client::http_client;
-    use kraken_exporter::kraken::KrakenClient;
-    use kraken_exporter::metrics::Metrics;
-    use kraken_exporter::poller::{AccountPoller, PollTiming};
-    use kraken_exporter::readiness::Readiness;
-    use secrecy::{SecretSlice, SecretString};
-
     let mut account = main.settings();
     account.margin = Some(kraken_exporter::config::MarginSettings {
         asset: "USD".to_string(),
         min_level: None,
     });
-    let metrics = Arc::new(Metrics::new(&[main.name]));
-    let client = KrakenClient::new(
-        http_client(Duration::from_secs(2)).unwrap(),
-        &simulator.url(),
-        SecretString::from(main.api_key.to_string()),
-        SecretSlice::from(main.secret.clone()),
-    );
-    let poller = AccountPoller::new(
-        main.name.to_string(),
-        client,
-        collectors::for_account(&account, None, &collectors::Shared::default()),
-        Arc::clone(&metrics),
-        Arc::new(Readiness::new(&[main.name])),
-    )
-    .with_timing(PollTiming {
-        interval: Duration::from_secs(30),
-        max_backoff: Duration::from_secs(900),
+    let timing = kraken_exporter::poller::PollTiming {
         stale_after,
-    });
-    (poller, metrics)
+        ..default_timing()
+    };
+    direct_poller(simulator, &account, Duration::from_secs(2), timing)
 }
 
 #[tokio::test]

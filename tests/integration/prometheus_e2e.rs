@@ -1,13 +1,12 @@
 //! End to end against a real Prometheus: the demo exporter scraped with the shipped rules; every query of
 //! every dashboard panel returns series; the low-balance alert for the demo's EUR is pending or firing.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::eventually;
+use crate::helpers::{eventually, free_port};
 use crate::promtool::prometheus_tool;
 
 /// A child process killed when dropped.
@@ -18,14 +17,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn repo_path(relative: &str) -> PathBuf {

@@ -10,7 +10,7 @@ use base64::Engine;
 use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::simulator::{Fault, Simulator};
 
-use crate::helpers::{eventually, TestAccount};
+use crate::helpers::{eventually, free_port, TestAccount};
 
 #[tokio::test]
 async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
@@ -39,11 +39,7 @@ async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
         .args([
             "--config",
@@ -156,11 +152,7 @@ async fn a_secret_given_in_the_environment_is_gone_from_the_process_environment_
     let main = TestAccount::new("default", "KEY-env-scrubbed");
     simulator.add_account(main.api_key, &main.secret, demo_portfolio());
     let secret = base64::engine::general_purpose::STANDARD.encode(&main.secret);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
         .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
         .env_remove("RUST_LOG")

@@ -14,7 +14,7 @@ use kraken_exporter::simulator::Simulator;
 use kraken_exporter::web_config::WebConfig;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-use crate::helpers::{eventually, settings_for, simulator_with_main, TestApp};
+use crate::helpers::{eventually, free_port, settings_for, simulator_with_main, TestApp};
 
 /// A test certificate authority.
 struct Ca {
@@ -550,11 +550,7 @@ async fn a_client_that_never_reads_its_answers_is_disconnected() {
 #[tokio::test]
 async fn sigterm_and_sigint_stop_the_exporter_cleanly_within_five_seconds() {
     for signal in ["-TERM", "-INT"] {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
             .args([
                 "--demo",
