@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use kraken_exporter::kraken::assets::{label_all, AssetNames};
+use kraken_exporter::kraken::assets::{label_all_with, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::readiness::Readiness;
@@ -27,8 +27,8 @@ use rust_decimal::Decimal;
 /// Decodes, labels and publishes one answer, as a successful poll does.
 fn apply(metrics: &Metrics, names: &AssetNames, body: &[u8]) {
     let balances = decode_balance_ex(body).expect("the body is valid");
-    let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
-    let spendable = spendable_by_asset(names, &balances.assets);
+    let labelled = label_all_with(names, balances.assets.iter().map(|a| a.key.as_str()));
+    let spendable = spendable_by_asset(names, &balances.assets, &labelled);
     metrics.update(|m| {
         m.replace_balances("account0", labelled.labels.iter().zip(&balances.assets));
         m.replace_spendable("account0", &spendable);
@@ -97,8 +97,8 @@ fn main() {
         "value" => {
             let body = synthetic_balance_ex(1000);
             let balances = decode_balance_ex(body.as_bytes()).expect("the body is valid");
-            let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
-            let spendable = spendable_by_asset(&names, &balances.assets);
+            let labelled = label_all_with(&names, balances.assets.iter().map(|a| a.key.as_str()));
+            let spendable = spendable_by_asset(&names, &balances.assets, &labelled);
             let price = |text: &str| Decimal::from_str(text).expect("a valid price");
             // Every eighth asset has a direct USD pair; the rest go through one hop via XBT or are
             // unpriced, as on real accounts with many small tokens.

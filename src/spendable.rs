@@ -18,23 +18,35 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use crate::kraken::assets::AssetNames;
+use crate::kraken::assets::{AssetNames, LabelledKeys};
 use crate::kraken::{AssetBalance, AssetFamily};
 
-/// Spendable amount per asset label, sorted by asset; computed exactly in decimal.
-pub fn spendable_by_asset(names: &AssetNames, rows: &[AssetBalance]) -> Vec<(String, Decimal)> {
+/// Spendable amount per asset label, sorted by asset; computed exactly in decimal. `labelled` are the
+/// series labels of `rows` (same order, from [`crate::kraken::assets::label_all_with`] with `names`): a
+/// row's own labels are used as they are, and only a colliding key, whose series carries its raw key,
+/// is named again with `names` to find its asset.
+pub fn spendable_by_asset(
+    names: &AssetNames,
+    rows: &[AssetBalance],
+    labelled: &LabelledKeys,
+) -> Vec<(String, Decimal)> {
+    debug_assert_eq!(rows.len(), labelled.labels.len(), "one label pair per row");
     // (asset, family) -> the smallest available amount among the rows that map there.
     let mut per_family: BTreeMap<(String, bool), Decimal> = BTreeMap::new();
-    for row in rows {
-        let labels = names.classify(&row.key);
+    for (row, labels) in rows.iter().zip(&labelled.labels) {
         let auto_earn = match labels.family {
             AssetFamily::Spot => false,
             AssetFamily::AutoEarn => true,
             _ => continue,
         };
+        let asset = if labelled.collisions.contains(&row.key) {
+            names.classify(&row.key).asset
+        } else {
+            labels.asset.clone()
+        };
         let available = row.available();
         per_family
-            .entry((labels.asset, auto_earn))
+            .entry((asset, auto_earn))
             .and_modify(|kept| *kept = (*kept).min(available))
             .or_insert(available);
     }
@@ -48,6 +60,7 @@ pub fn spendable_by_asset(names: &AssetNames, rows: &[AssetBalance]) -> Vec<(Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kraken::assets::label_all_with;
     use std::str::FromStr;
 
     fn row(key: &str, balance: &str, hold_trade: &str) -> AssetBalance {
@@ -61,7 +74,9 @@ mod tests {
     }
 
     fn spendable(rows: &[AssetBalance]) -> Vec<(String, String)> {
-        spendable_by_asset(&AssetNames::default(), rows)
+        let names = AssetNames::default();
+        let labelled = label_all_with(&names, rows.iter().map(|row| row.key.as_str()));
+        spendable_by_asset(&names, rows, &labelled)
             .into_iter()
             .map(|(asset, amount)| (asset, amount.to_string()))
             .collect()

@@ -2,20 +2,18 @@
 //! bytes. `.ci/run` runs every target for a bounded time (see the README's *Fuzzing*).
 #![no_main]
 
-use kraken_exporter::kraken::assets::{label_all, AssetNames};
+use kraken_exporter::kraken::assets::{label_all_with, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(balances) = decode_balance_ex(data) {
-        let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
+        let names = AssetNames::default();
+        let labelled = label_all_with(&names, balances.assets.iter().map(|a| a.key.as_str()));
         assert_eq!(labelled.labels.len(), balances.assets.len());
         for asset in &balances.assets {
             let _ = asset.available();
         }
-        let _ = kraken_exporter::spendable::spendable_by_asset(
-            &AssetNames::default(),
-            &balances.assets,
-        );
+        let _ = kraken_exporter::spendable::spendable_by_asset(&names, &balances.assets, &labelled);
     }
 });

@@ -64,7 +64,7 @@ impl Collector for BalanceExCollector {
                 );
             }
         }
-        let spendable = spendable_by_asset(&self.shared.names, &balances.assets);
+        let spendable = spendable_by_asset(&self.shared.names, &balances.assets, &labelled);
         metrics.replace_balances(account, labelled.labels.iter().zip(&balances.assets));
         metrics.replace_spendable(account, &spendable);
         // Valued inside the update, so values and the price task's revaluations are published in
