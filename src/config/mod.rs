@@ -148,16 +148,9 @@ pub(crate) fn err(message: impl Into<String>) -> ConfigError {
 }
 
 impl Settings {
-    /// Loads from an environment taken with [`take_environment`] and an optional file.
+    /// Loads from an optional file and an environment: the process's, taken with
+    /// [`take_environment`], or one a test passes.
     pub fn load(file: Option<&Path>, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        Self::load_with_env(file, env)
-    }
-
-    /// Loads with an explicit environment (tests pass their own).
-    pub fn load_with_env(
-        file: Option<&Path>,
-        env: BTreeMap<String, String>,
-    ) -> Result<Self, ConfigError> {
         let Some(path) = file else {
             return Self::from_toml(None, "the environment", env);
         };
@@ -254,7 +247,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.replace("$DIR", &self.path(""))))
                 .collect();
-            Settings::load_with_env(Some(&file), env)
+            Settings::load(Some(&file), env)
         }
     }
 
