@@ -87,7 +87,6 @@ pub struct SimRequest {
     pub api_sign: String,
     pub nonce: Option<u64>,
     pub signature_valid: bool,
-    pub rebase_multiplier: Option<String>,
     /// The Kraken error returned, if any (`None` for success and for CDN-level faults).
     pub error: Option<String>,
     pub received_at: std::time::Instant,

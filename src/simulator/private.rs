@@ -94,7 +94,6 @@ async fn signed(
             api_sign: sent_sign.clone(),
             nonce,
             signature_valid,
-            rebase_multiplier: fields.get("rebase_multiplier").cloned(),
             fields: fields
                 .iter()
                 .filter(|(name, _)| name.as_str() != "otp")

@@ -112,7 +112,9 @@ async fn every_series_of_a_portfolio_is_exported_with_exact_values() {
         .iter()
         .all(|r| r.signature_valid && r.error.is_none()));
     assert!(
-        requests.iter().all(|r| r.rebase_multiplier.is_none()),
+        requests
+            .iter()
+            .all(|r| !r.fields.contains_key("rebase_multiplier")),
         "sent only when configured"
     );
 }
@@ -219,10 +221,12 @@ async fn rebase_multiplier_is_sent_when_configured() {
         m.balance("kraken_balance", "main", "AAPLx", "tokenized"),
         Some(10.0)
     );
-    assert!(simulator
-        .requests()
-        .iter()
-        .all(|r| r.rebase_multiplier.as_deref() == Some("base") && r.signature_valid));
+    assert!(simulator.requests().iter().all(|r| r
+        .fields
+        .get("rebase_multiplier")
+        .map(String::as_str)
+        == Some("base")
+        && r.signature_valid));
 }
 
 #[tokio::test]
