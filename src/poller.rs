@@ -122,11 +122,12 @@ impl AccountPoller {
 
     /// Polls every endpoint once, in order (an optional one only when its backoff allows), publishes
     /// each outcome and logs it; the result is `BalanceEx`'s. When `BalanceEx` fails, the others are
-    /// not called: the key's problem would fail them too and cost rate budget.
-    pub async fn poll_once(&mut self) -> Result<(), PollError> {
+    /// not called: the key's problem would fail them too and cost rate budget. On success, the
+    /// number of rows `BalanceEx` answered (0: the account holds nothing yet).
+    pub async fn poll_once(&mut self) -> Result<usize, PollError> {
         let account = self.account.as_str();
         let Some((primary, optional)) = self.collectors.split_first_mut() else {
-            return Ok(());
+            return Ok(0);
         };
         let endpoint = primary.endpoint();
         let started = Instant::now();
@@ -140,6 +141,13 @@ impl AccountPoller {
                     m.record_endpoint(account, endpoint, None);
                 });
                 self.readiness.mark_succeeded(account);
+                if *items == 0 && self.last_failed != Some(false) {
+                    tracing::info!(
+                        account,
+                        endpoint,
+                        "Kraken reports no balances for this account: it holds nothing yet (new or never funded); kraken_up is 1 and no balance series are exported until it does"
+                    );
+                }
                 match self.last_failed {
                     None => tracing::info!(
                         account,
@@ -177,7 +185,7 @@ impl AccountPoller {
                     "BalanceEx poll failed; keeping the last values"
                 );
                 self.last_failed = Some(true);
-                return result.map(|_| ());
+                return result;
             }
         }
         for (collector, health) in optional.iter_mut().zip(&mut self.optional) {
@@ -229,7 +237,7 @@ impl AccountPoller {
                 }
             }
         }
-        result.map(|_| ())
+        result
     }
 }
 
@@ -260,8 +268,8 @@ impl PollTarget for AccountPoller {
         &self.account
     }
 
-    fn poll(&mut self) -> impl std::future::Future<Output = Result<(), PollError>> + Send {
-        self.poll_once()
+    async fn poll(&mut self) -> Result<(), PollError> {
+        self.poll_once().await.map(|_| ())
     }
 
     fn backoff_changed(&mut self, wait: Duration) {

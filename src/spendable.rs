@@ -131,4 +131,14 @@ mod tests {
         // XBT spot: min(2.0, 1.0) = 1.0; plus auto-earn 0.25.
         assert_eq!(spendable(&rows), pairs(&[("XBT", "1.25")]));
     }
+
+    #[test]
+    fn fee_credits_and_fiat_on_hold_are_never_spendable() {
+        let rows = [
+            row("KFEE", "7328.19", "0.00"),
+            row("USD.HOLD", "50.0000", "0.0000"),
+            row("ZUSD", "21.9050", "17.2000"),
+        ];
+        assert_eq!(spendable(&rows), pairs(&[("USD", "4.7050")]));
+    }
 }

@@ -206,7 +206,7 @@ pub fn value_holdings(
             }
         }
     }
-    for (labels, balance) in &holdings.rows {
+    for (labels, balance) in holdings.rows.iter().filter(|(l, _)| l.family.is_valued()) {
         let mut priced_everywhere = true;
         for quote in quotes {
             let priced = market.price(&labels.asset, quote).and_then(|(price, _)| {
@@ -277,6 +277,7 @@ impl Valuation {
         let held: BTreeSet<&str> = holdings
             .values()
             .flat_map(|h| &h.rows)
+            .filter(|(labels, _)| labels.family.is_valued())
             .map(|(labels, _)| labels.asset.as_str())
             .collect();
         held.iter()
@@ -411,7 +412,8 @@ mod tests {
         };
         let quotes = vec!["USD".to_string(), "EUR".to_string()];
         let (values, missing) = value_holdings(&market(), &quotes, &holdings);
-        // Spendable amounts are valued like rows; KFEE has no price and gets no value.
+        // Spendable amounts are valued like rows; KFEE (fee credits) is never valued, nor counted
+        // as unpriced.
         let spendable: Vec<(&str, &str, Decimal)> = values
             .spendable
             .iter()
@@ -449,14 +451,37 @@ mod tests {
             dot_eur.value,
             dec("101.1234567890") * (dec("7.1234") * (Decimal::ONE / dec("1.0795")))
         );
-        assert_eq!(values.unpriced, 1);
+        assert_eq!(values.unpriced, 0);
         assert_eq!(values.rows.len(), 4);
-        assert_eq!(
-            missing,
-            vec![
-                ("KFEE".to_string(), "USD".to_string()),
-                ("KFEE".to_string(), "EUR".to_string())
-            ]
-        );
+        assert_eq!(missing, vec![]);
+    }
+
+    #[test]
+    fn fee_credits_are_never_valued_even_where_a_price_exists() {
+        let market = Market::from_prices([("KFEE", "USD", dec("0.01")), ("ZUSD", "USD", dec("1"))]);
+        let row = |key: &str, amount: &str| {
+            (
+                classify(key),
+                AssetBalance {
+                    key: key.to_string(),
+                    balance: dec(amount),
+                    hold_trade: Decimal::ZERO,
+                    credit: Decimal::ZERO,
+                    credit_used: Decimal::ZERO,
+                },
+            )
+        };
+        let holdings = Holdings {
+            rows: vec![row("KFEE", "7328.19"), row("ZUSD", "21.9050")],
+            spendable: vec![("USD".to_string(), dec("21.9050"))],
+        };
+        let (values, missing) = value_holdings(&market, &["USD".to_string()], &holdings);
+        let valued: Vec<&str> = values
+            .rows
+            .iter()
+            .map(|r| r.labels.asset.as_str())
+            .collect();
+        assert_eq!(valued, ["USD"]);
+        assert_eq!((values.unpriced, missing), (0, vec![]));
     }
 }

@@ -26,6 +26,9 @@ pub enum AssetFamily {
     Tokenized,
     /// `.P`: parachain.
     Parachain,
+    /// `KFEE`: fee credits. They pay trading fees only: exported as a balance, never spendable and
+    /// never valued.
+    FeeCredits,
     /// Any other suffix, lowercased (`.HOLD` -> `hold`); never dropped.
     Other(String),
 }
@@ -54,6 +57,7 @@ impl AssetFamily {
             "auto_earn" => Self::AutoEarn,
             "tokenized" => Self::Tokenized,
             "parachain" => Self::Parachain,
+            "fee_credits" => Self::FeeCredits,
             other => Self::Other(other.to_string()),
         }
     }
@@ -68,10 +72,19 @@ impl AssetFamily {
             Self::AutoEarn => "auto_earn",
             Self::Tokenized => "tokenized",
             Self::Parachain => "parachain",
+            Self::FeeCredits => "fee_credits",
             Self::Other(suffix) => suffix,
         }
     }
+
+    /// Whether a row of this family is money with a price: everything but fee credits.
+    pub fn is_valued(&self) -> bool {
+        *self != Self::FeeCredits
+    }
 }
+
+/// Kraken's key for fee credits (altname `FEE`).
+pub const FEE_CREDITS: &str = "KFEE";
 
 /// Legacy X/Z-prefixed codes and their modern names. Codes not listed are kept as they are.
 const LEGACY_CODES: &[(&str, &str)] = &[
@@ -159,6 +172,10 @@ impl AssetNames {
             Some((base, suffix)) if !base.is_empty() && !suffix.is_empty() => AssetLabels {
                 asset: self.modern(base),
                 family: AssetFamily::from_suffix(suffix),
+            },
+            _ if raw_key == FEE_CREDITS => AssetLabels {
+                asset: self.modern(raw_key),
+                family: AssetFamily::FeeCredits,
             },
             _ => AssetLabels {
                 asset: self.modern(raw_key),
@@ -294,7 +311,7 @@ mod tests {
         assert_eq!(labels("XTZ"), pair("XTZ", "spot"));
         assert_eq!(labels("XTZ.S"), pair("XTZ", "staked"));
         assert_eq!(labels("ZRX"), pair("ZRX", "spot"));
-        assert_eq!(labels("KFEE"), pair("KFEE", "spot"));
+        assert_eq!(labels("KFEE"), pair("KFEE", "fee_credits"));
         assert_eq!(labels("ETH2.S"), pair("ETH2", "staked"));
     }
 

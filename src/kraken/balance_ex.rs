@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::client::{KrakenClient, RebaseMultiplier};
-use super::envelope::{decode_error, envelope_result, parse_decimal};
+use super::envelope::{decode_error, envelope_result_if_any, parse_decimal};
 use super::error::PollError;
 
 /// The path that is both requested (after `api_url`) and signed.
@@ -102,8 +102,14 @@ impl<'de> Deserialize<'de> for AssetMap<'de> {
 }
 
 /// Decodes a `BalanceEx` HTTP body: the balances, or the Kraken error, or a decode error.
+///
+/// An account that was never funded answers `{"error":[]}` with no `result` (Kraken acknowledged it
+/// as a bug of theirs), a fresh one `{"error":[],"result":{}}`: both are an account with no balances,
+/// not an outage.
 pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
-    let result = envelope_result(body)?;
+    let Some(result) = envelope_result_if_any(body)? else {
+        return Ok(Balances::default());
+    };
     let AssetMap(mut raw) = serde_json::from_str(result.get())
         .map_err(|err| decode_error(format!("\"result\" is not a map of asset balances: {err}")))?;
     // Sorted by key; of a key given twice, the last one counts (as a JSON object reader would).
@@ -226,6 +232,13 @@ mod tests {
     }
 
     #[test]
+    fn a_never_funded_account_without_result_is_an_empty_portfolio() {
+        for body in [r#"{"error":[]}"#, "{\"error\": []}\n"] {
+            assert_eq!(decode(body).unwrap().assets, vec![], "{body}");
+        }
+    }
+
+    #[test]
     fn kraken_errors_become_poll_errors_with_their_reason() {
         let err = decode(r#"{"error":["EAPI:Invalid nonce"]}"#).unwrap_err();
         assert_eq!(err.reason, ErrorReason::InvalidNonce);
@@ -238,7 +251,8 @@ mod tests {
             "<html><body>520: Web server is returning an unknown error</body></html>",
             r#"{"error":[],"result":{"XXBT":{"balance":"1.0""#,
             r#"{"status":"ok"}"#,
-            r#"{"error":[]}"#,
+            r#"{"result":{}}"#,
+            r#"{"error":[],"result":null}"#,
             r#"{"error":[],"result":[1,2]}"#,
             r#"{"error":[],"result":{"XXBT":{"balance":"abc","hold_trade":"0"}}}"#,
             r#"{"error":[],"result":{"XXBT":{"balance":null,"hold_trade":"0"}}}"#,

@@ -16,20 +16,33 @@ use super::error::{ErrorReason, PollError};
 #[derive(Deserialize)]
 struct Envelope<'a> {
     error: Vec<String>,
-    #[serde(borrow, default)]
+    /// Present (even as `null`, which then fails to decode) or absent: only absence means "none".
+    #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// The `result` of a Kraken envelope, or its error, or a decode error (every endpoint answers so).
 pub fn envelope_result(body: &[u8]) -> Result<&RawValue, PollError> {
+    envelope_result_if_any(body)?
+        .ok_or_else(|| decode_error("the answer has no error and no \"result\""))
+}
+
+/// Like [`envelope_result`], but an envelope with an empty `error` and no `result` at all
+/// (`{"error":[]}`) is `None` rather than a decode error: Kraken's answer to `BalanceEx` for an
+/// account that was never funded. Anything without an `error` array is still not the envelope.
+pub fn envelope_result_if_any(body: &[u8]) -> Result<Option<&RawValue>, PollError> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|err| not_the_envelope(body, &err))?;
     if !envelope.error.is_empty() {
         return Err(PollError::from_kraken_errors(&envelope.error));
     }
-    envelope
-        .result
-        .ok_or_else(|| decode_error("the answer has no error and no \"result\""))
+    Ok(envelope.result)
 }
 
 /// Parses the JSON text of a decimal string or number exactly.
