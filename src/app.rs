@@ -222,16 +222,11 @@ async fn reload_on_sighup(reloads: mpsc::Sender<ReloadRequest>, mut stop: watch:
     }
 }
 
-/// What `--once` found: the exposition text, the accounts that failed and those that hold nothing yet.
-pub struct OnceOutcome {
-    pub text: String,
-    pub failures: Vec<(String, PollError)>,
-    /// Accounts whose `BalanceEx` succeeded with no row at all (new or never funded).
-    pub empty: Vec<String>,
-}
-
-/// Polls every account once, concurrently.
-pub async fn poll_all_once(settings: &Settings) -> anyhow::Result<OnceOutcome> {
+/// Polls every account once, concurrently; returns the exposition text and the failures. An account
+/// that holds nothing yet is a success (the poller logs it).
+pub async fn poll_all_once(
+    settings: &Settings,
+) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
     let metrics = Arc::new(Metrics::new(&[] as &[&str]));
     let readiness = Arc::new(Readiness::default());
     let crate::running::Parts {
@@ -250,20 +245,12 @@ pub async fn poll_all_once(settings: &Settings) -> anyhow::Result<OnceOutcome> {
             metrics.update(|metrics| metrics.record_price_refresh(false));
         }
     }
-    let mut outcome = OnceOutcome {
-        text: String::new(),
-        failures: Vec::new(),
-        empty: Vec::new(),
-    };
-    for (account, result) in poll_each_once(pollers).await {
-        match result {
-            Ok(0) => outcome.empty.push(account),
-            Ok(_) => {}
-            Err(err) => outcome.failures.push((account, err)),
-        }
-    }
-    outcome.text = metrics.render_text();
-    Ok(outcome)
+    let failures = poll_each_once(pollers)
+        .await
+        .into_iter()
+        .filter_map(|(account, result)| result.err().map(|err| (account, err)))
+        .collect();
+    Ok((metrics.render_text(), failures))
 }
 
 async fn poll_each_once(pollers: Vec<AccountPoller>) -> Vec<(String, Result<usize, PollError>)> {
@@ -365,17 +352,8 @@ pub async fn launch(launch: Launch) -> u8 {
 
     if launch.mode == Mode::Once {
         return match poll_all_once(&settings).await {
-            Ok(OnceOutcome {
-                text,
-                failures,
-                empty,
-            }) => {
+            Ok((text, failures)) => {
                 print!("{text}");
-                for account in &empty {
-                    eprintln!(
-                        "kraken_exporter: account {account:?} holds nothing yet: Kraken reports no balances (a new or never-funded account); kraken_up is 1"
-                    );
-                }
                 for (account, err) in &failures {
                     eprintln!(
                         "kraken_exporter: account {account:?}: {} ({}): {}",

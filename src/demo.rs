@@ -1,5 +1,7 @@
-//! `--demo`: two simulated accounts on the [`crate::simulator`]: treasury (auto-earn, Earn allocations
-//! in flight) and trading (margin), with thresholds that make the shipped alerts fire on demo data.
+//! `--demo`: three simulated accounts on the [`crate::simulator`]: treasury (auto-earn, Earn
+//! allocations in flight, fee credits, fiat on hold) and trading (margin), with thresholds that make the
+//! shipped alerts fire on demo data, and fresh, an account that was never funded (Kraken answers it
+//! `{"error":[]}`: up, with no balances).
 
 use std::time::{Duration, SystemTime};
 
@@ -117,8 +119,16 @@ fn demo_accounts() -> Vec<DemoAccount> {
             vec![("USD", "spot", "250"), ("SOL", "spot", "50")],
             vec![("SOL", "50")],
         ),
+        (FRESH, FRESH_KEY, Portfolio::new(), vec![], vec![]),
     ]
 }
+
+/// The demo account that was never funded, and its key.
+const FRESH: &str = "fresh";
+const FRESH_KEY: &str = "DEMO-fresh-key";
+
+/// Kraken's `BalanceEx` answer for an account with no funding history: no `result` at all.
+const NEVER_FUNDED_ANSWER: &[u8] = br#"{"error":[]}"#;
 
 /// The trading account's margin: 1,000 USD of margin used on a 2,000 USD trade balance, the level
 /// starting at 180 % (below the 200 % minimum, so the alert is pending from the first poll), falling 2
@@ -186,6 +196,11 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
             .collect();
         accounts.push(account);
     }
+    simulator.set_recorded(
+        FRESH_KEY,
+        crate::kraken::BALANCE_EX_PATH,
+        Some(NEVER_FUNDED_ANSWER.to_vec()),
+    );
     // Trading runs on margin: its level falls step by step through its 200 % minimum and jumps back.
     simulator.set_margin("DEMO-trading-key", Some(trading_margin()));
     if let Some(trading) = accounts.iter_mut().find(|a| a.name == "trading") {

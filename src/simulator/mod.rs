@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -103,6 +104,8 @@ struct SimAccount {
     margin: Option<SimMargin>,
     trade_balance_calls: u64,
     earn: Vec<SimAllocation>,
+    /// Answers served byte for byte once a request to the path passed Kraken's checks.
+    recorded: HashMap<&'static str, Bytes>,
 }
 
 /// A simulated margin account for `TradeBalance`, in one currency.
@@ -162,6 +165,8 @@ impl SimMargin {
             "eb": four(self.equivalent_balance), "tb": four(self.trade_balance), "m": four(m),
             "n": four(n), "c": four(self.cost_basis), "v": four(v), "e": four(e), "mf": four(e - m),
             "uv": "0.0000",
+            // Not in Kraken's documentation, seen in a recorded answer: the exporter ignores it.
+            "mfo": four(e - m),
         });
         if !m.is_zero() {
             result["ml"] =
@@ -320,6 +325,7 @@ impl Simulator {
                 margin: None,
                 trade_balance_calls: 0,
                 earn: Vec::new(),
+                recorded: HashMap::new(),
             },
         );
     }
@@ -356,6 +362,17 @@ impl Simulator {
     pub fn set_portfolio(&self, api_key: &str, portfolio: Portfolio) {
         if let Some(account) = self.lock().accounts.get_mut(api_key) {
             account.portfolio = portfolio;
+        }
+    }
+
+    /// Answers `path` for this key with `body`, byte for byte (a recorded answer of a real account),
+    /// once the request passed Kraken's checks; `None` goes back to the simulated answer.
+    pub fn set_recorded(&self, api_key: &str, path: &'static str, body: Option<Vec<u8>>) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            match body {
+                Some(body) => account.recorded.insert(path, Bytes::from(body)),
+                None => account.recorded.remove(path),
+            };
         }
     }
 

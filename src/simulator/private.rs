@@ -121,6 +121,14 @@ async fn signed(
         state.requests[index].error = Some(text.clone());
         return kraken_error(&text);
     }
+    if let Some(recorded) = state.accounts[&api_key].recorded.get(path) {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            recorded.clone(),
+        )
+            .into_response();
+    }
     answer(&mut state, &api_key, &fields)
 }
 
@@ -168,8 +176,10 @@ fn answer_earn_allocations(state: &mut SimInner, api_key: &str, fields: &Fields)
         .map(super::SimAllocation::render)
         .collect();
     json_ok(
-        serde_json::json!({"error": [], "result": {"converted_asset": "USD", "items": items}})
-            .to_string(),
+        // `next_cursor` as real answers carry it; every item fits one page here.
+        serde_json::json!({"error": [], "result": {"converted_asset": "USD", "total_allocated": "0.0000",
+            "total_rewarded": "0.0000", "next_cursor": null, "items": items}})
+        .to_string(),
     )
 }
 

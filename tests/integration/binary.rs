@@ -87,6 +87,12 @@ fn once_in_demo_mode_prints_what_was_polled_every_time_with_the_other_core_busy(
         assert!(m
             .balance("kraken_balance", "treasury", "DOT", "staked")
             .is_some());
+        // The never-funded demo account: up, with no balances.
+        assert_eq!(m.up("fresh"), 1.0, "run {run}");
+        assert_eq!(m.count_for_account("kraken_balance", "fresh"), 0);
+        assert!(m
+            .balance("kraken_balance", "treasury", "KFEE", "fee_credits")
+            .is_some());
         assert!(text(&out.stderr).contains("DEMO MODE"));
     }
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use base64::Engine;
+
 use kraken_exporter::app::{Application, ReloadSource, ServeOptions};
 use kraken_exporter::config::{AccountSettings, Settings};
 use kraken_exporter::simulator::{generate_secret, Portfolio, SimBalance, Simulator};
@@ -303,4 +305,52 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("a bound address")
         .port()
+}
+
+/// Writes a config for `account` against `simulator` with `extra` account keys, runs `--once`, and
+/// returns the exit code, the parsed metrics and the log.
+pub async fn once(
+    simulator: &Simulator,
+    account: &TestAccount,
+    extra: &str,
+) -> (Option<i32>, Samples, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(
+        &secret,
+        base64::engine::general_purpose::STANDARD.encode(&account.secret),
+    )
+    .unwrap();
+    let extra = extra.replace("$DIR", &dir.path().display().to_string());
+    let config = dir.path().join("kraken_exporter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "api_url = \"{}\"\nquote_currencies = []\n\n[[accounts]]\nname = \"{}\"\napi_key = \"{}\"\napi_secret_file = \"{}\"\n{extra}\n",
+            simulator.url(),
+            account.name,
+            account.api_key,
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let dir_path = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let _keep = dir_path;
+        exporter_command(
+            &["--config.file", &config, "--once", "--log.level", "debug"],
+            &[],
+        )
+        .output()
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    drop(dir);
+    (
+        out.status.code(),
+        Samples::parse(&String::from_utf8_lossy(&out.stdout)),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

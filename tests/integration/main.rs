@@ -3,6 +3,7 @@
 mod binary;
 mod deploy;
 mod failures;
+mod golden;
 mod hardening;
 mod helpers;
 mod lifecycle;

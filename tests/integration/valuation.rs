@@ -50,7 +50,7 @@ async fn balances_are_valued_exactly_on_every_price_route() {
     let m = app
         .scrape_until("values", |s| {
             value(s, "kraken_balance_value", "XBT", "spot", "USD").is_some()
-                && s.get(r#"kraken_unpriced_assets{account="main"}"#) == Some(2.0)
+                && s.get(r#"kraken_unpriced_assets{account="main"}"#) == Some(1.0)
         })
         .await;
     // Expected values computed by hand from the simulator's last prices (see SIM_PAIRS):
@@ -113,15 +113,24 @@ async fn balances_are_valued_exactly_on_every_price_route() {
             "{metric} {asset} {quote}: {got} vs {expected}"
         );
     }
-    // No price for fee credits or REPV2 (no pair reaches them): no value series, counted (2 above),
-    // balance untouched.
-    assert_eq!(
-        value(&m, "kraken_balance_value", "KFEE", "spot", "USD"),
-        None
+    // Fee credits are never valued, and not counted as unpriced; their balance is exported.
+    assert!(
+        !m.text.contains(r#"_value{account="main",asset="KFEE""#),
+        "{}",
+        m.text
     );
     assert_eq!(
-        m.balance("kraken_balance", "main", "KFEE", "spot"),
+        m.balance("kraken_balance", "main", "KFEE", "fee_credits"),
         Some(1000.0)
+    );
+    assert_eq!(
+        m.get(r#"kraken_spendable{account="main",asset="KFEE"}"#),
+        None
+    );
+    // No pair reaches REPV2: no value series, counted (1 above), balance untouched.
+    assert_eq!(
+        value(&m, "kraken_balance_value", "REPV2", "spot", "USD"),
+        None
     );
     assert_eq!(
         m.get(r#"kraken_asset_price{asset="XBT",quote="USD"}"#),
@@ -208,10 +217,13 @@ async fn asset_names_come_from_kraken_without_renaming_known_codes() {
     assert_eq!(m.balance("kraken_balance", "main", "XREPV2", "spot"), None);
     // Known codes keep the table's name even where Kraken's altname differs (KFEE is "FEE" there).
     assert_eq!(
-        m.balance("kraken_balance", "main", "KFEE", "spot"),
+        m.balance("kraken_balance", "main", "KFEE", "fee_credits"),
         Some(1000.0)
     );
-    assert_eq!(m.balance("kraken_balance", "main", "FEE", "spot"), None);
+    assert_eq!(
+        m.balance("kraken_balance", "main", "FEE", "fee_credits"),
+        None
+    );
     assert_eq!(
         m.balance("kraken_balance", "main", "XBT", "spot"),
         Some(1.2435)
