@@ -24,12 +24,13 @@ use crate::kraken::{AssetBalance, AssetFamily};
 /// Spendable amount per asset label, sorted by asset; computed exactly in decimal. `labelled` are the
 /// series labels of `rows` (same order, from [`crate::kraken::assets::label_all_with`] with `names`): a
 /// row's own labels are used as they are, and only a colliding key, whose series carries its raw key,
-/// is named again with `names` to find its asset.
+/// is named again with `names` to find its asset. `Err(asset)` names an asset whose sum leaves
+/// `Decimal`'s range (no real balance does).
 pub fn spendable_by_asset(
     names: &AssetNames,
     rows: &[AssetBalance],
     labelled: &LabelledKeys,
-) -> Vec<(String, Decimal)> {
+) -> Result<Vec<(String, Decimal)>, String> {
     debug_assert_eq!(rows.len(), labelled.labels.len(), "one label pair per row");
     // (asset, family) -> the smallest available amount among the rows that map there.
     let mut per_family: BTreeMap<(String, bool), Decimal> = BTreeMap::new();
@@ -44,7 +45,7 @@ pub fn spendable_by_asset(
         } else {
             labels.asset.clone()
         };
-        let available = row.available();
+        let available = row.checked_available().ok_or_else(|| asset.clone())?;
         per_family
             .entry((asset, auto_earn))
             .and_modify(|kept| *kept = (*kept).min(available))
@@ -52,9 +53,10 @@ pub fn spendable_by_asset(
     }
     let mut per_asset: BTreeMap<String, Decimal> = BTreeMap::new();
     for ((asset, _), amount) in per_family {
-        *per_asset.entry(asset).or_default() += amount;
+        let sum = per_asset.entry(asset.clone()).or_default();
+        *sum = sum.checked_add(amount).ok_or(asset)?;
     }
-    per_asset.into_iter().collect()
+    Ok(per_asset.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -77,6 +79,7 @@ mod tests {
         let names = AssetNames::default();
         let labelled = label_all_with(&names, rows.iter().map(|row| row.key.as_str()));
         spendable_by_asset(&names, rows, &labelled)
+            .unwrap()
             .into_iter()
             .map(|(asset, amount)| (asset, amount.to_string()))
             .collect()
@@ -140,5 +143,19 @@ mod tests {
             row("ZUSD", "21.9050", "17.2000"),
         ];
         assert_eq!(spendable(&rows), pairs(&[("USD", "4.7050")]));
+    }
+
+    #[test]
+    fn a_sum_past_the_decimal_range_names_its_asset_instead_of_panicking() {
+        let rows = [
+            row("XXBT", "50000000000000000000000000000", "0"),
+            row("XBT.F", "50000000000000000000000000000", "0"),
+        ];
+        let names = AssetNames::default();
+        let labelled = label_all_with(&names, rows.iter().map(|row| row.key.as_str()));
+        assert_eq!(
+            spendable_by_asset(&names, &rows, &labelled),
+            Err("XBT".to_string())
+        );
     }
 }

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         for asset in &balances.assets {
             let _ = asset.available();
         }
+        // Decoded rows are in range; only their sums may leave it, as an error.
         let _ = kraken_exporter::spendable::spendable_by_asset(&names, &balances.assets, &labelled);
     }
 });

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use super::{Collector, Fetch, Shared};
-use crate::kraken::assets::label_all_with;
+use crate::kraken::assets::{label_all_with, LabelledKeys};
+use crate::kraken::balance_ex::out_of_range;
 use crate::kraken::{Balances, KrakenClient, RebaseMultiplier};
 use crate::metrics::Changes;
 use crate::spendable::spendable_by_asset;
@@ -15,7 +16,14 @@ pub struct BalanceExCollector {
     rebase_multiplier: Option<RebaseMultiplier>,
     shared: Shared,
     warned_collisions: HashSet<String>,
-    fetched: Option<Balances>,
+    fetched: Option<Fetched>,
+}
+
+/// One answer with everything computed from it before it is handed to the metrics.
+struct Fetched {
+    balances: Balances,
+    labelled: LabelledKeys,
+    spendable: Vec<(String, rust_decimal::Decimal)>,
 }
 
 impl BalanceExCollector {
@@ -41,20 +49,31 @@ impl Collector for BalanceExCollector {
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
             let balances = client.balance_ex(self.rebase_multiplier).await?;
+            let labelled = label_all_with(
+                &self.shared.names,
+                balances.assets.iter().map(|a| a.key.as_str()),
+            );
+            let spendable = spendable_by_asset(&self.shared.names, &balances.assets, &labelled)
+                .map_err(|asset| out_of_range(&asset))?;
             let count = balances.assets.len();
-            self.fetched = Some(balances);
+            self.fetched = Some(Fetched {
+                balances,
+                labelled,
+                spendable,
+            });
             Ok(count)
         })
     }
 
     fn apply(&mut self, account: &str, metrics: &Changes<'_>) {
-        let Some(balances) = self.fetched.take() else {
+        let Some(Fetched {
+            balances,
+            labelled,
+            spendable,
+        }) = self.fetched.take()
+        else {
             return;
         };
-        let labelled = label_all_with(
-            &self.shared.names,
-            balances.assets.iter().map(|a| a.key.as_str()),
-        );
         for key in &labelled.collisions {
             if self.warned_collisions.insert(key.clone()) {
                 tracing::warn!(
@@ -64,7 +83,6 @@ impl Collector for BalanceExCollector {
                 );
             }
         }
-        let spendable = spendable_by_asset(&self.shared.names, &balances.assets, &labelled);
         metrics.replace_balances(account, labelled.labels.iter().zip(&balances.assets));
         metrics.replace_spendable(account, &spendable);
         // Valued inside the update, so values and the price task's revaluations are published in

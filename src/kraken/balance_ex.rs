@@ -48,9 +48,24 @@ pub struct AssetBalance {
 }
 
 impl AssetBalance {
-    /// `balance + credit - credit_used - hold_trade`, exactly.
+    /// `balance + credit - credit_used - hold_trade`, exactly; `None` past `Decimal`'s range.
+    pub fn checked_available(&self) -> Option<Decimal> {
+        self.balance
+            .checked_add(self.credit)?
+            .checked_sub(self.credit_used)?
+            .checked_sub(self.hold_trade)
+    }
+
+    /// `balance + credit - credit_used - hold_trade`, exactly. The decoder refuses a row whose
+    /// amount is out of range, so for rows from Kraken this is [`Self::checked_available`]; a row
+    /// built by hand past the range saturates instead of panicking.
     pub fn available(&self) -> Decimal {
-        self.balance + self.credit - self.credit_used - self.hold_trade
+        self.checked_available()
+            .unwrap_or(if self.balance.is_sign_negative() {
+                Decimal::MIN
+            } else {
+                Decimal::MAX
+            })
     }
 }
 
@@ -130,16 +145,28 @@ pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
                         .map_err(|why| decode_error(format!("asset {key:?} field {name:?}: {why}")))
                 })
             };
-            Ok(AssetBalance {
+            let row = AssetBalance {
                 balance: field("balance", Some(raw.balance))?,
                 hold_trade: field("hold_trade", Some(raw.hold_trade))?,
                 credit: field("credit", raw.credit)?,
                 credit_used: field("credit_used", raw.credit_used)?,
                 key,
-            })
+            };
+            match row.checked_available() {
+                Some(_) => Ok(row),
+                None => Err(out_of_range(&row.key)),
+            }
         })
         .collect::<Result<Vec<_>, PollError>>()?;
     Ok(Balances { assets })
+}
+
+/// The decode error of amounts whose sums leave `Decimal`'s range (about 7.9e28): no real balance
+/// is that large, so the answer is not to be trusted.
+pub fn out_of_range(what: &str) -> PollError {
+    decode_error(format!(
+        "amounts out of range: {what}'s balance + credit - credit_used - hold_trade (or its sum over rows) exceeds the exact decimal range; the answer is not a real balance"
+    ))
 }
 
 #[cfg(test)]
@@ -261,6 +288,26 @@ mod tests {
         ] {
             let err = decode(body).unwrap_err();
             assert_eq!(err.reason, ErrorReason::Decode, "{body}");
+        }
+    }
+
+    #[test]
+    fn amounts_whose_sum_leaves_the_decimal_range_are_a_decode_error_not_a_panic() {
+        let max = Decimal::MAX.to_string();
+        for body in [
+            format!(
+                r#"{{"error":[],"result":{{"XXBT":{{"balance":"{max}","hold_trade":"0","credit":"1"}}}}}}"#
+            ),
+            format!(
+                r#"{{"error":[],"result":{{"XXBT":{{"balance":"-{max}","hold_trade":"1"}}}}}}"#
+            ),
+        ] {
+            let err = decode(&body).unwrap_err();
+            assert_eq!(err.reason, ErrorReason::Decode, "{body}");
+            assert!(
+                err.message.contains("amounts out of range") && err.message.contains("XXBT"),
+                "{err}"
+            );
         }
     }
 

@@ -119,3 +119,38 @@ async fn concurrent_calls_on_one_key_reach_kraken_with_increasing_nonces() {
     assert_eq!(nonces.len(), 32);
     assert!(nonces.windows(2).all(|w| w[0] < w[1]), "{nonces:?}");
 }
+
+#[tokio::test]
+async fn rows_adding_up_past_the_decimal_range_fail_the_poll_and_polling_goes_on() {
+    use crate::helpers::{settings_for, TestApp};
+
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    // Each row is a valid decimal; XXBT and XBT.F together exceed Decimal's range (about 7.9e28).
+    simulator.set_recorded(
+        main.api_key,
+        BALANCE_EX_PATH,
+        Some(
+            br#"{"error":[],"result":{"XXBT":{"balance":"50000000000000000000000000000","hold_trade":"0"},"XBT.F":{"balance":"50000000000000000000000000000","hold_trade":"0"}}}"#
+                .to_vec(),
+        ),
+    );
+    let mut settings = settings_for(&simulator, &[&main]);
+    settings.poll_interval = Duration::from_millis(200);
+    settings.max_backoff = Duration::from_millis(400);
+    let app = TestApp::spawn(&settings).await;
+    let m = app
+        .scrape_until("two failed polls", |s| {
+            s.get(r#"kraken_poll_errors_total{account="main",reason="decode"}"#) >= Some(2.0)
+        })
+        .await;
+    assert_eq!(m.up("main"), 0.0);
+    // The poll task lives on: a sane answer is exported at the next attempt.
+    simulator.set_recorded(main.api_key, BALANCE_EX_PATH, None);
+    let m = app
+        .scrape_until("a good poll", |s| {
+            s.get(r#"kraken_up{account="main"}"#) == Some(1.0)
+        })
+        .await;
+    assert!(m.balance("kraken_balance", "main", "XBT", "spot").is_some());
+    app.stop().await;
+}
