@@ -28,7 +28,8 @@ use rust_decimal::Decimal;
 fn apply(metrics: &Metrics, names: &AssetNames, body: &[u8]) {
     let balances = decode_balance_ex(body).expect("the body is valid");
     let labelled = label_all_with(names, balances.assets.iter().map(|a| a.key.as_str()));
-    let spendable = spendable_by_asset(names, &balances.assets, &labelled);
+    let spendable = spendable_by_asset(names, &balances.assets, &labelled)
+        .expect("synthetic amounts are in range");
     metrics.update(|m| {
         m.replace_balances("account0", labelled.labels.iter().zip(&balances.assets));
         m.replace_spendable("account0", &spendable);
@@ -98,7 +99,8 @@ fn main() {
             let body = synthetic_balance_ex(1000);
             let balances = decode_balance_ex(body.as_bytes()).expect("the body is valid");
             let labelled = label_all_with(&names, balances.assets.iter().map(|a| a.key.as_str()));
-            let spendable = spendable_by_asset(&names, &balances.assets, &labelled);
+            let spendable = spendable_by_asset(&names, &balances.assets, &labelled)
+                .expect("synthetic amounts are in range");
             let price = |text: &str| Decimal::from_str(text).expect("a valid price");
             // Every eighth asset has a direct USD pair; the rest go through one hop via XBT or are
             // unpriced, as on real accounts with many small tokens.
