@@ -4,17 +4,19 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use kraken_exporter::collectors::BalanceFamilies;
 use kraken_exporter::kraken::assets::label_all;
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::simulator::synthetic_balance_ex;
 
 /// Decode, label, replace the account's series and publish: what a successful poll does.
-fn apply(metrics: &Metrics, body: &[u8]) {
+fn apply(metrics: &Metrics, families: &BalanceFamilies, body: &[u8]) {
     let balances = decode_balance_ex(body).expect("the benchmark body is valid");
     let labelled = label_all(balances.assets.iter().map(|a| a.key.as_str()));
-    metrics
-        .update(|m| m.replace_balances("account0", labelled.labels.iter().zip(&balances.assets)));
+    metrics.update(|m| {
+        families.replace_balances(m, "account0", labelled.labels.iter().zip(&balances.assets))
+    });
 }
 
 fn benchmarks(c: &mut Criterion) {
@@ -23,8 +25,9 @@ fn benchmarks(c: &mut Criterion) {
         b.iter(|| decode_balance_ex(black_box(body.as_bytes())).expect("valid"))
     });
     let metrics = Metrics::new(&["account0"]);
+    let families = BalanceFamilies::register(&metrics);
     c.bench_function("decode, apply and publish 1000 assets", |b| {
-        b.iter(|| apply(&metrics, black_box(body.as_bytes())))
+        b.iter(|| apply(&metrics, &families, black_box(body.as_bytes())))
     });
     c.bench_function("scrape body of 1000 assets", |b| {
         b.iter(|| black_box(metrics.scrape()))

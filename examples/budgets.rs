@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use kraken_exporter::collectors::BalanceFamilies;
 use kraken_exporter::kraken::assets::{label_all_with, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::metrics::Metrics;
@@ -25,20 +26,25 @@ use kraken_exporter::web_config::WebConfig;
 use rust_decimal::Decimal;
 
 /// Decodes, labels and publishes one answer, as a successful poll does.
-fn apply(metrics: &Metrics, names: &AssetNames, body: &[u8]) {
+fn apply(metrics: &Metrics, families: &BalanceFamilies, names: &AssetNames, body: &[u8]) {
     let balances = decode_balance_ex(body).expect("the body is valid");
     let labelled = label_all_with(names, balances.assets.iter().map(|a| a.key.as_str()));
     let spendable = spendable_by_asset(names, &balances.assets, &labelled)
         .expect("synthetic amounts are in range");
     metrics.update(|m| {
-        m.replace_balances("account0", labelled.labels.iter().zip(&balances.assets));
-        m.replace_spendable("account0", &spendable);
+        families.replace_balances(m, "account0", labelled.labels.iter().zip(&balances.assets));
+        families.replace_spendable(m, "account0", &spendable);
     });
 }
 
 #[inline(never)]
-fn measured_decode_apply(metrics: &Metrics, names: &AssetNames, body: &[u8]) {
-    apply(metrics, names, body);
+fn measured_decode_apply(
+    metrics: &Metrics,
+    families: &BalanceFamilies,
+    names: &AssetNames,
+    body: &[u8],
+) {
+    apply(metrics, families, names, body);
 }
 
 #[inline(never)]
@@ -74,9 +80,10 @@ fn main() {
         "decode_apply" => {
             let body = synthetic_balance_ex(1000);
             let metrics = Metrics::new(&["account0"]);
+            let families = BalanceFamilies::register(&metrics);
             // One warm-up, so lazily built state is not counted.
-            apply(&metrics, &names, body.as_bytes());
-            measured_decode_apply(&metrics, &names, black_box(body.as_bytes()));
+            apply(&metrics, &families, &names, body.as_bytes());
+            measured_decode_apply(&metrics, &families, &names, black_box(body.as_bytes()));
         }
         "scrape" => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -84,7 +91,13 @@ fn main() {
                 .build()
                 .expect("a runtime starts");
             let metrics = Arc::new(Metrics::new(&["account0"]));
-            apply(&metrics, &names, synthetic_balance_ex(3000).as_bytes());
+            let families = BalanceFamilies::register(&metrics);
+            apply(
+                &metrics,
+                &families,
+                &names,
+                synthetic_balance_ex(3000).as_bytes(),
+            );
             let router = kraken_exporter::server::router(
                 Arc::clone(&metrics),
                 Arc::new(Readiness::new(&["account0"])),

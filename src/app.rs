@@ -13,29 +13,26 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::Settings;
 use crate::kraken::PollError;
-use crate::metrics::Metrics;
 use crate::poller::{AccountPoller, MAX_CONCURRENT_POLLS};
-use crate::readiness::Readiness;
-use crate::running::Running;
+pub use crate::reload::ReloadSource;
+use crate::reload::{apply_reloads, reload_on_sighup};
+use crate::running::{Outputs, Running};
+use crate::server::DEFAULT_TELEMETRY_PATH;
 use crate::web_config::WebConfig;
 
 /// A built, not yet running exporter.
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
+    outputs: Outputs,
     settings: Settings,
     options: ServeOptions,
     reload: ReloadSource,
 }
-
-/// Where a reload reads the configuration from (the file and the environment taken at start).
-pub type ReloadSource = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
 
 /// How the exporter serves: the web configuration and the flags of the HTTP side.
 #[derive(Debug)]
@@ -51,15 +48,10 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             web: WebConfig::default(),
-            telemetry_path: "/metrics".to_string(),
+            telemetry_path: DEFAULT_TELEMETRY_PATH.to_string(),
             enable_lifecycle: false,
         }
     }
-}
-
-/// A request to reload the configuration, answered with the outcome.
-pub struct ReloadRequest {
-    pub done: oneshot::Sender<Result<(), String>>,
 }
 
 impl Application {
@@ -77,8 +69,7 @@ impl Application {
         reload: Option<ReloadSource>,
     ) -> anyhow::Result<Self> {
         let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
-        let metrics = Arc::new(Metrics::new(&names));
-        let readiness = Arc::new(Readiness::new(&names));
+        let outputs = Outputs::new(&names);
         let listener = TcpListener::bind(listen_address).await.with_context(|| {
             format!("cannot listen on {listen_address}; pick a free HOST:PORT with --web.listen-address")
         })?;
@@ -90,8 +81,7 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            metrics,
-            readiness,
+            outputs,
             settings: settings.clone(),
             options,
             reload,
@@ -108,14 +98,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut running = Running::new(Arc::clone(&self.metrics), Arc::clone(&self.readiness));
+        let mut running = Running::new(self.outputs.clone());
         running.start(&self.settings).await?;
-        let (reloads, reload_requests) = mpsc::channel::<ReloadRequest>(4);
+        let (reloads, reload_requests) = crate::reload::channel();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let supervisor = tokio::spawn(supervise(
+        let supervisor = tokio::spawn(apply_reloads(
             running,
             self.reload,
-            Arc::clone(&self.metrics),
+            Arc::clone(&self.outputs.metrics),
             reload_requests,
             stop_rx.clone(),
         ));
@@ -129,8 +119,8 @@ impl Application {
             "serving metrics"
         );
         let router = crate::server::router(
-            self.metrics,
-            self.readiness,
+            self.outputs.metrics,
+            self.outputs.readiness,
             &self.options.web,
             &crate::server::Routes {
                 telemetry_path: self.options.telemetry_path.clone(),
@@ -154,97 +144,31 @@ impl Application {
     }
 }
 
-/// Applies reload requests one at a time until `stop` changes, then stops the running configuration.
-async fn supervise(
-    mut running: Running,
-    source: ReloadSource,
-    metrics: Arc<Metrics>,
-    mut requests: mpsc::Receiver<ReloadRequest>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            request = requests.recv() => {
-                let Some(request) = request else { break };
-                let outcome = reload(&mut running, &source).await;
-                match &outcome {
-                    Ok(()) => tracing::info!("configuration reloaded"),
-                    Err(error) => tracing::error!(%error, "configuration reload failed; the running configuration is unchanged"),
-                }
-                metrics.update(|m| m.record_reload(outcome.is_ok()));
-                let _ = request.done.send(outcome);
-            }
-            _ = stop.changed() => break,
-        }
-    }
-    running.stop().await;
-}
-
-async fn reload(running: &mut Running, source: &ReloadSource) -> Result<(), String> {
-    let settings = source()?;
-    running
-        .start(&settings)
-        .await
-        .map_err(|err| format!("{err:#}"))?;
-    tracing::info!(settings = %settings.summary(), "configuration applied");
-    Ok(())
-}
-
-/// Asks for a reload on every SIGHUP, until `stop` changes.
-async fn reload_on_sighup(reloads: mpsc::Sender<ReloadRequest>, mut stop: watch::Receiver<bool>) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; reload through POST /-/reload instead");
-            return;
-        };
-        loop {
-            tokio::select! {
-                received = hangups.recv() => {
-                    if received.is_none() {
-                        return;
-                    }
-                    tracing::info!("SIGHUP: reloading the configuration");
-                    let (done, _outcome) = oneshot::channel();
-                    if reloads.send(ReloadRequest { done }).await.is_err() {
-                        return;
-                    }
-                }
-                _ = stop.changed() => return,
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (reloads, stop.changed().await);
-    }
-}
-
 /// Polls every account once, concurrently; returns the exposition text and the failures. An account
 /// that holds nothing yet is a success (the poller logs it).
 pub async fn poll_all_once(
     settings: &Settings,
 ) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
-    let metrics = Arc::new(Metrics::new(&[] as &[&str]));
-    let readiness = Arc::new(Readiness::default());
+    let outputs = Outputs::new(&[]);
     let crate::running::Parts {
         pollers, prices, ..
     } = crate::running::build(
         settings,
         &crate::running::http_for(settings)?,
-        &metrics,
-        &readiness,
+        &outputs,
         &Default::default(),
     );
     if let Some(mut prices) = prices {
         // Values need prices; a failure here costs the values, not the balances or the exit code.
         if let Err(err) = prices.refresh().await {
             tracing::warn!(reason = %err.reason, error = %err.message, "cannot read prices; balances are printed without values");
-            metrics.update(|metrics| metrics.record_price_refresh(false));
+            let families = &outputs.families.valuation;
+            outputs
+                .metrics
+                .update(|metrics| families.record_refresh(metrics, false));
         }
     }
+    let metrics = outputs.metrics;
     let failures = poll_each_once(pollers)
         .await
         .into_iter()

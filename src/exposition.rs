@@ -16,6 +16,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use rust_decimal::Decimal;
+use std::str::FromStr;
 
 /// One text, plain and (compressed on first use, then kept) gzip. Clones share both.
 #[derive(Debug, Default, Clone)]
@@ -178,6 +180,24 @@ impl Body for ChunkedBytes {
     }
 }
 
+/// The nearest `f64` to an exact decimal.
+///
+/// A decimal is `mantissa / 10^scale`. When both are exact in `f64` (mantissa up to 2^53, scale up to
+/// 22: every Kraken amount), one IEEE division gives the correctly rounded result; otherwise the decimal
+/// text goes through Rust's correctly rounded parser. Either way the result is the nearest `f64`.
+pub fn to_f64(value: Decimal) -> f64 {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let mantissa = value.mantissa();
+    let scale = value.scale() as usize;
+    if mantissa.unsigned_abs() <= 1u128 << 53 && scale < POW10.len() {
+        return mantissa as f64 / POW10[scale];
+    }
+    f64::from_str(&value.to_string()).unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +256,16 @@ mod tests {
         let text = Encoded::of("kraken_up 1\n");
         let clone = text.clone();
         assert_eq!(clone.gzip().as_ptr(), text.gzip().as_ptr());
+    }
+
+    #[test]
+    fn decimals_convert_to_the_nearest_f64() {
+        use rust_decimal::Decimal;
+        assert_eq!(to_f64(Decimal::from_str("17185.45").unwrap()), 17185.45);
+        assert_eq!(to_f64(Decimal::from_str("0.0000000001").unwrap()), 1e-10);
+        assert_eq!(
+            to_f64(Decimal::from_str("101.1234567890").unwrap()),
+            101.123456789
+        );
     }
 }

@@ -7,17 +7,21 @@
 //!
 //! Module map (`pub` modules are the surface the binary, the tests, the benches and the fuzz targets
 //! use; the rest is `pub(crate)`):
-//! - [`app`]: `Application::build` / `run_until_stopped`, `--once`, `--check-config`; [`telemetry`]: logging.
+//! - [`app`]: `Application::build` / `run_until_stopped`, `--once`, `--check-config`; [`telemetry`]: logging;
+//!   [`reload`]: the one reload handle for SIGHUP and `/-/reload`; [`running`]: the running
+//!   configuration and [`running::build`], the one way pollers are made.
 //! - [`config`]: schema, validation, secrets, environment; [`web_config`]: the exporter-toolkit web
 //!   configuration (parser, TLS, one file reloader).
 //! - [`kraken`]: signing, nonces, the signed call, error reasons, asset names, and one module per
-//!   endpoint (`balance_ex`, `public`).
-//! - [`collectors`]: what each endpoint feeds into the metrics, and the one list of endpoints.
-//! - [`poller`]: per account, a drift-free schedule walking its collectors in sequence, with backoff;
-//!   [`readiness`] records first successes for `/ready`.
-//! - [`metrics`]: every family, the registry and the one publisher; `exposition` renders by hand.
-//! - [`server`] and [`listener`]: routes, guards (auth, headers, limits) and the accept loop; `prices`,
-//!   [`valuation`]: balances valued in quote currencies.
+//!   endpoint (`balance_ex`, `trade_balance`, `earn_allocations`, `public`).
+//! - [`collectors`]: one collector per endpoint with the families it feeds, and the one table of
+//!   endpoints ([`collectors::ENDPOINTS`]).
+//! - [`poller`]: per account, a drift-free schedule walking its collectors in sequence, with one
+//!   health record per endpoint; [`readiness`] records first successes for `/ready`.
+//! - [`metrics`]: generic machinery only (family kinds, per-account series, the exporter's own
+//!   health, the one publisher); `exposition` renders by hand.
+//! - [`server`] and [`listener`]: routes, guards (auth, headers, limits) and the accept loop;
+//!   [`prices`] and [`valuation`]: balances valued in quote currencies.
 //! - [`simulator`]: the simulated Kraken (private, public, faults) used by `--demo` and the tests;
 //!   [`demo`]: the demo accounts.
 
@@ -31,9 +35,10 @@ pub mod kraken;
 pub mod listener;
 pub mod metrics;
 pub mod poller;
-pub(crate) mod prices;
+pub mod prices;
 pub mod readiness;
-pub(crate) mod running;
+pub mod reload;
+pub mod running;
 pub mod server;
 pub mod simulator;
 pub mod spendable;

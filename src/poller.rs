@@ -2,13 +2,16 @@
 //! metrics.
 //!
 //! The schedule is a grid `start + k * poll_interval`: a slow poll does not shift later polls (no drift),
-//! and polls missed while one hung are skipped rather than fired in a burst. On success the account's
-//! balance series are replaced (and valued, when valuation is on); on failure the last values stay,
-//! `kraken_up` drops to 0, the error is counted by reason and logged once with a hint, and the next
-//! attempt waits out a backoff (`backoff.rs`), after which the grid restarts. With `stale_after`,
-//! balances older than that are removed. Accounts start spread over one interval ([`first_polls`]) and
-//! share a bound of [`MAX_CONCURRENT_POLLS`] requests in flight. [`run`] drives any [`PollTarget`], so
-//! the schedule is tested with paused time and no network.
+//! and polls missed while one hung are skipped rather than fired in a burst. Each endpoint of an
+//! account has one health record ([`EndpointHealth`]): its backoff after failures (`backoff.rs`), when
+//! it may be called again, and its last success, after which its series go once `stale_after` has
+//! passed. The first endpoint (the balances) decides `kraken_up` and the account's schedule: after its
+//! failure the next attempt waits out its backoff, then the grid restarts; a later endpoint that fails
+//! waits out its own backoff on the account's grid and never delays the balances. On failure the last
+//! values stay, the error is counted by reason and logged once with a hint. Accounts start spread over
+//! one interval ([`first_polls`]) and share a bound of [`MAX_CONCURRENT_POLLS`] requests in flight.
+//! [`run`] only schedules any [`PollTarget`], so the schedule is tested with paused time and no
+//! network.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,7 +22,7 @@ use tokio::time::Instant;
 use crate::backoff::Backoff;
 use crate::collectors::Collector;
 use crate::kraken::{ErrorReason, KrakenClient, PollError};
-use crate::metrics::Metrics;
+use crate::metrics::{Changes, Metrics};
 use crate::readiness::Readiness;
 
 /// The fixed poll grid of one account.
@@ -51,35 +54,67 @@ impl Schedule {
     }
 }
 
-/// Polls one account's endpoints and publishes what it learns.
-pub struct AccountPoller {
-    account: String,
-    client: KrakenClient,
-    /// The endpoints, polled in this order; the first (`BalanceEx`) decides `kraken_up`.
-    collectors: Vec<Box<dyn Collector>>,
-    /// For each collector after the first: when it may be called again after failures.
-    optional: Vec<OptionalEndpoint>,
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
-    last_failed: Option<bool>,
-    /// The wait last exported as `kraken_backoff_seconds`.
-    backoff: Duration,
-    /// With `stale_after`, an optional endpoint's series go once its last success is that old.
-    stale_after: Option<Duration>,
-}
-
-/// The health of an optional endpoint: its own backoff, on the account's poll grid.
-struct OptionalEndpoint {
+/// The health of one endpoint of one account.
+struct EndpointHealth {
     backoff: Backoff,
+    /// After a failure: when the endpoint may be called again.
     retry_at: Option<Instant>,
-    failing: bool,
+    /// The wait its last failure asked for (zero while it succeeds).
+    wait: Duration,
+    /// `None` before the first answer.
+    last_failed: Option<bool>,
     /// When its series were last set; they are removed once older than `stale_after`.
     last_success: Option<Instant>,
 }
 
+impl EndpointHealth {
+    fn new(timing: &PollTiming) -> Self {
+        Self {
+            // A random seed per endpoint, so accounts of one exporter do not retry in step.
+            backoff: Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..)),
+            retry_at: None,
+            wait: Duration::ZERO,
+            last_failed: None,
+            last_success: None,
+        }
+    }
+
+    fn succeeded(&mut self, now: Instant) {
+        self.backoff.reset();
+        self.retry_at = None;
+        self.wait = Duration::ZERO;
+        self.last_failed = Some(false);
+        self.last_success = Some(now);
+    }
+
+    fn failed(&mut self, err: &PollError, now: Instant) -> Duration {
+        self.wait = self.backoff.after_failure(err, SystemTime::now());
+        self.retry_at = Some(now + self.wait);
+        self.last_failed = Some(true);
+        self.wait
+    }
+
+    fn stale_at(&self, stale_after: Option<Duration>) -> Option<Instant> {
+        Some(self.last_success? + stale_after?)
+    }
+}
+
+/// Polls one account's endpoints and publishes what it learns.
+pub struct AccountPoller {
+    account: String,
+    client: KrakenClient,
+    /// The endpoints, polled in this order, each with its health; the first decides `kraken_up`.
+    endpoints: Vec<(Box<dyn Collector>, EndpointHealth)>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    /// The wait last exported as `kraken_backoff_seconds`.
+    exported_backoff: Duration,
+    stale_after: Option<Duration>,
+}
+
 impl AccountPoller {
-    /// A poller of `account`'s `collectors`; optional endpoints back off and go stale by `timing`
-    /// (that of the account's schedule).
+    /// A poller of `account`'s `collectors`; every endpoint backs off and goes stale by `timing`
+    /// (that of the account's schedule). Made by [`crate::running::build`].
     pub fn new(
         account: String,
         client: KrakenClient,
@@ -88,25 +123,16 @@ impl AccountPoller {
         readiness: Arc<Readiness>,
         timing: PollTiming,
     ) -> Self {
-        let optional = collectors
-            .iter()
-            .skip(1)
-            .map(|_| OptionalEndpoint {
-                backoff: Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..)),
-                retry_at: None,
-                failing: false,
-                last_success: None,
-            })
-            .collect();
         Self {
             account,
             client,
-            collectors,
-            optional,
+            endpoints: collectors
+                .into_iter()
+                .map(|collector| (collector, EndpointHealth::new(&timing)))
+                .collect(),
             metrics,
             readiness,
-            last_failed: None,
-            backoff: Duration::ZERO,
+            exported_backoff: Duration::ZERO,
             stale_after: timing.stale_after,
         }
     }
@@ -117,114 +143,59 @@ impl AccountPoller {
 
     /// Kraken's method names of the endpoints this account polls, in order.
     pub fn endpoints(&self) -> Vec<&'static str> {
-        self.collectors.iter().map(|c| c.endpoint()).collect()
+        self.endpoints.iter().map(|(c, _)| c.endpoint()).collect()
     }
 
-    /// Polls every endpoint once, in order (an optional one only when its backoff allows), publishes
-    /// each outcome and logs it; the result is `BalanceEx`'s. When `BalanceEx` fails, the others are
-    /// not called: the key's problem would fail them too and cost rate budget. On success, the
-    /// number of rows `BalanceEx` answered (0: the account holds nothing yet).
-    pub async fn poll_once(&mut self) -> Result<usize, PollError> {
-        let account = self.account.as_str();
-        let Some((primary, optional)) = self.collectors.split_first_mut() else {
-            return Ok(0);
-        };
-        let endpoint = primary.endpoint();
-        let started = Instant::now();
-        let result = primary.fetch(&self.client).await;
-        let elapsed = started.elapsed();
-        match &result {
-            Ok(items) => {
-                self.metrics.update(|m| {
-                    primary.apply(account, m);
-                    m.record_poll(account, elapsed, None);
-                    m.record_endpoint(account, endpoint, None);
-                });
-                self.readiness.mark_succeeded(account);
-                if *items == 0 && self.last_failed != Some(false) {
-                    tracing::info!(
-                        account,
-                        endpoint,
-                        "Kraken reports no balances for this account: it holds nothing yet (new or never funded); kraken_up is 1 and no balance series are exported until it does"
-                    );
-                }
-                match self.last_failed {
-                    None => tracing::info!(
-                        account,
-                        endpoint,
-                        assets = items,
-                        "first BalanceEx poll succeeded"
-                    ),
-                    Some(true) => tracing::info!(
-                        account,
-                        endpoint,
-                        assets = items,
-                        "BalanceEx poll succeeded again"
-                    ),
-                    Some(false) => tracing::debug!(
-                        account,
-                        endpoint,
-                        assets = items,
-                        duration_ms = elapsed.as_millis() as u64,
-                        "BalanceEx poll succeeded"
-                    ),
-                }
-                self.last_failed = Some(false);
-            }
-            Err(err) => {
-                self.metrics.update(|m| {
-                    m.record_poll(account, elapsed, Some(err.reason));
-                    m.record_endpoint(account, endpoint, Some(err.reason));
-                });
-                tracing::warn!(
-                    account,
-                    endpoint,
-                    reason = %err.reason,
-                    error = %err.message,
-                    hint = %hint(err, primary.permission()),
-                    "BalanceEx poll failed; keeping the last values"
-                );
-                self.last_failed = Some(true);
-                return result;
-            }
+    /// Declares the account's endpoints and exports what its configuration says about each
+    /// (thresholds), in the update that applies a configuration.
+    pub fn configure(&self, metrics: &mut Changes<'_>) {
+        metrics.set_endpoints(&self.account, &self.endpoints());
+        for (collector, _) in &self.endpoints {
+            collector.configure(&self.account, metrics);
         }
-        for (collector, health) in optional.iter_mut().zip(&mut self.optional) {
-            let now = Instant::now();
-            let stale = match (self.stale_after, health.last_success) {
-                (Some(after), Some(at)) => now.duration_since(at) > after,
-                _ => false,
-            };
-            if stale {
-                // Its figures (a margin level, say) would otherwise stay exported however old.
-                health.last_success = None;
-                let endpoint = collector.endpoint();
-                tracing::warn!(account, endpoint, "no successful call within stale_after; its series are removed until the next success");
-                self.metrics.update(|m| collector.clear(account, m));
-            }
-            if health.retry_at.is_some_and(|at| now < at) {
+    }
+
+    /// Polls every endpoint once, in order (a later one only when its backoff allows), publishes each
+    /// outcome and logs it; the result is the first endpoint's. When it fails, the others are not
+    /// called: the key's problem would fail them too and cost rate budget. On success, the number of
+    /// rows the balances answered (0: the account holds nothing yet).
+    pub async fn poll_once(&mut self) -> Result<usize, PollError> {
+        self.expire(Instant::now());
+        let account = self.account.as_str();
+        let mut result = Ok(0);
+        for (index, (collector, health)) in self.endpoints.iter_mut().enumerate() {
+            let first = index == 0;
+            if health.retry_at.is_some_and(|at| Instant::now() < at) && !first {
                 continue;
             }
             let endpoint = collector.endpoint();
-            match collector.fetch(&self.client).await {
+            let started = Instant::now();
+            let outcome = collector.fetch(&self.client).await;
+            let elapsed = started.elapsed();
+            match outcome {
                 Ok(items) => {
                     self.metrics.update(|m| {
                         collector.apply(account, m);
+                        if first {
+                            m.record_poll(account, elapsed, None);
+                        }
                         m.record_endpoint(account, endpoint, None);
                     });
-                    if health.failing {
-                        tracing::info!(account, endpoint, items, "endpoint answers again");
+                    log_success(account, endpoint, items, elapsed, health.last_failed, first);
+                    health.succeeded(Instant::now());
+                    if first {
+                        self.readiness.mark_succeeded(account);
+                        result = Ok(items);
                     }
-                    health.backoff.reset();
-                    health.retry_at = None;
-                    health.failing = false;
-                    health.last_success = Some(Instant::now());
                 }
                 Err(err) => {
-                    self.metrics
-                        .update(|m| m.record_endpoint(account, endpoint, Some(err.reason)));
-                    let wait = health.backoff.after_failure(&err, SystemTime::now());
-                    health.retry_at = Some(Instant::now() + wait);
-                    health.failing = true;
+                    self.metrics.update(|m| {
+                        if first {
+                            m.record_poll(account, elapsed, Some(err.reason));
+                        }
+                        m.record_endpoint(account, endpoint, Some(err.reason));
+                    });
+                    let wait = health.failed(&err, Instant::now());
                     tracing::warn!(
                         account,
                         endpoint,
@@ -232,12 +203,78 @@ impl AccountPoller {
                         error = %err.message,
                         hint = %hint(&err, collector.permission()),
                         retry_in = %humantime::format_duration(round_to_ms(wait)),
-                        "call failed; its last values stay, balances are not affected"
+                        "call failed; its last values stay"
                     );
+                    if first {
+                        result = Err(err);
+                        break;
+                    }
                 }
             }
         }
+        self.export_backoff();
         result
+    }
+
+    /// Removes the series of every endpoint whose last success is older than `stale_after`.
+    fn expire(&mut self, now: Instant) {
+        let account = self.account.as_str();
+        for (collector, health) in &mut self.endpoints {
+            if health
+                .stale_at(self.stale_after)
+                .is_some_and(|at| at <= now)
+            {
+                // Its figures would otherwise stay exported however old.
+                health.last_success = None;
+                tracing::warn!(
+                    account,
+                    endpoint = collector.endpoint(),
+                    stale_after = %humantime::format_duration(self.stale_after.unwrap_or_default()),
+                    "no successful call within stale_after; its series are removed until the next success"
+                );
+                self.metrics.update(|m| collector.clear(account, m));
+            }
+        }
+    }
+
+    /// `kraken_backoff_seconds`: the first endpoint's wait, rendered only when it changes.
+    fn export_backoff(&mut self) {
+        let wait = self
+            .endpoints
+            .first()
+            .map_or(Duration::ZERO, |(_, h)| h.wait);
+        if wait != self.exported_backoff {
+            self.exported_backoff = wait;
+            self.metrics.update(|m| m.set_backoff(&self.account, wait));
+        }
+    }
+}
+
+fn log_success(
+    account: &str,
+    endpoint: &str,
+    items: usize,
+    elapsed: Duration,
+    last_failed: Option<bool>,
+    first: bool,
+) {
+    if first && items == 0 && last_failed != Some(false) {
+        tracing::info!(
+            account,
+            endpoint,
+            "Kraken reports no balances for this account: it holds nothing yet (new or never funded); kraken_up is 1 and no balance series are exported until it does"
+        );
+    }
+    match last_failed {
+        None => tracing::info!(account, endpoint, items, "first call succeeded"),
+        Some(true) => tracing::info!(account, endpoint, items, "endpoint answers again"),
+        Some(false) => tracing::debug!(
+            account,
+            endpoint,
+            items,
+            duration_ms = elapsed.as_millis() as u64,
+            "call succeeded"
+        ),
     }
 }
 
@@ -251,16 +288,16 @@ fn hint(err: &PollError, permission: &str) -> String {
     }
 }
 
-/// What the schedule drives: one account's poll and what to do with its outcome.
+/// What the schedule drives: one account's poll.
 pub trait PollTarget: Send {
     /// The account name, for logs.
     fn account(&self) -> &str;
-    /// Polls once.
-    fn poll(&mut self) -> impl std::future::Future<Output = Result<(), PollError>> + Send;
-    /// The wait before the next attempt, after every poll (zero after a success).
-    fn backoff_changed(&mut self, wait: Duration);
-    /// The last success is older than `stale_after`.
-    fn went_stale(&mut self);
+    /// Polls once: `Ok`, or the wait its failure asks for before the next attempt.
+    fn poll(&mut self) -> impl std::future::Future<Output = Result<(), Duration>> + Send;
+    /// When series go stale next, if ever; the schedule wakes then and calls [`PollTarget::expire`].
+    fn stale_at(&self) -> Option<Instant>;
+    /// Removes what went stale by `now`.
+    fn expire(&mut self, now: Instant);
 }
 
 impl PollTarget for AccountPoller {
@@ -268,33 +305,28 @@ impl PollTarget for AccountPoller {
         &self.account
     }
 
-    async fn poll(&mut self) -> Result<(), PollError> {
-        self.poll_once().await.map(|_| ())
-    }
-
-    fn backoff_changed(&mut self, wait: Duration) {
-        // Called after every poll, which has just published; only a new wait needs another render.
-        if wait != self.backoff {
-            self.backoff = wait;
-            self.metrics
-                .update(|metrics| metrics.set_backoff(&self.account, wait));
+    async fn poll(&mut self) -> Result<(), Duration> {
+        match self.poll_once().await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(self.exported_backoff),
         }
     }
 
-    fn went_stale(&mut self) {
-        let account = self.account.as_str();
-        let collectors = &mut self.collectors;
-        self.metrics.update(|m| {
-            for collector in collectors.iter_mut() {
-                collector.clear(account, m);
-            }
-        });
+    fn stale_at(&self) -> Option<Instant> {
+        self.endpoints
+            .iter()
+            .filter_map(|(_, health)| health.stale_at(self.stale_after))
+            .min()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        AccountPoller::expire(self, now);
     }
 }
 
-/// Polls `target` at `first_poll`, then on the grid, backing off after failures, until `shutdown`
-/// changes. At most as many polls as `limiter` has permits run at once across all accounts; an
-/// in-flight request is abandoned at shutdown.
+/// Polls `target` at `first_poll`, then on the grid; after a failure, once its wait is over, after
+/// which the grid restarts; until `shutdown` changes. At most as many polls as `limiter` has permits
+/// run at once across all accounts; an in-flight request is abandoned at shutdown.
 pub async fn run<T: PollTarget>(
     mut target: T,
     timing: PollTiming,
@@ -303,17 +335,11 @@ pub async fn run<T: PollTarget>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut schedule = Schedule::new(first_poll, timing.interval);
-    let mut backoff = Backoff::new(
-        timing.interval,
-        timing.max_backoff,
-        // A random seed per account, so accounts of one exporter do not retry in step.
-        fastrand::u64(..),
-    );
-    let mut stale_at: Option<Instant> = None;
     let mut next = first_poll;
     loop {
         // Wait for the next slot, removing stale series if they expire meanwhile.
         loop {
+            let stale_at = target.stale_at().filter(|at| *at < next);
             let stale = async {
                 match stale_at {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -323,11 +349,7 @@ pub async fn run<T: PollTarget>(
             tokio::select! {
                 () = tokio::time::sleep_until(next) => break,
                 _ = shutdown.changed() => return,
-                () = stale => {
-                    stale_at = None;
-                    log_stale(target.account(), timing.stale_after);
-                    target.went_stale();
-                }
+                () = stale => target.expire(Instant::now()),
             }
         }
         let result = tokio::select! {
@@ -339,35 +361,15 @@ pub async fn run<T: PollTarget>(
         };
         let now = Instant::now();
         next = match result {
-            Ok(()) => {
-                backoff.reset();
-                stale_at = timing.stale_after.map(|after| now + after);
-                target.backoff_changed(Duration::ZERO);
-                schedule.advance(now)
-            }
-            Err(err) => {
-                if stale_at.is_some_and(|at| at <= now) {
-                    stale_at = None;
-                    log_stale(target.account(), timing.stale_after);
-                    target.went_stale();
-                }
-                let wait = backoff.after_failure(&err, SystemTime::now());
-                tracing::info!(account = %target.account(), wait = %humantime::format_duration(round_to_ms(wait)), "next BalanceEx attempt after backoff");
-                target.backoff_changed(wait);
+            Ok(()) => schedule.advance(now),
+            Err(wait) => {
+                tracing::info!(account = %target.account(), wait = %humantime::format_duration(round_to_ms(wait)), "next attempt after backoff");
                 // Once polls succeed again, the grid restarts from the retry.
                 schedule = Schedule::new(now + wait, timing.interval);
                 now + wait
             }
         };
     }
-}
-
-fn log_stale(account: &str, stale_after: Option<Duration>) {
-    tracing::warn!(
-        account = %account,
-        stale_after = %humantime::format_duration(stale_after.unwrap_or_default()),
-        "no successful BalanceEx poll within stale_after; balance series removed until the next success"
-    );
 }
 
 /// The first poll of each of `accounts` accounts, spread evenly over one interval from `start`, so
@@ -414,7 +416,7 @@ mod tests {
             &self.name
         }
 
-        async fn poll(&mut self) -> Result<(), PollError> {
+        async fn poll(&mut self) -> Result<(), Duration> {
             self.starts.lock().unwrap().push((self.id, Instant::now()));
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -423,9 +425,11 @@ mod tests {
             Ok(())
         }
 
-        fn backoff_changed(&mut self, _wait: Duration) {}
+        fn stale_at(&self) -> Option<Instant> {
+            None
+        }
 
-        fn went_stale(&mut self) {}
+        fn expire(&mut self, _now: Instant) {}
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,5 +1,6 @@
 //! The price task: refreshes asset names, pairs and last prices from Kraken's public API on its own
-//! schedule, shared by all accounts, and revalues every account when prices change.
+//! schedule, shared by all accounts, and revalues every account when prices change; and the
+//! valuation's families ([`ValuationFamilies`]), which it and the balance collector fill.
 //!
 //! Calls per refresh: one `Ticker` (every pair at once). `Assets` and `AssetPairs` change rarely and are
 //! fetched at start and then daily (retried at the next refresh after a failure). A failure here never
@@ -12,11 +13,132 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use prometheus::GaugeVec;
+use rust_decimal::Decimal;
+
+use crate::exposition::{render_labels, to_f64, Encoded, GaugeFamily};
 use crate::kraken::assets::AssetNames;
 use crate::kraken::public::{PairInfo, PublicClient};
 use crate::kraken::PollError;
-use crate::metrics::Metrics;
-use crate::valuation::{Market, Valuation};
+use crate::metrics::{unix_seconds, AccountSeries, Changes, Metrics, RenderedFamilies, Scope};
+use crate::valuation::{AccountValues, AssetPrice, Market, Valuation, ValueRow};
+
+/// The families valued in a quote currency: balances `{account, asset, family, quote}`, then
+/// spendable amounts `{account, asset, quote}`.
+const VALUE_FAMILIES: &[GaugeFamily] = &[
+    GaugeFamily { name: "kraken_balance_value", help: "kraken_balance valued in the quote currency at Kraken's last trade price (see the README for how prices are found); fee credits are never valued." },
+    GaugeFamily { name: "kraken_balance_available_value", help: "kraken_balance_available valued in the quote currency at Kraken's last trade price." },
+    GaugeFamily { name: "kraken_spendable_value", help: "kraken_spendable valued in the quote currency at Kraken's last trade price." },
+];
+
+/// The valuation's families: the values of each account's balances (owned by the balances'
+/// endpoint, so they go with its data), its count of unpriced rows, and the prices of held assets.
+pub struct ValuationFamilies {
+    values: RenderedFamilies,
+    unpriced: AccountSeries,
+    asset_price: AccountSeries,
+    prices_up: GaugeVec,
+    prices_last_success: GaugeVec,
+}
+
+impl ValuationFamilies {
+    pub fn register(metrics: &Metrics) -> Self {
+        let balances = Scope::Data(crate::kraken::balance_ex::METHOD);
+        Self {
+            values: RenderedFamilies::register(metrics, balances, VALUE_FAMILIES),
+            unpriced: AccountSeries::register(metrics, balances, "kraken_unpriced_assets", "Balances of the account (asset and family) without a price in at least one quote currency; they get no value series.", &[]),
+            asset_price: AccountSeries::register(metrics, Scope::Global, "kraken_asset_price", "Price of one unit of the asset in the quote currency, from Kraken's last trades (ETH2 at ETH's price; see the README).", &["asset", "quote"]),
+            prices_up: metrics.gauge_vec("kraken_prices_up", "1 if the last refresh of prices from Kraken's public API succeeded, 0 if it failed.", &[]),
+            prices_last_success: metrics.gauge_vec("kraken_prices_last_success_timestamp_seconds", "Unix time of the last successful refresh of prices.", &[]),
+        }
+    }
+
+    /// Replaces the account's value series and its count of unpriced assets.
+    pub fn replace_values(&self, metrics: &mut Changes<'_>, account: &str, values: &AccountValues) {
+        self.values
+            .replace(metrics, account, render_values(account, values));
+        self.unpriced
+            .replace(metrics, account, &[(Vec::new(), values.unpriced as f64)]);
+    }
+
+    /// Removes every value series of an account (the quote currencies changed).
+    pub fn clear_values(&self, metrics: &mut Changes<'_>, account: &str) {
+        self.values.clear(metrics, account);
+        self.unpriced.clear(metrics, account);
+    }
+
+    /// Replaces every `kraken_asset_price` series.
+    pub fn set_prices(&self, metrics: &mut Changes<'_>, prices: &[AssetPrice]) {
+        let rows: Vec<(Vec<String>, f64)> = prices
+            .iter()
+            .map(|(asset, quote, price)| (vec![asset.clone(), quote.clone()], to_f64(*price)))
+            .collect();
+        self.asset_price.replace(metrics, "", &rows);
+    }
+
+    /// Records a refresh of prices: `kraken_prices_up` and, on success, its timestamp.
+    pub fn record_refresh(&self, _metrics: &mut Changes<'_>, succeeded: bool) {
+        let none: &[&str] = &[];
+        self.prices_up
+            .with_label_values(none)
+            .set(if succeeded { 1.0 } else { 0.0 });
+        if succeeded {
+            self.prices_last_success
+                .with_label_values(none)
+                .set(unix_seconds(std::time::SystemTime::now()));
+        }
+    }
+}
+
+/// Renders one account's lines of each of [`VALUE_FAMILIES`], in that order.
+fn render_values(account: &str, values: &AccountValues) -> Vec<Encoded> {
+    let rows: Vec<(String, &ValueRow)> = values
+        .rows
+        .iter()
+        .map(|row| {
+            let labels = render_labels(&[
+                ("account", account),
+                ("asset", &row.labels.asset),
+                ("family", row.labels.family.label()),
+                ("quote", &row.quote),
+            ]);
+            (labels, row)
+        })
+        .collect();
+    let pick: [fn(&ValueRow) -> Decimal; 2] = [|r| r.value, |r| r.available_value];
+    let mut chunks: Vec<Encoded> = VALUE_FAMILIES
+        .iter()
+        .zip(pick)
+        .map(|(family, amount)| {
+            family.render(
+                rows.iter()
+                    .map(|(labels, row)| (labels.as_str(), to_f64(amount(row)))),
+            )
+        })
+        .collect();
+    let spendable: Vec<(String, f64)> = values
+        .spendable
+        .iter()
+        .map(|row| {
+            (
+                render_labels(&[
+                    ("account", account),
+                    ("asset", &row.asset),
+                    ("quote", &row.quote),
+                ]),
+                to_f64(row.value),
+            )
+        })
+        .collect();
+    chunks.push(
+        VALUE_FAMILIES[2].render(
+            spendable
+                .iter()
+                .map(|(labels, value)| (labels.as_str(), *value)),
+        ),
+    );
+    chunks
+}
 
 /// How often asset names and pairs are re-read.
 pub const METADATA_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
@@ -26,6 +148,7 @@ pub struct PriceRefresher {
     client: PublicClient,
     valuation: Arc<Valuation>,
     metrics: Arc<Metrics>,
+    families: Arc<ValuationFamilies>,
     names: Arc<AssetNames>,
     pairs: Option<BTreeMap<String, PairInfo>>,
     names_at: Option<Instant>,
@@ -41,12 +164,14 @@ impl PriceRefresher {
         client: PublicClient,
         valuation: Arc<Valuation>,
         metrics: Arc<Metrics>,
+        families: Arc<ValuationFamilies>,
         names: Arc<AssetNames>,
     ) -> Self {
         Self {
             client,
             valuation,
             metrics,
+            families,
             names,
             pairs: None,
             names_at: None,
@@ -90,13 +215,14 @@ impl PriceRefresher {
         };
         let last_prices = self.client.last_prices().await?;
         let market = Market::from_kraken(pairs, &last_prices, &self.names);
+        let families = &self.families;
         self.metrics.update(|metrics| {
             let (values, prices) = self.valuation.set_market(market);
             for (account, values) in &values {
-                metrics.replace_values(account, values);
+                families.replace_values(metrics, account, values);
             }
-            metrics.set_prices(&prices);
-            metrics.record_price_refresh(true);
+            families.set_prices(metrics, &prices);
+            families.record_refresh(metrics, true);
         });
         Ok(())
     }
@@ -110,8 +236,9 @@ impl PriceRefresher {
                 _ = shutdown.changed() => return,
             };
             if result.is_err() {
+                let families = &self.families;
                 self.metrics
-                    .update(|metrics| metrics.record_price_refresh(false));
+                    .update(|metrics| families.record_refresh(metrics, false));
             }
             match result {
                 Ok(()) if failing => {

@@ -27,11 +27,11 @@ use crate::metrics::Metrics;
 use crate::poller::{first_polls, AccountPoller, PollTiming, MAX_CONCURRENT_POLLS};
 use crate::prices::PriceRefresher;
 use crate::readiness::Readiness;
-use crate::valuation::{AccountValues, Valuation};
+use crate::valuation::Valuation;
 
 /// Nonce sequences by API key (its SHA-256, so no second copy of the key is kept).
 #[derive(Default)]
-pub(crate) struct NonceBook(HashMap<[u8; 32], NonceSequence>);
+pub struct NonceBook(HashMap<[u8; 32], NonceSequence>);
 
 impl NonceBook {
     fn sequence_for(&self, api_key: &str) -> NonceSequence {
@@ -46,8 +46,30 @@ fn fingerprint(api_key: &str) -> [u8; 32] {
     Sha256::digest(api_key.as_bytes()).into()
 }
 
+/// What every configuration writes to, made once and kept across reloads: the metrics with every
+/// endpoint's families registered on them, and readiness.
+#[derive(Clone)]
+pub struct Outputs {
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub families: Arc<collectors::Registered>,
+}
+
+impl Outputs {
+    /// The metrics and readiness of `accounts`, with every endpoint's families registered.
+    pub fn new(accounts: &[&str]) -> Self {
+        let metrics = Arc::new(Metrics::new(accounts));
+        let families = Arc::new(collectors::Registered::on(&metrics));
+        Self {
+            metrics,
+            readiness: Arc::new(Readiness::new(accounts)),
+            families,
+        }
+    }
+}
+
 /// What one configuration runs, built but not started.
-pub(crate) struct Parts {
+pub struct Parts {
     pub pollers: Vec<AccountPoller>,
     pub prices: Option<PriceRefresher>,
     /// The nonce sequence of every key of the configuration.
@@ -55,12 +77,12 @@ pub(crate) struct Parts {
 }
 
 /// The HTTP client of a configuration (its `request_timeout`), shared by all its calls.
-pub(crate) fn http_for(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+pub fn http_for(settings: &Settings) -> anyhow::Result<reqwest::Client> {
     http_client(settings.request_timeout).context("cannot create the HTTP client")
 }
 
 /// The schedule of every poller of a configuration.
-fn timing_of(settings: &Settings) -> PollTiming {
+pub fn timing_of(settings: &Settings) -> PollTiming {
     PollTiming {
         interval: settings.poll_interval,
         max_backoff: settings.max_backoff,
@@ -68,41 +90,37 @@ fn timing_of(settings: &Settings) -> PollTiming {
     }
 }
 
-/// Builds the pollers and the price task of `settings` on `metrics` and `readiness`, calling through
-/// `http` and continuing the nonce sequences in `nonces`; makes the metrics and readiness follow the
-/// configured accounts.
-pub(crate) fn build(
+/// Builds the pollers and the price task of `settings` on `outputs`, calling through `http` and
+/// continuing the nonce sequences in `nonces`; makes the metrics and readiness follow the configured
+/// accounts and the endpoints each polls. The one way pollers are made, for the exporter and the
+/// tests alike.
+pub fn build(
     settings: &Settings,
     http: &reqwest::Client,
-    metrics: &Arc<Metrics>,
-    readiness: &Arc<Readiness>,
+    outputs: &Outputs,
     nonces: &NonceBook,
 ) -> Parts {
     let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
-    metrics.update(|metrics| {
-        metrics.set_accounts(&names);
-        for account in &settings.accounts {
-            metrics.set_minimums(
-                &account.name,
-                &account.min_available,
-                &account.min_spendable,
-            );
-        }
-    });
-    readiness.set_accounts(&names);
+    outputs.readiness.set_accounts(&names);
     let shared = collectors::Shared {
         names: Arc::new(AssetNames::default()),
         valuation: (!settings.quote_currencies.is_empty())
             .then(|| Arc::new(Valuation::new(settings.quote_currencies.clone()))),
+        valuation_families: Arc::clone(&outputs.families.valuation),
     };
     let prices = shared.valuation.as_ref().map(|valuation| {
         PriceRefresher::new(
             PublicClient::new(http.clone(), &settings.api_url),
             Arc::clone(valuation),
-            Arc::clone(metrics),
+            Arc::clone(&outputs.metrics),
+            Arc::clone(&outputs.families.valuation),
             Arc::clone(&shared.names),
         )
     });
+    let context = collectors::Context {
+        rebase_multiplier: settings.rebase_multiplier,
+        shared: &shared,
+    };
     let timing = timing_of(settings);
     let mut next_nonces = NonceBook::default();
     let pollers: Vec<AccountPoller> = settings
@@ -123,20 +141,17 @@ pub(crate) fn build(
             AccountPoller::new(
                 account.name.clone(),
                 client,
-                collectors::for_account(account, settings.rebase_multiplier, &shared),
-                Arc::clone(metrics),
-                Arc::clone(readiness),
+                collectors::for_account(account, &context, &outputs.families),
+                Arc::clone(&outputs.metrics),
+                Arc::clone(&outputs.readiness),
                 timing,
             )
         })
         .collect();
-    metrics.update(|metrics| {
-        for (poller, account) in pollers.iter().zip(&settings.accounts) {
-            metrics.set_endpoints(&account.name, &poller.endpoints());
-            metrics.set_margin_minimum(
-                &account.name,
-                account.margin.as_ref().and_then(|margin| margin.min_level),
-            );
+    outputs.metrics.update(|metrics| {
+        metrics.set_accounts(&names);
+        for poller in &pollers {
+            poller.configure(metrics);
         }
     });
     Parts {
@@ -148,8 +163,7 @@ pub(crate) fn build(
 
 /// The tasks of the current configuration.
 pub(crate) struct Running {
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
+    outputs: Outputs,
     limiter: Arc<Semaphore>,
     nonces: NonceBook,
     quotes: Option<Vec<String>>,
@@ -158,10 +172,9 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    pub(crate) fn new(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Self {
+    pub(crate) fn new(outputs: Outputs) -> Self {
         Self {
-            metrics,
-            readiness,
+            outputs,
             limiter: Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS)),
             nonces: NonceBook::default(),
             quotes: None,
@@ -183,20 +196,15 @@ impl Running {
             pollers,
             prices,
             nonces,
-        } = build(
-            settings,
-            &http,
-            &self.metrics,
-            &self.readiness,
-            &self.nonces,
-        );
+        } = build(settings, &http, &self.outputs, &self.nonces);
         if quotes_changed {
             // Values in the old quotes go; the next prices and polls value in the new ones.
-            self.metrics.update(|metrics| {
+            let families = &self.outputs.families.valuation;
+            self.outputs.metrics.update(|metrics| {
                 for account in &settings.accounts {
-                    metrics.replace_values(&account.name, &AccountValues::default());
+                    families.clear_values(metrics, &account.name);
                 }
-                metrics.set_prices(&[]);
+                families.set_prices(metrics, &[]);
             });
         }
         self.nonces = nonces;

@@ -23,12 +23,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::app::ReloadRequest;
 use crate::exposition::ChunkedBytes;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::readiness::Readiness;
+use crate::reload::{ReloadHandle, ReloadOutcome};
 use crate::web_config::{http_header, WebConfig};
 
 /// The longest a request may take from headers read to response ready.
@@ -39,7 +39,7 @@ struct ServerState {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     telemetry_path: Arc<str>,
-    reloads: Option<mpsc::Sender<ReloadRequest>>,
+    reloads: Option<ReloadHandle>,
 }
 
 /// The configurable routes: where the metrics are, and where reload requests go when the lifecycle
@@ -49,17 +49,20 @@ pub struct Routes {
     /// `--web.telemetry-path`, `/metrics` by default.
     pub telemetry_path: String,
     /// `Some` with `--web.enable-lifecycle`: `POST`/`PUT /-/reload` reload the configuration.
-    pub reloads: Option<mpsc::Sender<ReloadRequest>>,
+    pub reloads: Option<ReloadHandle>,
 }
 
 impl Default for Routes {
     fn default() -> Self {
         Self {
-            telemetry_path: "/metrics".to_string(),
+            telemetry_path: DEFAULT_TELEMETRY_PATH.to_string(),
             reloads: None,
         }
     }
 }
+
+/// Where the metrics are unless `--web.telemetry-path` says otherwise.
+pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
 
 /// The paths the exporter serves itself; `--web.telemetry-path` must be another one.
 pub const RESERVED_PATHS: &[&str] = &["/", "/health", "/ready", "/-/reload"];
@@ -116,18 +119,16 @@ async fn reload(State(state): State<ServerState>) -> Response {
         )
             .into_response();
     };
-    let (done, outcome) = oneshot::channel();
-    if reloads.send(ReloadRequest { done }).await.is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
-    }
-    match outcome.await {
-        Ok(Ok(())) => (StatusCode::OK, "configuration reloaded\n").into_response(),
-        Ok(Err(error)) => (
+    match reloads.reload().await {
+        ReloadOutcome::Reloaded => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        ReloadOutcome::Failed(error) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("configuration not reloaded: {error}\n"),
         )
             .into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+        ReloadOutcome::ShuttingDown => {
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+        }
     }
 }
 
@@ -357,7 +358,7 @@ async fn ready(State(state): State<ServerState>) -> Response {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "not ready: {} account(s) without a successful BalanceEx poll yet\n",
+                "not ready: {} account(s) without a successful balance poll yet\n",
                 waiting.len()
             ),
         )

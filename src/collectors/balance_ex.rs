@@ -1,20 +1,175 @@
-//! `BalanceEx` -> the balance families (`kraken_balance*`), what can be spent per asset
-//! (`kraken_spendable`), their values in quote currencies, and the prices of held assets.
+//! `BalanceEx` -> the balance families (`kraken_balance*{account, asset, family}`), what can be spent
+//! per asset (`kraken_spendable{account, asset}`), their thresholds, and (through the valuation's
+//! families) their values and the prices of held assets.
+//!
+//! The balance and spendable families are rendered by hand, one chunk per account and family (see
+//! `exposition`): thousands of series, rendered once per successful poll.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use super::{Collector, Fetch, Shared};
+use rust_decimal::Decimal;
+
+use super::{families_of, Collector, Context, Endpoint, Fetch, RegisteredFamilies, Shared};
+use crate::config::{AccountSettings, MinAvailable, MinSpendable};
+use crate::exposition::{render_labels, to_f64, Encoded, GaugeFamily};
 use crate::kraken::assets::{label_all_with, LabelledKeys};
-use crate::kraken::balance_ex::out_of_range;
-use crate::kraken::{Balances, KrakenClient, RebaseMultiplier};
-use crate::metrics::Changes;
+use crate::kraken::balance_ex::{out_of_range, METHOD, PERMISSION};
+use crate::kraken::{AssetBalance, AssetLabels, Balances, KrakenClient, RebaseMultiplier};
+use crate::metrics::{AccountSeries, Changes, Metrics, RenderedFamilies, Scope};
 use crate::spendable::spendable_by_asset;
 use crate::valuation::Holdings;
+
+/// The table's line: every account polls its balances.
+pub(super) const ENDPOINT: Endpoint = Endpoint {
+    method: METHOD,
+    permission: PERMISSION,
+    cost: 1,
+    register: |metrics| Arc::new(BalanceFamilies::register(metrics)),
+    collector: |account, context, families| {
+        Some(Box::new(BalanceExCollector::new(
+            account, context, families,
+        )))
+    },
+};
+
+/// A balance family: its name and help, and which amount of a balance it exports.
+struct BalanceFamily {
+    family: GaugeFamily,
+    amount: fn(&AssetBalance) -> Decimal,
+}
+
+/// The families with the labels `{account, asset, family}`, one series per asset of each account.
+const BALANCE_FAMILIES: &[BalanceFamily] = &[
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance", help: "Total balance of the asset as reported by Kraken BalanceEx (including held amounts), in units of the asset. KFEE (family fee_credits) is fee credits: they pay trading fees only." },
+        amount: |b| b.balance,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_available", help: "Amount of the asset available to trade or withdraw: balance + credit - credit_used - hold_trade, in units of the asset." },
+        amount: AssetBalance::available,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_credit", help: "Credit line granted in the asset (0 when Kraken reports none), in units of the asset." },
+        amount: |b| b.credit,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_credit_used", help: "Part of the credit line in use (0 when Kraken reports none), in units of the asset." },
+        amount: |b| b.credit_used,
+    },
+    BalanceFamily {
+        family: GaugeFamily { name: "kraken_balance_hold", help: "Amount of the asset on hold for open orders (hold_trade), in units of the asset." },
+        amount: |b| b.hold_trade,
+    },
+];
+
+/// The family with the labels `{account, asset}`: what can be spent of each asset.
+const SPENDABLE_FAMILY: GaugeFamily = GaugeFamily {
+    name: "kraken_spendable",
+    help: "What can be spent of the asset: balance + credit - credit_used - hold_trade summed over its spot and auto-earn rows, in units of the asset; fee credits and fiat on hold never count. Alert on this, not on the per-row available amount.",
+};
+
+/// The families `BalanceEx` feeds, shared by every account's collector.
+pub struct BalanceFamilies {
+    spendable: RenderedFamilies,
+    balances: RenderedFamilies,
+    available_min: AccountSeries,
+    spendable_min: AccountSeries,
+}
+
+impl BalanceFamilies {
+    /// Registers them; the spendable family is served first, then the balance families.
+    pub fn register(metrics: &Metrics) -> Self {
+        let balance_families: Vec<GaugeFamily> =
+            BALANCE_FAMILIES.iter().map(|f| f.family).collect();
+        Self {
+            spendable: RenderedFamilies::register(metrics, Scope::Data(METHOD), &[SPENDABLE_FAMILY]),
+            balances: RenderedFamilies::register(metrics, Scope::Data(METHOD), &balance_families),
+            available_min: AccountSeries::register(metrics, Scope::Configured(METHOD), "kraken_balance_available_min", "Configured minimum available amount of the asset (min_available); alert when kraken_balance_available falls below it.", &["asset", "family"]),
+            spendable_min: AccountSeries::register(metrics, Scope::Configured(METHOD), "kraken_spendable_min", "Configured minimum spendable amount of the asset (min_spendable); alert when kraken_spendable falls below it.", &["asset"]),
+        }
+    }
+
+    /// Replaces the account's balance series with these: new values set, vanished assets removed.
+    pub fn replace_balances<'a, I>(&self, metrics: &mut Changes<'_>, account: &str, balances: I)
+    where
+        I: IntoIterator<Item = (&'a AssetLabels, &'a AssetBalance)>,
+    {
+        let rows: Vec<(String, &AssetBalance)> = balances
+            .into_iter()
+            .map(|(labels, balance)| {
+                let rendered = render_labels(&[
+                    ("account", account),
+                    ("asset", &labels.asset),
+                    ("family", labels.family.label()),
+                ]);
+                (rendered, balance)
+            })
+            .collect();
+        let chunks = BALANCE_FAMILIES
+            .iter()
+            .map(|f| {
+                f.family.render(
+                    rows.iter()
+                        .map(|(labels, balance)| (labels.as_str(), to_f64((f.amount)(balance)))),
+                )
+            })
+            .collect();
+        self.balances.replace(metrics, account, chunks);
+    }
+
+    /// Replaces the account's `kraken_spendable` series with these (asset, amount) pairs.
+    pub fn replace_spendable(
+        &self,
+        metrics: &mut Changes<'_>,
+        account: &str,
+        spendable: &[(String, Decimal)],
+    ) {
+        let rows: Vec<(String, f64)> = spendable
+            .iter()
+            .map(|(asset, amount)| {
+                (
+                    render_labels(&[("account", account), ("asset", asset)]),
+                    to_f64(*amount),
+                )
+            })
+            .collect();
+        let chunk: Encoded =
+            SPENDABLE_FAMILY.render(rows.iter().map(|(labels, value)| (labels.as_str(), *value)));
+        self.spendable.replace(metrics, account, vec![chunk]);
+    }
+
+    /// Exports the account's thresholds, replacing those exported before.
+    fn set_minimums(
+        &self,
+        metrics: &mut Changes<'_>,
+        account: &str,
+        min_available: &[MinAvailable],
+        min_spendable: &[MinSpendable],
+    ) {
+        let rows: Vec<(Vec<String>, f64)> = min_available
+            .iter()
+            .map(|m| {
+                let labels = vec![m.asset.clone(), m.family.label().to_string()];
+                (labels, to_f64(m.amount))
+            })
+            .collect();
+        self.available_min.replace(metrics, account, &rows);
+        let rows: Vec<(Vec<String>, f64)> = min_spendable
+            .iter()
+            .map(|m| (vec![m.asset.clone()], to_f64(m.amount)))
+            .collect();
+        self.spendable_min.replace(metrics, account, &rows);
+    }
+}
 
 /// Polls `BalanceEx` and exports every row as Kraken sent it.
 pub struct BalanceExCollector {
     rebase_multiplier: Option<RebaseMultiplier>,
     shared: Shared,
+    families: Arc<BalanceFamilies>,
+    min_available: Vec<MinAvailable>,
+    min_spendable: Vec<MinSpendable>,
     warned_collisions: HashSet<String>,
     fetched: Option<Fetched>,
 }
@@ -23,14 +178,21 @@ pub struct BalanceExCollector {
 struct Fetched {
     balances: Balances,
     labelled: LabelledKeys,
-    spendable: Vec<(String, rust_decimal::Decimal)>,
+    spendable: Vec<(String, Decimal)>,
 }
 
 impl BalanceExCollector {
-    pub fn new(rebase_multiplier: Option<RebaseMultiplier>, shared: Shared) -> Self {
+    fn new(
+        account: &AccountSettings,
+        context: &Context<'_>,
+        families: &RegisteredFamilies,
+    ) -> Self {
         Self {
-            rebase_multiplier,
-            shared,
+            rebase_multiplier: context.rebase_multiplier,
+            shared: context.shared.clone(),
+            families: families_of(families),
+            min_available: account.min_available.clone(),
+            min_spendable: account.min_spendable.clone(),
             warned_collisions: HashSet::new(),
             fetched: None,
         }
@@ -39,11 +201,16 @@ impl BalanceExCollector {
 
 impl Collector for BalanceExCollector {
     fn endpoint(&self) -> &'static str {
-        crate::kraken::balance_ex::METHOD
+        METHOD
     }
 
     fn permission(&self) -> &'static str {
-        crate::kraken::balance_ex::PERMISSION
+        PERMISSION
+    }
+
+    fn configure(&self, account: &str, metrics: &mut Changes<'_>) {
+        self.families
+            .set_minimums(metrics, account, &self.min_available, &self.min_spendable);
     }
 
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
@@ -65,7 +232,7 @@ impl Collector for BalanceExCollector {
         })
     }
 
-    fn apply(&mut self, account: &str, metrics: &Changes<'_>) {
+    fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
         let Some(Fetched {
             balances,
             labelled,
@@ -83,8 +250,13 @@ impl Collector for BalanceExCollector {
                 );
             }
         }
-        metrics.replace_balances(account, labelled.labels.iter().zip(&balances.assets));
-        metrics.replace_spendable(account, &spendable);
+        self.families.replace_balances(
+            metrics,
+            account,
+            labelled.labels.iter().zip(&balances.assets),
+        );
+        self.families
+            .replace_spendable(metrics, account, &spendable);
         // Valued inside the update, so values and the price task's revaluations are published in
         // the order they were computed.
         if let Some(valuation) = &self.shared.valuation {
@@ -93,16 +265,91 @@ impl Collector for BalanceExCollector {
                 spendable,
             };
             if let Some((values, prices)) = valuation.set_holdings(account, holdings) {
-                metrics.replace_values(account, &values);
-                metrics.set_prices(&prices);
+                let families = &self.shared.valuation_families;
+                families.replace_values(metrics, account, &values);
+                families.set_prices(metrics, &prices);
             }
         }
     }
 
-    fn clear(&mut self, account: &str, metrics: &Changes<'_>) {
+    fn clear(&mut self, account: &str, metrics: &mut Changes<'_>) {
         if let Some(valuation) = &self.shared.valuation {
             valuation.clear_holdings(account);
         }
-        metrics.clear_balances(account);
+        metrics.clear_endpoint(account, METHOD, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kraken::assets::classify;
+    use std::str::FromStr;
+
+    fn balance(key: &str, amount: &str) -> (AssetLabels, AssetBalance) {
+        (
+            classify(key),
+            AssetBalance {
+                key: key.to_string(),
+                balance: Decimal::from_str(amount).unwrap(),
+                hold_trade: Decimal::ZERO,
+                credit: Decimal::ZERO,
+                credit_used: Decimal::ZERO,
+            },
+        )
+    }
+
+    #[test]
+    fn balance_families_are_contiguous_and_sorted_by_account() {
+        let metrics = Metrics::new(&["b", "a"]);
+        let families = BalanceFamilies::register(&metrics);
+        let assets = [balance("XXBT", "1"), balance("ZUSD", "2")];
+        metrics.update(|m| families.replace_balances(m, "b", assets.iter().map(|(l, b)| (l, b))));
+        metrics.update(|m| families.replace_balances(m, "a", assets.iter().map(|(l, b)| (l, b))));
+        let text = metrics.render_text();
+        let names: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kraken_balance"))
+            .map(|l| l.split('{').next().unwrap())
+            .collect();
+        let mut families_seen = names.clone();
+        families_seen.dedup();
+        let mut unique = families_seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            families_seen.len(),
+            unique.len(),
+            "each family's lines are together: {families_seen:?}"
+        );
+        let first_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kraken_balance{"))
+            .collect();
+        assert!(
+            first_lines[0].contains(r#"account="a""#) && first_lines[3].contains(r#"account="b""#)
+        );
+        assert_eq!(text.matches("# TYPE kraken_balance gauge").count(), 1);
+    }
+
+    #[test]
+    fn replacing_balances_removes_vanished_assets_and_spendable_comes_first() {
+        let metrics = Metrics::new(&["a"]);
+        let families = BalanceFamilies::register(&metrics);
+        let first = [balance("XXBT", "1"), balance("DOT.S", "2")];
+        metrics.update(|m| {
+            families.replace_balances(m, "a", first.iter().map(|(l, b)| (l, b)));
+            families.replace_spendable(m, "a", &[("XBT".to_string(), Decimal::ONE)]);
+        });
+        let second = [balance("XXBT", "3")];
+        metrics.update(|m| families.replace_balances(m, "a", second.iter().map(|(l, b)| (l, b))));
+        let text = metrics.render_text();
+        assert!(
+            text.contains(r#"kraken_balance{account="a",asset="XBT",family="spot"} 3"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"asset="DOT""#), "{text}");
+        let spendable = text.find("# HELP kraken_spendable ").unwrap();
+        assert!(spendable < text.find("# HELP kraken_balance ").unwrap());
     }
 }

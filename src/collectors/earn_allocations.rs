@@ -1,24 +1,55 @@
 //! `Earn/Allocations` -> what is allocated per strategy and state (`kraken_earn_allocated`), when the
-//! funds on their way out become spendable, and what each strategy has rewarded.
+//! funds on their way out become spendable, and what each strategy has rewarded. Polled with
+//! `earn = true`.
 
-use super::{Collector, Fetch, Shared};
+use std::sync::Arc;
+
+use super::{families_of, Collector, Endpoint, Fetch, Shared};
+use crate::exposition::to_f64;
 use crate::kraken::earn_allocations::{Allocation, METHOD, PERMISSION};
 use crate::kraken::KrakenClient;
-use crate::metrics::Changes;
+use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
+
+/// The table's line: accounts with `earn = true`.
+pub(super) const ENDPOINT: Endpoint = Endpoint {
+    method: METHOD,
+    permission: PERMISSION,
+    cost: 1,
+    register: |metrics| Arc::new(EarnFamilies::register(metrics)),
+    collector: |account, context, families| {
+        account.earn.then(|| {
+            Box::new(EarnAllocationsCollector {
+                shared: context.shared.clone(),
+                families: families_of(families),
+                fetched: None,
+            }) as Box<dyn Collector>
+        })
+    },
+};
+
+/// The families `Earn/Allocations` feeds.
+pub struct EarnFamilies {
+    allocated: AccountSeries,
+    next_release: AccountSeries,
+    rewarded: AccountSeries,
+}
+
+impl EarnFamilies {
+    fn register(metrics: &Metrics) -> Self {
+        let data = Scope::Data(METHOD);
+        Self {
+            allocated: AccountSeries::register(metrics, data, "kraken_earn_allocated", "Amount allocated to an Earn strategy in each state Kraken reports (total, bonding, allocated, exit_queue, unbonding), in units of the asset.", &["asset", "strategy", "state"]),
+            next_release: AccountSeries::register(metrics, data, "kraken_earn_next_release_timestamp_seconds", "Unix time when the earliest unbonding or exit-queue tranche of an Earn strategy becomes spendable; absent when nothing is on its way out.", &["asset", "strategy"]),
+            rewarded: AccountSeries::register(metrics, data, "kraken_earn_rewarded", "Total rewarded by an Earn strategy, in units of the asset.", &["asset", "strategy"]),
+        }
+    }
+}
 
 /// Polls `Earn/Allocations`.
 pub struct EarnAllocationsCollector {
     shared: Shared,
+    families: Arc<EarnFamilies>,
     fetched: Option<Vec<Allocation>>,
-}
-
-impl EarnAllocationsCollector {
-    pub fn new(shared: Shared) -> Self {
-        Self {
-            shared,
-            fetched: None,
-        }
-    }
 }
 
 impl Collector for EarnAllocationsCollector {
@@ -39,16 +70,34 @@ impl Collector for EarnAllocationsCollector {
         })
     }
 
-    fn apply(&mut self, account: &str, metrics: &Changes<'_>) {
-        if let Some(allocations) = self.fetched.take() {
+    fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
+        let Some(allocations) = self.fetched.take() else {
+            return;
+        };
+        let mut allocated = Vec::new();
+        let mut releases = Vec::new();
+        let mut rewarded = Vec::new();
+        for allocation in &allocations {
             // The asset label as BalanceEx rows get it (XXBT and XBT both XBT).
-            metrics.replace_earn(account, &allocations, |code| {
-                self.shared.names.classify(code).asset
-            });
+            let asset = self.shared.names.classify(&allocation.native_asset).asset;
+            let strategy = allocation.strategy_id.clone();
+            for (state, amount) in &allocation.states {
+                allocated.push((
+                    vec![asset.clone(), strategy.clone(), state.clone()],
+                    to_f64(*amount),
+                ));
+            }
+            if let Some(at) = allocation.next_release {
+                releases.push((vec![asset.clone(), strategy.clone()], at as f64));
+            }
+            rewarded.push((vec![asset, strategy], to_f64(allocation.rewarded)));
         }
-    }
-
-    fn clear(&mut self, account: &str, metrics: &Changes<'_>) {
-        metrics.clear_earn(account);
+        self.families
+            .allocated
+            .replace(metrics, account, &allocated);
+        self.families
+            .next_release
+            .replace(metrics, account, &releases);
+        self.families.rewarded.replace(metrics, account, &rewarded);
     }
 }

@@ -1,10 +1,103 @@
-//! `TradeBalance` -> the margin families (`kraken_margin_*{account, quote}`) and the margin level.
+//! `TradeBalance` -> the margin families (`kraken_margin_*{account, quote}`), the margin level and its
+//! configured minimum. Polled with `margin = true`.
 
-use super::{Collector, Fetch};
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use super::{families_of, Collector, Endpoint, Fetch};
+use crate::exposition::to_f64;
 use crate::kraken::assets::kraken_code;
 use crate::kraken::trade_balance::{TradeBalance, METHOD, PERMISSION};
 use crate::kraken::KrakenClient;
-use crate::metrics::Changes;
+use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
+
+/// The table's line: accounts with `margin = true`.
+pub(super) const ENDPOINT: Endpoint = Endpoint {
+    method: METHOD,
+    permission: PERMISSION,
+    cost: 1,
+    register: |metrics| Arc::new(MarginFamilies::register(metrics)),
+    collector: |account, _, families| {
+        let margin = account.margin.as_ref()?;
+        Some(Box::new(TradeBalanceCollector {
+            quote: margin.asset.clone(),
+            asset: kraken_code(&margin.asset).to_string(),
+            min_level: margin.min_level,
+            families: families_of(families),
+            fetched: None,
+        }))
+    },
+};
+
+/// A `TradeBalance` family: name, help, and the figure it exports.
+type MarginFamily = (&'static str, &'static str, fn(&TradeBalance) -> Decimal);
+
+/// The `TradeBalance` families with the labels `{account, quote}`.
+const MARGIN_FAMILIES: &[MarginFamily] = &[
+    (
+        "kraken_margin_equivalent_balance",
+        "Equivalent balance of all currencies (TradeBalance eb), in the quote currency.",
+        |t| t.equivalent_balance,
+    ),
+    (
+        "kraken_margin_trade_balance",
+        "Trade balance of the equity currencies (TradeBalance tb), in the quote currency.",
+        |t| t.trade_balance,
+    ),
+    (
+        "kraken_margin_used",
+        "Margin used by open positions (TradeBalance m), in the quote currency.",
+        |t| t.margin_used,
+    ),
+    (
+        "kraken_margin_unrealized_pnl",
+        "Unrealized net profit and loss of open positions (TradeBalance n), in the quote currency.",
+        |t| t.unrealized_pnl,
+    ),
+    (
+        "kraken_margin_cost_basis",
+        "Cost basis of open positions (TradeBalance c), in the quote currency.",
+        |t| t.cost_basis,
+    ),
+    (
+        "kraken_margin_positions_value",
+        "Current valuation of open positions (TradeBalance v), in the quote currency.",
+        |t| t.positions_value,
+    ),
+    (
+        "kraken_margin_equity",
+        "Equity, trade balance plus unrealized P&L (TradeBalance e), in the quote currency.",
+        |t| t.equity,
+    ),
+    (
+        "kraken_margin_free",
+        "Free margin, equity minus margin used (TradeBalance mf), in the quote currency.",
+        |t| t.free_margin,
+    ),
+];
+
+/// The families `TradeBalance` feeds.
+pub struct MarginFamilies {
+    /// One per [`MARGIN_FAMILIES`] entry.
+    figures: Vec<AccountSeries>,
+    level: AccountSeries,
+    level_min: AccountSeries,
+}
+
+impl MarginFamilies {
+    fn register(metrics: &Metrics) -> Self {
+        let data = Scope::Data(METHOD);
+        Self {
+            figures: MARGIN_FAMILIES
+                .iter()
+                .map(|(name, help, _)| AccountSeries::register(metrics, data, name, help, &["quote"]))
+                .collect(),
+            level: AccountSeries::register(metrics, data, "kraken_margin_level_ratio", "Margin level as a ratio, equity / margin used (TradeBalance ml / 100); absent while no position is open. Kraken margin-calls and liquidates as it falls.", &[]),
+            level_min: AccountSeries::register(metrics, Scope::Configured(METHOD), "kraken_margin_level_min_ratio", "Configured minimum margin level as a ratio (min_margin_level); alert when kraken_margin_level_ratio falls below it.", &[]),
+        }
+    }
+}
 
 /// Polls `TradeBalance` with every figure in one currency.
 pub struct TradeBalanceCollector {
@@ -12,18 +105,9 @@ pub struct TradeBalanceCollector {
     quote: String,
     /// The same currency as Kraken's requests write it (`ZUSD`).
     asset: String,
+    min_level: Option<Decimal>,
+    families: Arc<MarginFamilies>,
     fetched: Option<TradeBalance>,
-}
-
-impl TradeBalanceCollector {
-    /// `quote` as in the `asset` label (`USD`, `EUR`, `XBT`).
-    pub fn new(quote: &str) -> Self {
-        Self {
-            quote: quote.to_string(),
-            asset: kraken_code(quote).to_string(),
-            fetched: None,
-        }
-    }
 }
 
 impl Collector for TradeBalanceCollector {
@@ -35,6 +119,15 @@ impl Collector for TradeBalanceCollector {
         PERMISSION
     }
 
+    fn configure(&self, account: &str, metrics: &mut Changes<'_>) {
+        let rows: Vec<(Vec<String>, f64)> = self
+            .min_level
+            .map(|level| (Vec::new(), to_f64(level)))
+            .into_iter()
+            .collect();
+        self.families.level_min.replace(metrics, account, &rows);
+    }
+
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
             self.fetched = Some(client.trade_balance(&self.asset).await?);
@@ -42,13 +135,23 @@ impl Collector for TradeBalanceCollector {
         })
     }
 
-    fn apply(&mut self, account: &str, metrics: &Changes<'_>) {
-        if let Some(figures) = self.fetched.take() {
-            metrics.replace_margin(account, &self.quote, &figures);
+    fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
+        let Some(figures) = self.fetched.take() else {
+            return;
+        };
+        for (family, (_, _, figure)) in self.families.figures.iter().zip(MARGIN_FAMILIES) {
+            family.replace(
+                metrics,
+                account,
+                &[(vec![self.quote.clone()], to_f64(figure(&figures)))],
+            );
         }
-    }
-
-    fn clear(&mut self, account: &str, metrics: &Changes<'_>) {
-        metrics.clear_margin(account);
+        // The level only while Kraken reports one (open positions).
+        let level: Vec<(Vec<String>, f64)> = figures
+            .margin_level_percent
+            .map(|percent| (Vec::new(), to_f64(percent / Decimal::ONE_HUNDRED)))
+            .into_iter()
+            .collect();
+        self.families.level.replace(metrics, account, &level);
     }
 }

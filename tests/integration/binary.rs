@@ -223,7 +223,7 @@ fn json_logs_are_one_object_per_line() {
     assert!(lines
         .iter()
         .all(|l| l["level"].is_string() && l["message"].is_string()));
-    assert!(lines
-        .iter()
-        .any(|l| l["message"] == "first BalanceEx poll succeeded" && l["account"] == "treasury"));
+    assert!(lines.iter().any(|l| l["message"] == "first call succeeded"
+        && l["account"] == "treasury"
+        && l["endpoint"] == "BalanceEx"));
 }

@@ -257,7 +257,8 @@ pub fn exporter_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Co
 }
 
 /// A poller of `account` on its own, against `simulator`, to drive single polls without the schedule;
-/// with its metrics. Requests time out after `timeout`; optional endpoints follow `timing`.
+/// with its metrics. Requests time out after `timeout`; every endpoint follows `timing`. Built by the
+/// exporter's own wiring ([`kraken_exporter::running::build`]), so it is the poller production runs.
 pub fn direct_poller(
     simulator: &Simulator,
     account: &AccountSettings,
@@ -267,25 +268,17 @@ pub fn direct_poller(
     kraken_exporter::poller::AccountPoller,
     std::sync::Arc<kraken_exporter::metrics::Metrics>,
 ) {
-    use kraken_exporter::collectors;
-    use std::sync::Arc;
+    use kraken_exporter::running;
 
-    let metrics = Arc::new(kraken_exporter::metrics::Metrics::new(&[&account.name]));
-    let client = kraken_exporter::kraken::KrakenClient::new(
-        kraken_exporter::kraken::client::http_client(timeout).expect("an HTTP client"),
-        &simulator.url(),
-        account.api_key.clone(),
-        account.api_secret.clone(),
-    );
-    let poller = kraken_exporter::poller::AccountPoller::new(
-        account.name.clone(),
-        client,
-        collectors::for_account(account, None, &collectors::Shared::default()),
-        Arc::clone(&metrics),
-        Arc::new(kraken_exporter::readiness::Readiness::new(&[&account.name])),
-        timing,
-    );
-    (poller, metrics)
+    let mut settings = Settings::with_defaults(simulator.url(), vec![account.clone()]);
+    settings.request_timeout = timeout;
+    settings.poll_interval = timing.interval;
+    settings.max_backoff = timing.max_backoff;
+    settings.stale_after = timing.stale_after;
+    let outputs = running::Outputs::new(&[&account.name]);
+    let http = running::http_for(&settings).expect("an HTTP client");
+    let mut parts = running::build(&settings, &http, &outputs, &running::NonceBook::default());
+    (parts.pollers.remove(0), outputs.metrics)
 }
 
 /// The schedule of the default configuration: 30 s polls, 15 minutes of backoff at most, no

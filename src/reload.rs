@@ -1,0 +1,136 @@
+//! Reloading the configuration: one [`ReloadHandle`] that SIGHUP ([`reload_on_sighup`]) and
+//! `POST /-/reload` (the server) both use, and the loop that applies requests one at a time
+//! ([`apply_reloads`]) to the running configuration.
+//!
+//! A reload reads the configuration again ([`ReloadSource`]) and replaces what runs as a whole (see
+//! `running`); when reading or building fails, the running configuration is left alone, the log says
+//! why and `kraken_exporter_config_last_reload_successful` drops to 0.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::running::Running;
+
+/// Where a reload reads the configuration from (the file and the environment taken at start).
+pub type ReloadSource = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
+
+/// A request to reload the configuration, answered with the outcome.
+struct ReloadRequest {
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Asks for reloads; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    requests: mpsc::Sender<ReloadRequest>,
+}
+
+/// What a reload request came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Reloaded,
+    Failed(String),
+    /// The exporter is shutting down; nothing was reloaded.
+    ShuttingDown,
+}
+
+impl ReloadHandle {
+    /// Asks for a reload without waiting for its outcome (which is logged); `false` once the
+    /// exporter is shutting down.
+    pub async fn request(&self) -> bool {
+        let (done, _outcome) = oneshot::channel();
+        self.requests.send(ReloadRequest { done }).await.is_ok()
+    }
+
+    /// Reloads and waits for the outcome.
+    pub async fn reload(&self) -> ReloadOutcome {
+        let (done, outcome) = oneshot::channel();
+        if self.requests.send(ReloadRequest { done }).await.is_err() {
+            return ReloadOutcome::ShuttingDown;
+        }
+        match outcome.await {
+            Ok(Ok(())) => ReloadOutcome::Reloaded,
+            Ok(Err(error)) => ReloadOutcome::Failed(error),
+            Err(_) => ReloadOutcome::ShuttingDown,
+        }
+    }
+}
+
+/// The requests a [`ReloadHandle`] sends, for [`apply_reloads`].
+pub struct ReloadRequests(mpsc::Receiver<ReloadRequest>);
+
+/// A handle and the requests it sends.
+pub fn channel() -> (ReloadHandle, ReloadRequests) {
+    let (requests, received) = mpsc::channel(4);
+    (ReloadHandle { requests }, ReloadRequests(received))
+}
+
+/// Applies reload requests one at a time until `stop` changes, then stops the running configuration.
+pub(crate) async fn apply_reloads(
+    mut running: Running,
+    source: ReloadSource,
+    metrics: Arc<Metrics>,
+    ReloadRequests(mut requests): ReloadRequests,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(request) = request else { break };
+                let outcome = reload(&mut running, &source).await;
+                match &outcome {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(error) => tracing::error!(%error, "configuration reload failed; the running configuration is unchanged"),
+                }
+                metrics.update(|m| m.record_reload(outcome.is_ok()));
+                let _ = request.done.send(outcome);
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    running.stop().await;
+}
+
+async fn reload(running: &mut Running, source: &ReloadSource) -> Result<(), String> {
+    let settings = source()?;
+    running
+        .start(&settings)
+        .await
+        .map_err(|err| format!("{err:#}"))?;
+    tracing::info!(settings = %settings.summary(), "configuration applied");
+    Ok(())
+}
+
+/// Asks for a reload on every SIGHUP, until `stop` changes.
+pub async fn reload_on_sighup(reloads: ReloadHandle, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload through POST /-/reload instead");
+            return;
+        };
+        loop {
+            tokio::select! {
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    if !reloads.request().await {
+                        return;
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (reloads, stop.changed().await);
+    }
+}
