@@ -99,6 +99,10 @@ impl EndpointHealth {
     }
 }
 
+/// When an account's key may be polled next (its schedule or backoff), shared with the next
+/// configuration so a reload never polls earlier.
+pub type NotBefore = Arc<std::sync::Mutex<Option<Instant>>>;
+
 /// Polls one account's endpoints and publishes what it learns.
 pub struct AccountPoller {
     account: String,
@@ -110,6 +114,7 @@ pub struct AccountPoller {
     /// The wait last exported as `kraken_backoff_seconds`.
     exported_backoff: Duration,
     stale_after: Option<Duration>,
+    not_before: NotBefore,
 }
 
 impl AccountPoller {
@@ -134,7 +139,19 @@ impl AccountPoller {
             readiness,
             exported_backoff: Duration::ZERO,
             stale_after: timing.stale_after,
+            not_before: NotBefore::default(),
         }
+    }
+
+    /// Shares when the next poll is due in `not_before` (kept across reloads for this key).
+    pub fn pacing(mut self, not_before: NotBefore) -> Self {
+        self.not_before = not_before;
+        self
+    }
+
+    /// When the schedule last said the next poll is due, if it has run.
+    pub fn not_before(&self) -> Option<Instant> {
+        *crate::sync::lock(&self.not_before)
     }
 
     pub fn account(&self) -> &str {
@@ -298,6 +315,8 @@ pub trait PollTarget: Send {
     fn stale_at(&self) -> Option<Instant>;
     /// Removes what went stale by `now`.
     fn expire(&mut self, now: Instant);
+    /// The schedule's next poll is due at `next`.
+    fn scheduled(&mut self, _next: Instant) {}
 }
 
 impl PollTarget for AccountPoller {
@@ -321,6 +340,10 @@ impl PollTarget for AccountPoller {
 
     fn expire(&mut self, now: Instant) {
         AccountPoller::expire(self, now);
+    }
+
+    fn scheduled(&mut self, next: Instant) {
+        *crate::sync::lock(&self.not_before) = Some(next);
     }
 }
 
@@ -369,6 +392,7 @@ pub async fn run<T: PollTarget>(
                 now + wait
             }
         };
+        target.scheduled(next);
     }
 }
 

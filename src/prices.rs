@@ -143,7 +143,9 @@ fn render_values(account: &str, values: &AccountValues) -> Vec<Encoded> {
 /// How often asset names and pairs are re-read.
 pub const METADATA_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Refreshes prices for every account.
+/// Refreshes prices for every account. A clone made before it runs starts afresh (the supervisor
+/// keeps one to start the task again).
+#[derive(Clone)]
 pub struct PriceRefresher {
     client: PublicClient,
     valuation: Arc<Valuation>,

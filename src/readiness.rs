@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-/// One flag per configured account, set by its poller after its first success and never cleared;
-/// a reload adds and removes accounts.
+/// One flag per configured account, set by its poller after its first success and cleared only
+/// while its poller is being started again after it died; a reload adds and removes accounts.
 #[derive(Debug, Default)]
 pub struct Readiness {
     accounts: RwLock<BTreeMap<String, bool>>,
@@ -34,6 +34,13 @@ impl Readiness {
         let mut flags = crate::sync::write(&self.accounts);
         if let Some(flag) = flags.get_mut(account) {
             *flag = true;
+        }
+    }
+
+    /// The account waits again for a successful poll (its poller died and is started again).
+    pub fn mark_waiting(&self, account: &str) {
+        if let Some(flag) = crate::sync::write(&self.accounts).get_mut(account) {
+            *flag = false;
         }
     }
 

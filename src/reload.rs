@@ -5,14 +5,24 @@
 //! A reload reads the configuration again ([`ReloadSource`]) and replaces what runs as a whole (see
 //! `running`); when reading or building fails, the running configuration is left alone, the log says
 //! why and `kraken_exporter_config_last_reload_successful` drops to 0.
+//!
+//! Reloads are coalesced and paced: requests that arrive while one is applied, or within
+//! [`MIN_RELOAD_INTERVAL`] of the last, are answered together by one reload, so a storm of SIGHUPs or
+//! POSTs becomes at most one reload per interval. A reload never polls an account earlier than its
+//! schedule and backoff allow (`running` keeps each key's next poll across reloads).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::running::Running;
+
+/// The shortest time between two reloads; requests in between share the next one.
+pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where a reload reads the configuration from (the file and the environment taken at start).
 pub type ReloadSource = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
@@ -76,19 +86,48 @@ pub(crate) async fn apply_reloads(
     ReloadRequests(mut requests): ReloadRequests,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut last: Option<Instant> = None;
     loop {
-        tokio::select! {
-            request = requests.recv() => {
-                let Some(request) = request else { break };
-                let outcome = reload(&mut running, &source).await;
-                match &outcome {
-                    Ok(()) => tracing::info!("configuration reloaded"),
-                    Err(error) => tracing::error!(%error, "configuration reload failed; the running configuration is unchanged"),
-                }
-                metrics.update(|m| m.record_reload(outcome.is_ok()));
-                let _ = request.done.send(outcome);
-            }
+        let first = tokio::select! {
+            request = requests.recv() => match request {
+                Some(request) => request,
+                None => break,
+            },
             _ = stop.changed() => break,
+        };
+        let mut waiting = vec![first];
+        // Paced: requests until the window is over join this reload.
+        if let Some(at) = last.map(|at| at + MIN_RELOAD_INTERVAL) {
+            let window = tokio::time::sleep_until(at);
+            tokio::pin!(window);
+            loop {
+                tokio::select! {
+                    () = &mut window => break,
+                    request = requests.recv() => match request {
+                        Some(request) => waiting.push(request),
+                        None => break,
+                    },
+                    _ = stop.changed() => {
+                        running.stop().await;
+                        return;
+                    }
+                }
+            }
+        }
+        while let Ok(request) = requests.try_recv() {
+            waiting.push(request);
+        }
+        let outcome = reload(&mut running, &source).await;
+        last = Some(Instant::now());
+        match &outcome {
+            Ok(()) => tracing::info!(requests = waiting.len(), "configuration reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "configuration reload failed; the running configuration is unchanged")
+            }
+        }
+        metrics.update(|m| m.record_reload(outcome.is_ok()));
+        for request in waiting {
+            let _ = request.done.send(outcome.clone());
         }
     }
     running.stop().await;

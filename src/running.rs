@@ -18,23 +18,27 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::collectors;
+use crate::config::AccountSettings;
 use crate::config::Settings;
 use crate::kraken::assets::AssetNames;
 use crate::kraken::client::{http_client, NonceSequence};
 use crate::kraken::public::PublicClient;
 use crate::kraken::KrakenClient;
+use crate::kraken::RebaseMultiplier;
 use crate::metrics::Metrics;
-use crate::poller::{first_polls, AccountPoller, PollTiming, MAX_CONCURRENT_POLLS};
+use crate::poller::{first_polls, AccountPoller, NotBefore, PollTiming, MAX_CONCURRENT_POLLS};
 use crate::prices::PriceRefresher;
 use crate::readiness::Readiness;
 use crate::valuation::Valuation;
 
-/// Nonce sequences by API key (its SHA-256, so no second copy of the key is kept).
+/// What each API key keeps across reloads, by key (its SHA-256, so no second copy of the key is
+/// kept): its nonce sequence, and when its account may be polled next (so a reload never polls a key
+/// earlier than its schedule and backoff allow).
 #[derive(Default)]
-pub struct NonceBook(HashMap<[u8; 32], NonceSequence>);
+pub struct NonceBook(HashMap<[u8; 32], (NonceSequence, NotBefore)>);
 
 impl NonceBook {
-    fn sequence_for(&self, api_key: &str) -> NonceSequence {
+    fn entry_for(&self, api_key: &str) -> (NonceSequence, NotBefore) {
         self.0
             .get(&fingerprint(api_key))
             .cloned()
@@ -68,9 +72,56 @@ impl Outputs {
     }
 }
 
+/// How to make one account's poller, again after its task died.
+pub struct PollerRecipe {
+    account: AccountSettings,
+    api_url: String,
+    rebase_multiplier: Option<RebaseMultiplier>,
+    timing: PollTiming,
+    http: reqwest::Client,
+    nonce: NonceSequence,
+    not_before: NotBefore,
+    shared: collectors::Shared,
+    outputs: Outputs,
+}
+
+impl PollerRecipe {
+    /// The account's poller: its client (continuing the key's nonce sequence) and its collectors.
+    pub fn make(&self) -> AccountPoller {
+        let account = &self.account;
+        let client = KrakenClient::new(
+            self.http.clone(),
+            &self.api_url,
+            account.api_key.clone(),
+            account.api_secret.clone(),
+        )
+        .continuing(self.nonce.clone())
+        .with_otp(account.api_otp.clone());
+        let context = collectors::Context {
+            rebase_multiplier: self.rebase_multiplier,
+            shared: &self.shared,
+        };
+        AccountPoller::new(
+            account.name.clone(),
+            client,
+            collectors::for_account(account, &context, &self.outputs.families),
+            Arc::clone(&self.outputs.metrics),
+            Arc::clone(&self.outputs.readiness),
+            self.timing,
+        )
+        .pacing(Arc::clone(&self.not_before))
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account.name
+    }
+}
+
 /// What one configuration runs, built but not started.
 pub struct Parts {
     pub pollers: Vec<AccountPoller>,
+    /// One per poller, in the same order.
+    pub recipes: Vec<PollerRecipe>,
     pub prices: Option<PriceRefresher>,
     /// The nonce sequence of every key of the configuration.
     pub nonces: NonceBook,
@@ -117,37 +168,31 @@ pub fn build(
             Arc::clone(&shared.names),
         )
     });
-    let context = collectors::Context {
-        rebase_multiplier: settings.rebase_multiplier,
-        shared: &shared,
-    };
     let timing = timing_of(settings);
     let mut next_nonces = NonceBook::default();
-    let pollers: Vec<AccountPoller> = settings
+    let recipes: Vec<PollerRecipe> = settings
         .accounts
         .iter()
         .map(|account| {
             let key = secrecy::ExposeSecret::expose_secret(&account.api_key);
-            let nonce = nonces.sequence_for(key);
-            next_nonces.0.insert(fingerprint(key), nonce.clone());
-            let client = KrakenClient::new(
-                http.clone(),
-                &settings.api_url,
-                account.api_key.clone(),
-                account.api_secret.clone(),
-            )
-            .continuing(nonce)
-            .with_otp(account.api_otp.clone());
-            AccountPoller::new(
-                account.name.clone(),
-                client,
-                collectors::for_account(account, &context, &outputs.families),
-                Arc::clone(&outputs.metrics),
-                Arc::clone(&outputs.readiness),
+            let (nonce, not_before) = nonces.entry_for(key);
+            next_nonces
+                .0
+                .insert(fingerprint(key), (nonce.clone(), Arc::clone(&not_before)));
+            PollerRecipe {
+                account: account.clone(),
+                api_url: settings.api_url.clone(),
+                rebase_multiplier: settings.rebase_multiplier,
                 timing,
-            )
+                http: http.clone(),
+                nonce,
+                not_before,
+                shared: shared.clone(),
+                outputs: outputs.clone(),
+            }
         })
         .collect();
+    let pollers: Vec<AccountPoller> = recipes.iter().map(PollerRecipe::make).collect();
     outputs.metrics.update(|metrics| {
         metrics.set_accounts(&names);
         for poller in &pollers {
@@ -156,6 +201,7 @@ pub fn build(
     });
     Parts {
         pollers,
+        recipes,
         prices,
         nonces: next_nonces,
     }
@@ -194,6 +240,7 @@ impl Running {
             .is_some_and(|quotes| *quotes != settings.quote_currencies);
         let Parts {
             pollers,
+            recipes,
             prices,
             nonces,
         } = build(settings, &http, &self.outputs, &self.nonces);
@@ -218,20 +265,51 @@ impl Running {
         );
         self.tasks = pollers
             .into_iter()
+            .zip(recipes)
             .zip(firsts)
-            .map(|(poller, first)| {
-                tokio::spawn(crate::poller::run(
-                    poller,
-                    timing,
-                    first,
-                    Arc::clone(&self.limiter),
+            .map(|((poller, recipe), first)| {
+                let limiter = Arc::clone(&self.limiter);
+                let stopped_poller = stopped.clone();
+                let account = recipe.account().to_string();
+                let mut poller = Some(poller);
+                let start = move || {
+                    let poller = poller.take().unwrap_or_else(|| recipe.make());
+                    // An account that stays is not polled before its schedule or backoff allows.
+                    let first = poller.not_before().map_or(first, |at| at.max(first));
+                    crate::poller::run(
+                        poller,
+                        timing,
+                        first,
+                        Arc::clone(&limiter),
+                        stopped_poller.clone(),
+                    )
+                };
+                let task = format!("poller/{account}");
+                tokio::spawn(supervise(
+                    task,
+                    Some(account),
+                    self.outputs.clone(),
                     stopped.clone(),
+                    start,
                 ))
             })
             .collect();
         if let Some(prices) = prices {
-            self.tasks
-                .push(tokio::spawn(prices.run(settings.price_interval, stopped)));
+            let interval = settings.price_interval;
+            let stopped_prices = stopped.clone();
+            let recipe = prices.clone();
+            let mut prices = Some(prices);
+            let start = move || {
+                let prices = prices.take().unwrap_or_else(|| recipe.clone());
+                prices.run(interval, stopped_prices.clone())
+            };
+            self.tasks.push(tokio::spawn(supervise(
+                "prices".to_string(),
+                None,
+                self.outputs.clone(),
+                stopped,
+                start,
+            )));
         }
         self.stop = Some(stop);
         Ok(())
@@ -251,5 +329,147 @@ impl Running {
                 task.abort();
             }
         }
+    }
+}
+
+/// How long a task that died waits before it is started again: doubling from 1 s, at most a minute.
+fn restart_delay(restarts: u32) -> Duration {
+    Duration::from_secs(1u64 << restarts.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// Runs the task `start` makes until `stop` changes; a task that ends any other way (a panic, say)
+/// is logged, counted in `kraken_exporter_task_restarts_total{task}` and started again after
+/// [`restart_delay`]. Meanwhile the account it polls, if any, shows `kraken_up` 0 and is not ready.
+async fn supervise<F, Fut>(
+    task: String,
+    account: Option<String>,
+    outputs: Outputs,
+    mut stop: watch::Receiver<bool>,
+    mut start: F,
+) where
+    F: FnMut() -> Fut + Send,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut restarts = 0u32;
+    loop {
+        let mut child = AbortOnDrop(tokio::spawn(start()));
+        let ended = child.await_task().await;
+        if *stop.borrow() {
+            return;
+        }
+        restarts += 1;
+        let wait = restart_delay(restarts);
+        tracing::error!(
+            task = %task,
+            why = %ended,
+            restarts,
+            restart_in = %humantime::format_duration(wait),
+            "a task ended unexpectedly; it is started again"
+        );
+        outputs.metrics.update(|m| {
+            m.record_task_restart(&task);
+            if let Some(account) = &account {
+                m.mark_down(account);
+            }
+        });
+        if let Some(account) = &account {
+            outputs.readiness.mark_waiting(account);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// A task that is aborted when its handle is dropped (so an aborted supervisor takes its task along).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Waits for the task; what ended it, in words.
+    async fn await_task(&mut self) -> String {
+        match (&mut self.0).await {
+            Ok(()) => "it returned".to_string(),
+            Err(err) if err.is_panic() => {
+                let payload = err.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                format!("it panicked: {message}")
+            }
+            Err(_) => "it was cancelled".to_string(),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_panics_is_counted_shown_down_and_started_again() {
+        let outputs = Outputs::new(&["a"]);
+        outputs.readiness.mark_succeeded("a");
+        outputs.metrics.update(|m| {
+            m.record_poll("a", Duration::from_millis(5), None);
+        });
+        let (stop, stopped) = watch::channel(false);
+        let starts = Arc::new(AtomicU32::new(0));
+        let start = {
+            let starts = Arc::clone(&starts);
+            let stopped = stopped.clone();
+            move || {
+                let attempt = starts.fetch_add(1, Ordering::SeqCst);
+                let mut stopped = stopped.clone();
+                async move {
+                    if attempt == 0 {
+                        panic!("injected: the first run dies");
+                    }
+                    let _ = stopped.changed().await;
+                }
+            }
+        };
+        let supervisor = tokio::spawn(supervise(
+            "poller/a".to_string(),
+            Some("a".to_string()),
+            outputs.clone(),
+            stopped,
+            start,
+        ));
+        // The panic is seen at once; the restart waits a second.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let text = outputs.metrics.render_text();
+        assert!(
+            text.contains(r#"kraken_exporter_task_restarts_total{task="poller/a"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"kraken_up{account="a"} 0"#), "{text}");
+        assert_eq!(outputs.readiness.waiting(), ["a"]);
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(starts.load(Ordering::SeqCst), 2, "started again after 1 s");
+        // A stop is not a death: no restart, the supervisor ends.
+        stop.send(true).unwrap();
+        supervisor.await.unwrap();
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+        assert!(outputs
+            .metrics
+            .render_text()
+            .contains(r#"kraken_exporter_task_restarts_total{task="poller/a"} 1"#));
+    }
+
+    #[test]
+    fn restarts_wait_longer_each_time_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=9).map(|n| restart_delay(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     }
 }

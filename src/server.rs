@@ -110,8 +110,8 @@ pub fn router(
 }
 
 /// Reloads the configuration and answers 200, or 500 with the problem; 403 without the lifecycle API
-/// (as Prometheus answers).
-async fn reload(State(state): State<ServerState>) -> Response {
+/// (as Prometheus answers), and 403 for what a browser sends on another site's behalf.
+async fn reload(State(state): State<ServerState>, headers: HeaderMap) -> Response {
     let Some(reloads) = state.reloads else {
         return (
             StatusCode::FORBIDDEN,
@@ -119,6 +119,13 @@ async fn reload(State(state): State<ServerState>) -> Response {
         )
             .into_response();
     };
+    if let Some(why) = cross_site(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("reload refused: {why}; reload with curl -X POST (no Origin) or SIGHUP\n"),
+        )
+            .into_response();
+    }
     match reloads.reload().await {
         ReloadOutcome::Reloaded => (StatusCode::OK, "configuration reloaded\n").into_response(),
         ReloadOutcome::Failed(error) => (
@@ -130,6 +137,44 @@ async fn reload(State(state): State<ServerState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
         }
     }
+}
+
+/// Why a request looks sent by a browser on another site's behalf, if it does. Browsers mark
+/// cross-site requests (`Sec-Fetch-Site`) and send the page's `Origin` with every POST; a form from
+/// any page can POST without a preflight only as one of the "simple" content types. A client such as
+/// curl sends none of these.
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    let text = |name: header::HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        if site != "same-origin" && site != "none" {
+            return Some(format!("Sec-Fetch-Site is {site:?}"));
+        }
+    }
+    if let Some(origin) = text(header::ORIGIN) {
+        let host = text(header::HOST).unwrap_or_default();
+        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if origin_host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+            return Some(format!("Origin {origin:?} is not this server ({host:?})"));
+        }
+    }
+    if let Some(kind) = text(header::CONTENT_TYPE) {
+        let kind = kind
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            kind.as_str(),
+            "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+        ) {
+            return Some(format!("a form ({kind}) is not a reload request"));
+        }
+    }
+    None
 }
 
 struct Guard {

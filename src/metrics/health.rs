@@ -26,6 +26,7 @@ pub(super) struct Health {
     endpoint_errors: IntCounterVec,
     reload_successful: GaugeVec,
     reload_success_time: GaugeVec,
+    task_restarts: IntCounterVec,
 }
 
 impl Health {
@@ -66,6 +67,7 @@ impl Health {
             endpoint_errors: counter_vec(registry, "kraken_endpoint_errors_total", "Failed calls by account, Kraken endpoint and reason.", &["account", "endpoint", "reason"]),
             reload_successful: gauge_vec(registry, "kraken_exporter_config_last_reload_successful", "1 if the last configuration reload (or the start) succeeded, 0 if it failed.", &[]),
             reload_success_time: gauge_vec(registry, "kraken_exporter_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration reload (or of the start).", &[]),
+            task_restarts: counter_vec(registry, "kraken_exporter_task_restarts_total", "Long-lived tasks (an account's poller, the price task) that ended unexpectedly and were started again.", &["task"]),
         };
         health
             .reload_successful
@@ -167,6 +169,24 @@ impl Changes<'_> {
                     .inc();
             }
         }
+    }
+
+    /// Counts a task that ended unexpectedly and is started again.
+    pub fn record_task_restart(&mut self, task: &str) {
+        self.metrics
+            .health
+            .task_restarts
+            .with_label_values(&[task])
+            .inc();
+    }
+
+    /// Sets `kraken_up` to 0 (its poller is not running), keeping the last values.
+    pub fn mark_down(&mut self, account: &str) {
+        self.metrics
+            .health
+            .up
+            .with_label_values(&[account])
+            .set(0.0);
     }
 
     /// Sets the current failure backoff of an account (zero after a success).

@@ -366,7 +366,18 @@ fn systemd_reloads_by_signal_and_kubernetes_sees_configmap_changes() {
         serde_yaml::from_str(&read("deploy/kubernetes/deployment.yaml")).unwrap();
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let args = serde_yaml::to_string(&container["args"]).unwrap();
-    assert!(args.contains("--web.enable-lifecycle"), "{args}");
+    // Off unless the operator turns it on (the README's reload step says how).
+    assert!(!args.contains("--web.enable-lifecycle"), "{args}");
+    assert!(read("README.md").contains("add `--web.enable-lifecycle` to the Deployment's `args`"));
+    let policy: serde_yaml::Value =
+        serde_yaml::from_str(&read("deploy/kubernetes/networkpolicy.yaml")).unwrap();
+    assert_eq!(policy["spec"]["policyTypes"][0], "Ingress");
+    let from = &policy["spec"]["ingress"][0]["from"][0];
+    assert_eq!(
+        from["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "prometheus"
+    );
+    assert!(read("deploy/kubernetes/kustomization.yaml").contains("- networkpolicy.yaml"));
     // A subPath mount never sees ConfigMap updates; the config must be mounted as a directory.
     let config_mount = container["volumeMounts"]
         .as_sequence()
@@ -380,4 +391,118 @@ fn systemd_reloads_by_signal_and_kubernetes_sees_configmap_changes() {
         args.contains(&format!("--config.file={path}/kraken_exporter.toml")),
         "{args}"
     );
+}
+
+#[tokio::test]
+async fn a_storm_of_reloads_is_coalesced_and_never_polls_kraken_early() {
+    let simulator = Simulator::start().await.unwrap();
+    let a = TestAccount::new("alpha", "KEY-storm");
+    simulator.add_account(a.api_key, &a.secret, demo_portfolio());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &simulator.url(), &[&a], "100");
+    // A long interval: every BalanceEx call after the first during the storm would be early.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("poll_interval = \"1s\"", "poll_interval = \"30s\"");
+    std::fs::write(&config, text).unwrap();
+    let config_arg = config.display().to_string();
+    let exporter = Exporter::start(
+        &["--config.file", &config_arg, "--web.enable-lifecycle"],
+        &[],
+    );
+    exporter
+        .scrape_until("/metrics", "the first poll", |m| m.up("alpha") == 1.0)
+        .await;
+    let calls = || {
+        simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path == kraken_exporter::kraken::BALANCE_EX_PATH)
+            .count()
+    };
+    assert_eq!(calls(), 1);
+    let client = reqwest::Client::new();
+    let posts = (0..60).map(|_| {
+        let client = client.clone();
+        let url = format!("{}/-/reload", exporter.url);
+        async move { client.post(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    for _ in 0..10 {
+        exporter.hang_up();
+    }
+    let statuses = futures_join_all(posts).await;
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(200))),
+        "{statuses:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        calls(),
+        1,
+        "no reload polls Kraken before the 30 s schedule"
+    );
+    let logs = exporter.stop();
+    let reloads = logs.matches("configuration reloaded").count();
+    assert!(
+        (1..=4).contains(&reloads),
+        "70 requests, {reloads} reloads: {logs}"
+    );
+}
+
+/// Runs the futures concurrently and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}
+
+#[tokio::test]
+async fn the_lifecycle_endpoint_refuses_what_a_browser_sends_for_another_site() {
+    let exporter = Exporter::start(&["--demo", "--web.enable-lifecycle"], &[]);
+    exporter
+        .scrape_until("/metrics", "the demo polled", |m| m.up("treasury") == 1.0)
+        .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/-/reload", exporter.url);
+    let host = exporter.url.trim_start_matches("http://").to_string();
+    let post = |headers: &[(&str, &str)]| {
+        let mut request = client.post(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    for headers in [
+        vec![("origin", "http://attacker.example")],
+        vec![("origin", "null")],
+        // An empty form posted from any page: no body, so only its type gives it away.
+        vec![("content-type", "application/x-www-form-urlencoded")],
+        vec![("content-type", "text/plain;charset=UTF-8")],
+        vec![("sec-fetch-site", "cross-site")],
+    ] {
+        let response = post(&headers).await;
+        assert_eq!(response.status(), 403, "{headers:?}");
+        assert!(
+            response.text().await.unwrap().contains("reload refused"),
+            "{headers:?}"
+        );
+    }
+    let origin = format!("http://{host}");
+    for headers in [
+        vec![],
+        vec![
+            ("origin", origin.as_str()),
+            ("sec-fetch-site", "same-origin"),
+        ],
+    ] {
+        let response = post(&headers).await;
+        assert_eq!(response.status(), 200, "{headers:?}");
+    }
 }
