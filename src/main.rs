@@ -110,5 +110,8 @@ fn main() -> ExitCode {
             Mode::Serve
         },
     };
-    ExitCode::from(runtime.block_on(app::launch(launch)))
+    let code = runtime.block_on(app::launch(launch));
+    // A read stuck on a hung mount must not hold the exit: blocking threads get a moment, no more.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    ExitCode::from(code)
 }

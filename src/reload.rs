@@ -24,6 +24,10 @@ use crate::running::Running;
 /// The shortest time between two reloads; requests in between share the next one.
 pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a reload may take to read its files (a hung mount never answers); past it the reload
+/// fails and the running configuration stays.
+pub const RELOAD_READ_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Where a reload reads the configuration from (the file and the environment taken at start).
 pub type ReloadSource = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
 
@@ -86,6 +90,7 @@ pub(crate) async fn apply_reloads(
     ReloadRequests(mut requests): ReloadRequests,
     mut stop: watch::Receiver<bool>,
 ) {
+    let source = Arc::new(source);
     let mut last: Option<Instant> = None;
     loop {
         let first = tokio::select! {
@@ -133,8 +138,22 @@ pub(crate) async fn apply_reloads(
     running.stop().await;
 }
 
-async fn reload(running: &mut Running, source: &ReloadSource) -> Result<(), String> {
-    let settings = source()?;
+async fn reload(running: &mut Running, source: &Arc<ReloadSource>) -> Result<(), String> {
+    // In a thread of its own, so a read that never returns costs that thread, not the reloads.
+    let read = tokio::task::spawn_blocking({
+        let source = Arc::clone(source);
+        move || source()
+    });
+    let settings = match tokio::time::timeout(RELOAD_READ_DEADLINE, read).await {
+        Ok(Ok(read)) => read?,
+        Ok(Err(_)) => return Err("reading the configuration failed unexpectedly".to_string()),
+        Err(_) => {
+            return Err(format!(
+                "reading the configuration took longer than {} s (a file on a mount that hangs?); nothing was changed",
+                RELOAD_READ_DEADLINE.as_secs()
+            ))
+        }
+    };
     running
         .start(&settings)
         .await

@@ -154,12 +154,13 @@ impl Settings {
         let Some(path) = file else {
             return Self::from_toml(None, "the environment", env);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            err(format!(
-                "cannot read config file {}: {e}; check the --config path and its permissions",
-                path.display()
-            ))
-        })?;
+        let text = crate::files::read_text_bounded(path, crate::files::MAX_CONFIG_FILE_BYTES)
+            .map_err(|e| {
+                err(format!(
+                    "config file {}: {e} (--config.file)",
+                    path.display()
+                ))
+            })?;
         Self::from_toml(Some(&text), &format!("config file {}", path.display()), env)
     }
 
@@ -367,7 +368,7 @@ mod tests {
             (ONE_ACCOUNT.replace("/secret", "/missing"), vec![], vec!["api_secret_file", "missing"]),
             (ONE_ACCOUNT.replace("/secret", "/bad-secret"), vec![], vec!["bad-secret", "base64"]),
             (ONE_ACCOUNT.replace("/secret", "/empty-secret"), vec![], vec!["empty-secret", "empty"]),
-            (ONE_ACCOUNT.replace("$DIR/secret", "/dev/zero"), vec![], vec!["/dev/zero", "larger than"]),
+            (ONE_ACCOUNT.replace("$DIR/secret", "/dev/zero"), vec![], vec!["/dev/zero", "not a regular file"]),
             (ONE_ACCOUNT.replace("api_secret_file = \"$DIR/secret\"", ""), vec![], vec!["api_secret_file"]),
             (account("\n[[accounts]]\nname = \"x\"\napi_key = \"k\"\napi_secret = \"inline\"\napi_secret_file=\"$DIR/secret\""), vec![], vec!["api_secret", "unknown key"]),
             ("poll_interval = \"5s\"\n[[accounts]\n".to_string(), vec![], vec!["line 2"]),

@@ -80,20 +80,13 @@ fn read_small_secret(path: &Path, key: &str, holds: &str) -> Result<SecretString
             path.display()
         )
     };
-    let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(file, MAX_SECRET_FILE_BYTES + 1),
-        &mut text,
-    )
-    .map_err(|e| cannot(&e))?;
-    let text = SecretString::from(text);
-    if secrecy::ExposeSecret::expose_secret(&text).len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(format!(
-            "{key} {} is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold only {holds}",
-            path.display()
-        ));
-    }
+    let bytes = secrecy::SecretSlice::from(
+        crate::files::read_bounded(path, MAX_SECRET_FILE_BYTES)
+            .map_err(|e| format!("{key} {}: {e}; it should hold only {holds}", path.display()))?,
+    );
+    let text = std::str::from_utf8(secrecy::ExposeSecret::expose_secret(&bytes))
+        .map(|text| SecretString::from(text.to_string()))
+        .map_err(|e| cannot(&e))?;
     warn_if_readable_by_others(path);
     Ok(text)
 }

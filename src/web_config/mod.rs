@@ -91,10 +91,11 @@ pub struct WebConfigError {
 impl WebConfig {
     /// Loads and checks the file: certificates are read and parsed now, so mistakes stop the start.
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| WebConfigError {
-            file: path.display().to_string(),
-            message: format!("cannot read it: {e}; check the path and permissions"),
-        })?;
+        let text = crate::files::read_text_bounded(path, crate::files::MAX_CONFIG_FILE_BYTES)
+            .map_err(|message| WebConfigError {
+                file: path.display().to_string(),
+                message,
+            })?;
         Self::from_yaml(&text, path)
     }
 

@@ -506,3 +506,57 @@ async fn the_lifecycle_endpoint_refuses_what_a_browser_sends_for_another_site() 
         assert_eq!(response.status(), 200, "{headers:?}");
     }
 }
+
+#[tokio::test]
+async fn a_reload_of_a_fifo_or_a_device_fails_at_once_and_sigterm_still_ends_the_process() {
+    let simulator = Simulator::start().await.unwrap();
+    let a = TestAccount::new("alpha", "KEY-files");
+    simulator.add_account(a.api_key, &a.secret, demo_portfolio());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &simulator.url(), &[&a], "100");
+    let config_arg = config.display().to_string();
+    let mut exporter = Exporter::start(&["--config.file", &config_arg], &[]);
+    exporter
+        .scrape_until("/metrics", "the first poll", |m| m.up("alpha") == 1.0)
+        .await;
+    // The config file becomes a FIFO nobody writes to: opening it would block for ever.
+    std::fs::remove_file(&config).unwrap();
+    let c_path = std::ffi::CString::new(config_arg.as_str()).unwrap();
+    // SAFETY: a valid, null-terminated path; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    exporter.hang_up();
+    exporter
+        .scrape_until("/metrics", "the failed reload", |m| {
+            m.get(RELOAD_OK) == Some(0.0)
+        })
+        .await;
+    // Then /dev/zero, through a symlink: refused, not read.
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    exporter.hang_up();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &exporter.child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(status) = exporter.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "SIGTERM did not end the process"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let mut logs = String::new();
+    if let Some(mut stderr) = exporter.child.stderr.take() {
+        let _ = stderr.read_to_string(&mut logs);
+    }
+    assert_eq!(
+        logs.matches("not a regular file").count(),
+        2,
+        "both reloads say why: {logs}"
+    );
+}
