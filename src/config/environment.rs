@@ -3,11 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use secrecy::SecretSlice;
-
 use super::secrets::{read_otp_file, read_secret_file};
 use super::{err, AccountSettings, ConfigError, ENV_PREFIX};
-use crate::kraken::sign::decode_secret;
 
 /// Top-level keys that `KRAKEN_EXPORTER_<KEY>` may override (accounts come from the file or from
 /// `KRAKEN_API_KEY`).
@@ -76,9 +73,8 @@ pub(super) fn account_from_env(
                 "both KRAKEN_API_SECRET and KRAKEN_API_SECRET_FILE are set; keep only one",
             ))
         }
-        (Some(secret), None) => SecretSlice::from(
-            decode_secret(secret).map_err(|e| err(format!("KRAKEN_API_SECRET: {e}")))?,
-        ),
+        (Some(secret), None) => super::secrets::environment_secret(secret)
+            .map_err(|e| err(format!("KRAKEN_API_SECRET: {e}")))?,
         (None, Some(file)) => read_secret_file(Path::new(file))
             .map_err(|e| err(format!("KRAKEN_API_SECRET_FILE: {e}")))?,
         (None, None) => {

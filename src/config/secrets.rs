@@ -3,21 +3,61 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use secrecy::{SecretSlice, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::kraken::sign::decode_secret;
 
 /// The process environment, read once at start; `KRAKEN_API_SECRET` is then removed from the process
 /// and its text overwritten, so it is neither inherited by children nor readable in
-/// `/proc/<pid>/environ`. Call before any thread starts (the environment is not thread-safe).
+/// `/proc/<pid>/environ`. It is decoded once, here, and kept only decoded (zeroed on drop): the map
+/// holds a marker in its place, which reloads resolve to the decoded secret. Call before any thread
+/// starts (the environment is not thread-safe).
 pub fn take_environment() -> BTreeMap<String, String> {
-    let env: BTreeMap<String, String> = std::env::vars_os()
+    let mut env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    if env.contains_key(SECRET_VARIABLE) {
+    if let Some(mut base64) = env.remove(SECRET_VARIABLE) {
+        let decoded = decode_secret(base64.trim())
+            .map(SecretSlice::from)
+            .map_err(|e| e.to_string());
+        zeroize::Zeroize::zeroize(&mut base64);
+        let _ = ENVIRONMENT_SECRET.set(decoded);
+        env.insert(SECRET_VARIABLE.to_string(), TAKEN_AT_START.to_string());
         scrub_variable(SECRET_VARIABLE);
     }
     env
+}
+
+/// What `KRAKEN_API_SECRET` holds in the map [`take_environment`] returns.
+const TAKEN_AT_START: &str = "(decoded at start)";
+
+/// `KRAKEN_API_SECRET` as decoded at start, or why it could not be.
+static ENVIRONMENT_SECRET: std::sync::OnceLock<Result<SecretSlice<u8>, String>> =
+    std::sync::OnceLock::new();
+
+/// The decoded secret of `KRAKEN_API_SECRET`'s value `text`: decoded now, or, for the marker
+/// [`take_environment`] left, the one decoded at start.
+pub(super) fn environment_secret(text: &str) -> Result<SecretSlice<u8>, String> {
+    if text == TAKEN_AT_START {
+        return match ENVIRONMENT_SECRET.get() {
+            Some(Ok(secret)) => Ok(SecretSlice::from(secret.expose_secret().to_vec())),
+            Some(Err(why)) => Err(why.clone()),
+            None => Err("it was not read at start".to_string()),
+        };
+    }
+    decode_secret(text)
+        .map(SecretSlice::from)
+        .map_err(|e| e.to_string())
+}
+
+/// Makes the process non-dumpable: no core file (which would hold the decoded secret, the 2FA
+/// password and the key) and no ptrace by other processes of the same user. Call first thing.
+pub fn forbid_core_dumps() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers and only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
 }
 
 /// The environment variable that may hold an API secret itself.

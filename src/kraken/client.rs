@@ -131,11 +131,17 @@ impl KrakenClient {
             body.push('=');
             body.push_str(value);
         }
+        let mut secrets = Vec::new();
         if let Some(otp) = &self.otp {
             body.push_str("&otp=");
+            let start = body.len();
             form_encode(otp.expose_secret(), &mut body);
+            secrets.push(SecretString::from(body[start..].to_string()));
+            secrets.push(otp.clone());
         }
         let signature = api_sign(self.secret.expose_secret(), path, nonce, body.as_bytes());
+        secrets.push(SecretString::from(signature.clone()));
+        secrets.push(self.api_key.clone());
         let mut api_key = HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| {
             PollError::new(
                 ErrorReason::InvalidKey,
@@ -146,21 +152,36 @@ impl KrakenClient {
         let mut api_sign =
             HeaderValue::from_str(&signature).expect("a base64 signature is a valid header value");
         api_sign.set_sensitive(true);
-        let response = self
-            .http
-            .post(&url)
-            .header("API-Key", api_key)
-            .header("API-Sign", api_sign)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let (status, bytes) = read_capped(response, &url).await?;
-        drop(nonce_counter);
-
-        checked(status, &url, &bytes, decode)
+        let answer = async {
+            let response = self
+                .http
+                .post(&url)
+                .header("API-Key", api_key)
+                .header("API-Sign", api_sign)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .map_err(transport_error)?;
+            let (status, bytes) = read_capped(response, &url).await?;
+            drop(nonce_counter);
+            checked(status, &url, &bytes, decode)
+        };
+        // An upstream or proxy that echoes the request (in an error page or error string) must not
+        // carry the 2FA password, the key or the signature into a log line.
+        answer.await.map_err(|err| scrub(err, &secrets))
     }
+}
+
+/// `err` with every occurrence of `secrets` replaced by `[redacted]`.
+fn scrub(mut err: PollError, secrets: &[SecretString]) -> PollError {
+    for secret in secrets {
+        let secret = secret.expose_secret();
+        if !secret.is_empty() && err.message.contains(secret) {
+            err.message = err.message.replace(secret, "[redacted]");
+        }
+    }
+    err
 }
 
 /// Appends `value` form-encoded (`application/x-www-form-urlencoded`): unreserved bytes as they are,

@@ -28,6 +28,34 @@ pub enum Fault {
     EndlessBody,
     /// HTTP 200 announcing a `Content-Length` of 1 GiB.
     HugeContentLength,
+    /// A proxy that echoes the request (body, `API-Key`, `API-Sign`) in an HTTP 502 page.
+    EchoRequestPage,
+    /// An upstream that echoes the request body in Kraken's error array.
+    EchoRequestError,
+}
+
+/// The answer of a fault that echoes the request, if `fault` is one.
+pub(super) fn echo_fault(
+    fault: Option<&Fault>,
+    body: &[u8],
+    api_key: &str,
+    api_sign: &str,
+) -> Option<Response> {
+    let body = String::from_utf8_lossy(body);
+    match fault? {
+        Fault::EchoRequestPage => Some(
+            (
+                StatusCode::BAD_GATEWAY,
+                [("content-type", "text/html")],
+                format!("<pre>{body} API-Key: {api_key} API-Sign: {api_sign}</pre><p>502 Bad Gateway</p>"),
+            )
+                .into_response(),
+        ),
+        Fault::EchoRequestError => Some(super::kraken_error(&format!(
+            "EGeneral:Invalid arguments:{body}"
+        ))),
+        _ => None,
+    }
 }
 
 /// The answer of a fault that sits in front of the API (CDN, network), if `fault` is one.
@@ -74,7 +102,7 @@ pub(super) async fn cdn_fault(fault: Option<&Fault>) -> Option<Response> {
             axum::body::Body::new(EndlessBody { sent: 0 }),
         )
             .into_response(),
-        Fault::KrakenError(_) => return None,
+        Fault::KrakenError(_) | Fault::EchoRequestPage | Fault::EchoRequestError => return None,
     };
     Some(response)
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use std::collections::BTreeMap;
 
-use super::faults::{cdn_fault, Fault};
+use super::faults::{cdn_fault, echo_fault, Fault};
 use super::{drift, kraken_error, Portfolio, Shared, SimInner, SimRequest};
 use crate::kraken::sign::api_sign;
 use crate::kraken::{earn_allocations, trade_balance, BALANCE_EX_PATH};
@@ -105,6 +105,9 @@ async fn signed(
         (state.fault.clone(), state.requests.len() - 1)
     };
     // Faults in front of the API (the CDN) answer before Kraken sees the request: no nonce is used.
+    if let Some(response) = echo_fault(fault.as_ref(), &body, &api_key, &sent_sign) {
+        return response;
+    }
     if let Some(response) = cdn_fault(fault.as_ref()).await {
         return response;
     }

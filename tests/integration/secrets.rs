@@ -76,6 +76,10 @@ async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
         kraken("EAPI:Invalid nonce"),
         kraken("EGeneral:Temporary lockout"),
         kraken("EService:Unavailable"),
+        // A proxy and an upstream that echo the request: the 2FA password, the key and the
+        // signature are scrubbed from what reaches the log.
+        Some(Fault::EchoRequestPage),
+        Some(Fault::EchoRequestError),
         None,
     ];
     for fault in faults {
@@ -115,6 +119,10 @@ async fn no_secret_reaches_logs_metrics_or_errors_at_trace_level() {
     assert!(
         logs.contains("...7f3a"),
         "the key is identified by its last 4 characters"
+    );
+    assert!(
+        logs.contains("[redacted]"),
+        "the echoed request reached the log, scrubbed"
     );
     let signatures: Vec<String> = simulator
         .requests()
@@ -186,4 +194,55 @@ async fn a_secret_given_in_the_environment_is_gone_from_the_process_environment_
         "the secret is still in /proc/<pid>/environ"
     );
     assert!(environ.contains("KRAKEN_API_KEY=KEY-env-scrubbed"));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_crash_leaves_no_core_file_holding_the_secrets() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
+    command
+        .args([
+            "--demo",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        command.pre_exec(|| {
+            let unlimited = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &unlimited);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    // Running, with the demo's keys loaded: then a crash.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the exporter listens");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-ABRT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(200));
+    let cores: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("core"))
+        .collect();
+    assert!(cores.is_empty(), "core files: {cores:?}");
 }
