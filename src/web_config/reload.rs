@@ -1,14 +1,18 @@
 //! One file reloader for everything read from files at run time (certificate and key, client CA).
 //!
-//! [`Reloading::current`] compares the files' modification times with those of the last attempt and
-//! loads again only when they changed. A load that fails is logged once per change and the previous
-//! value is kept; the next attempt waits for the files to change again, so a broken file costs one
-//! warning, not one per TLS handshake. With [`OnMissing::Forget`], a deleted file drops the value
-//! instead (trust material that the operator removed must stop being trusted).
+//! [`Reloading::current`] compares the files' stamps (modification time, size and a SHA-256 of the
+//! content, so a file copied in with its old modification time still counts as changed) with those
+//! of the last attempt and loads again only when they changed. A load that fails is logged once per
+//! change and the previous value is kept; the next attempt waits for the files to change again, so a
+//! broken file costs one warning, not one per TLS handshake. With [`OnMissing::Forget`], a deleted
+//! file, or one that no longer loads, drops the value instead (trust material that the operator
+//! removed or broke must stop being trusted).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
 
 use crate::sync::lock;
 
@@ -17,7 +21,7 @@ use crate::sync::lock;
 pub(super) enum OnMissing {
     /// Keep serving the last value (a certificate mid-rotation).
     Keep,
-    /// Drop the value until the file is back (a CA file that was removed).
+    /// Drop the value until the file is back and loads (a CA file that was removed or broken).
     Forget,
 }
 
@@ -34,8 +38,8 @@ pub(super) struct Reloading<T> {
 }
 
 struct State<T> {
-    /// The modification times seen at the last attempt, successful or not.
-    stamps: Vec<Option<SystemTime>>,
+    /// The stamps seen at the last attempt, successful or not.
+    stamps: Vec<Option<Stamp>>,
     value: Option<T>,
 }
 
@@ -95,6 +99,10 @@ impl<T: Clone> Reloading<T> {
                         tracing::info!(what = self.what, files, "reloaded");
                         state.value = Some(value);
                     }
+                    Err(error) if self.on_missing == OnMissing::Forget => {
+                        tracing::warn!(what = self.what, %error, "changed but cannot be loaded; nothing is trusted from it until it loads again");
+                        state.value = None;
+                    }
                     Err(error) => {
                         let kept = if state.value.is_some() {
                             "keeping the previous one"
@@ -110,10 +118,23 @@ impl<T: Clone> Reloading<T> {
     }
 }
 
-fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+/// What tells one version of a file from another: modification time, size and content.
+type Stamp = (SystemTime, u64, [u8; 32]);
+
+fn stamps(files: &[PathBuf]) -> Vec<Option<Stamp>> {
     files
         .iter()
-        .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .map(|path| {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+            // Certificates and keys are small; anything else is not one and fails to load anyway.
+            let content = crate::files::read_bounded(path, crate::files::MAX_CONFIG_FILE_BYTES)
+                .unwrap_or_default();
+            Some((
+                modified,
+                content.len() as u64,
+                Sha256::digest(&content).into(),
+            ))
+        })
         .collect()
 }
 
@@ -192,5 +213,38 @@ mod tests {
         assert_eq!(watched.current(), None);
         touch(&path, "ca2", Duration::from_secs(5));
         assert_eq!(watched.current().as_deref(), Some("ca2"));
+    }
+
+    #[test]
+    fn new_content_under_the_old_modification_time_is_loaded_and_a_broken_ca_trusts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca");
+        touch(&path, "ca1", Duration::from_secs(30));
+        let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let watched = Reloading::new(
+            "test",
+            vec![path.clone()],
+            OnMissing::Forget,
+            reader(path.clone(), loads),
+        )
+        .unwrap();
+        assert_eq!(watched.current().as_deref(), Some("ca1"));
+        // A new CA copied in with the old file's modification time (cp -p, some sync tools).
+        let same_time = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(stamp).unwrap();
+        };
+        same_time("ca2");
+        assert_eq!(watched.current().as_deref(), Some("ca2"));
+        same_time("bad");
+        assert_eq!(
+            watched.current(),
+            None,
+            "a CA that no longer parses trusts nobody"
+        );
+        same_time("ca3");
+        assert_eq!(watched.current().as_deref(), Some("ca3"));
     }
 }
