@@ -14,6 +14,8 @@
 //!   a TLS handshake within [`TLS_HANDSHAKE_TIMEOUT`], and a write that makes no progress for
 //!   [`WRITE_TIMEOUT`] (a client that sends requests and never reads the answers) closes the connection,
 //!   so idle, slow or stuck clients cannot hold slots.
+//! - A connection's read buffer, so its request headers, is at most [`MAX_REQUEST_BUFFER`]: bigger
+//!   headers get 431, and every slot taken holds about 9 MiB, not hundreds.
 //! - On shutdown: stop accepting, let in-flight responses finish for up to [`SHUTDOWN_GRACE`].
 
 use std::collections::{HashMap, VecDeque};
@@ -44,6 +46,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+/// The read buffer of a connection, so the most its request headers may take (hyper's minimum is
+/// 8 KiB): with every slot taken, about 9 MiB in all.
+pub const MAX_REQUEST_BUFFER: usize = 16 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains connections.
 pub async fn serve(
@@ -61,6 +66,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Request headers are small; a client sending partial huge ones holds at most this much
+        // (hyper's default is about 400 KB per connection, 230 MB over every slot).
+        .max_buf_size(MAX_REQUEST_BUFFER)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

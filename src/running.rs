@@ -77,6 +77,7 @@ pub struct PollerRecipe {
     account: AccountSettings,
     api_url: String,
     rebase_multiplier: Option<RebaseMultiplier>,
+    max_assets: usize,
     timing: PollTiming,
     http: reqwest::Client,
     nonce: NonceSequence,
@@ -99,6 +100,7 @@ impl PollerRecipe {
         .with_otp(account.api_otp.clone());
         let context = collectors::Context {
             rebase_multiplier: self.rebase_multiplier,
+            max_assets: self.max_assets,
             shared: &self.shared,
         };
         AccountPoller::new(
@@ -183,6 +185,7 @@ pub fn build(
                 account: account.clone(),
                 api_url: settings.api_url.clone(),
                 rebase_multiplier: settings.rebase_multiplier,
+                max_assets: settings.max_assets,
                 timing,
                 http: http.clone(),
                 nonce,

@@ -166,6 +166,7 @@ impl BalanceFamilies {
 /// Polls `BalanceEx` and exports every row as Kraken sent it.
 pub struct BalanceExCollector {
     rebase_multiplier: Option<RebaseMultiplier>,
+    max_assets: usize,
     shared: Shared,
     families: Arc<BalanceFamilies>,
     min_available: Vec<MinAvailable>,
@@ -189,6 +190,7 @@ impl BalanceExCollector {
     ) -> Self {
         Self {
             rebase_multiplier: context.rebase_multiplier,
+            max_assets: context.max_assets,
             shared: context.shared.clone(),
             families: families_of(families),
             min_available: account.min_available.clone(),
@@ -216,6 +218,16 @@ impl Collector for BalanceExCollector {
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
             let balances = client.balance_ex(self.rebase_multiplier).await?;
+            if balances.assets.len() > self.max_assets {
+                return Err(crate::kraken::PollError::new(
+                    crate::kraken::ErrorReason::Decode,
+                    format!(
+                        "the answer has {} rows, more than max_assets ({}) allows; no real account holds that many assets (raise max_assets if yours does)",
+                        balances.assets.len(),
+                        self.max_assets
+                    ),
+                ));
+            }
             let labelled = label_all_with(
                 &self.shared.names,
                 balances.assets.iter().map(|a| a.key.as_str()),

@@ -124,6 +124,8 @@ pub struct Shared {
 /// What a collector is made from besides its account.
 pub struct Context<'a> {
     pub rebase_multiplier: Option<RebaseMultiplier>,
+    /// The most rows a balances answer may have (`max_assets`).
+    pub max_assets: usize,
     pub shared: &'a Shared,
 }
 

@@ -55,8 +55,14 @@ pub struct Settings {
     pub quote_currencies: Vec<String>,
     /// How often prices are refreshed from Kraken's public API.
     pub price_interval: Duration,
+    /// The most rows a `BalanceEx` answer may have; a larger one is refused as a decode error.
+    pub max_assets: usize,
     pub accounts: Vec<AccountSettings>,
 }
+
+/// The default of `max_assets`: Kraken lists about 1,000 assets; an answer five times that large is
+/// not a real account's.
+pub const DEFAULT_MAX_ASSETS: usize = 5_000;
 
 impl Settings {
     /// Settings with every default (as a file with only `api_url` and these accounts would give):
@@ -71,6 +77,7 @@ impl Settings {
             stale_after: None,
             quote_currencies: vec!["USD".to_string()],
             price_interval: DEFAULT_PRICE_INTERVAL,
+            max_assets: DEFAULT_MAX_ASSETS,
             accounts,
         }
     }
@@ -197,7 +204,7 @@ impl Settings {
     pub fn summary(&self) -> String {
         let names: Vec<&str> = self.accounts.iter().map(|a| a.name.as_str()).collect();
         format!(
-            "{} account(s) [{}], api_url {}, poll_interval {}, request_timeout {}, rebase_multiplier {}, max_backoff {}, stale_after {}, quote_currencies [{}], price_interval {}",
+            "{} account(s) [{}], api_url {}, poll_interval {}, request_timeout {}, rebase_multiplier {}, max_backoff {}, stale_after {}, quote_currencies [{}], price_interval {}, max_assets {}",
             self.accounts.len(),
             names.join(", "),
             self.api_url,
@@ -209,6 +216,7 @@ impl Settings {
                 .map_or("off".to_string(), |d| humantime::format_duration(d).to_string()),
             self.quote_currencies.join(", "),
             humantime::format_duration(self.price_interval),
+            self.max_assets,
         )
     }
 }

@@ -16,6 +16,7 @@ pub(super) struct RawSettings {
     pub(super) stale_after: Option<String>,
     pub(super) quote_currencies: Option<Vec<String>>,
     pub(super) price_interval: Option<String>,
+    pub(super) max_assets: Option<u64>,
     #[serde(default)]
     pub(super) accounts: Vec<RawAccount>,
 }

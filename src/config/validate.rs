@@ -11,8 +11,8 @@ use super::schema::{RawAccount, RawMinAvailable, RawSettings};
 use super::secrets::{read_otp_file, read_secret_file};
 use super::{
     err, AccountSettings, ConfigError, MarginSettings, MinAvailable, MinSpendable, Settings,
-    DEFAULT_API_URL, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL, DEFAULT_PRICE_INTERVAL,
-    DEFAULT_REQUEST_TIMEOUT, MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
+    DEFAULT_API_URL, DEFAULT_MAX_ASSETS, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL,
+    DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
 };
 use crate::kraken::assets::modern_code;
 use crate::kraken::{AssetFamily, RebaseMultiplier};
@@ -69,6 +69,15 @@ pub(super) fn settings(
                 humantime::format_duration(price_interval)
             )));
     }
+    let max_assets = match raw.max_assets {
+        None => DEFAULT_MAX_ASSETS,
+        Some(n @ 1..=1_000_000) => n as usize,
+        Some(n) => {
+            return Err(err(format!(
+                "max_assets ({n}) must be between 1 and 1000000; it bounds the rows of a BalanceEx answer (default {DEFAULT_MAX_ASSETS})"
+            )))
+        }
+    };
     let rebase_multiplier = match raw.rebase_multiplier.as_deref().map(str::trim) {
             None => None,
             Some("rebased") => Some(RebaseMultiplier::Rebased),
@@ -120,6 +129,7 @@ pub(super) fn settings(
         stale_after,
         quote_currencies,
         price_interval,
+        max_assets,
         accounts,
     })
 }

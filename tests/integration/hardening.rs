@@ -154,3 +154,35 @@ async fn rows_adding_up_past_the_decimal_range_fail_the_poll_and_polling_goes_on
     assert!(m.balance("kraken_balance", "main", "XBT", "spot").is_some());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_with_more_rows_than_max_assets_is_refused_and_the_last_values_stay() {
+    use crate::helpers::{settings_for, TestApp};
+
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    let mut settings = settings_for(&simulator, &[&main]);
+    settings.max_assets = demo_portfolio().len();
+    settings.poll_interval = Duration::from_millis(200);
+    settings.max_backoff = Duration::from_millis(400);
+    let app = TestApp::spawn(&settings).await;
+    app.scrape_until("the demo portfolio", |s| s.up("main") == 1.0)
+        .await;
+    // One row more than allowed.
+    let mut bigger = demo_portfolio();
+    bigger.insert(
+        "EXTRA".to_string(),
+        kraken_exporter::simulator::SimBalance::new("1", "0", 0),
+    );
+    simulator.set_portfolio(main.api_key, bigger);
+    let m = app
+        .scrape_until("a refused answer", |s| {
+            s.get(r#"kraken_poll_errors_total{account="main",reason="decode"}"#) >= Some(1.0)
+        })
+        .await;
+    assert_eq!(m.up("main"), 0.0);
+    assert!(m
+        .balance("kraken_balance", "main", "EXTRA", "spot")
+        .is_none());
+    assert!(m.balance("kraken_balance", "main", "XBT", "spot").is_some());
+    app.stop().await;
+}

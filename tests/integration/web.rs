@@ -589,3 +589,24 @@ async fn sigterm_and_sigint_stop_the_exporter_cleanly_within_five_seconds() {
         assert!(stderr.contains("shutting down"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn request_headers_past_the_read_buffer_are_refused_and_hold_no_more_than_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with_web(WebConfig::default(), "http").await;
+    let address = app.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // 64 KiB of one header, far past the 16 KiB buffer.
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: exporter\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // Normal scrapes are not affected.
+    let scrape = reqwest::get(format!("{}/metrics", app.url)).await.unwrap();
+    assert_eq!(scrape.status(), 200);
+}
