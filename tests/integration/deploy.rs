@@ -255,6 +255,11 @@ fn compose_runs_the_demo_with_prometheus_alertmanager_and_grafana() {
     let compose = yaml("deploy/docker-compose.yml");
     let services = &compose["services"];
     assert_eq!(services["kraken-exporter"]["command"][0], "--demo");
+    // An image built through compose knows its revision (the Dockerfile's build argument).
+    assert_eq!(
+        services["kraken-exporter"]["build"]["args"]["BUILD_GIT_REVISION"],
+        "${BUILD_GIT_REVISION:-unknown}"
+    );
     for service in ["prometheus", "alertmanager", "grafana"] {
         assert!(services[service].is_mapping(), "{service}");
     }
