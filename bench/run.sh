@@ -77,7 +77,9 @@ start_exporter() { # accounts assets port
   "$SIMULATOR" --accounts "$1" --assets "$2" --poll-interval 5s --dir "$dir" >"$dir/simulator.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 300); do [ -f "$dir/kraken_exporter.toml" ] && break; sleep 0.1; done
-  RUST_LOG=warn "$EXPORTER" --config "$dir/kraken_exporter.toml" --web.listen-address "127.0.0.1:$3" \
+  # The largest scaling rows go past the default max_assets (5,000 rows per answer).
+  KRAKEN_EXPORTER_MAX_ASSETS=100000 RUST_LOG=warn "$EXPORTER" --config "$dir/kraken_exporter.toml" \
+    --web.listen-address "127.0.0.1:$3" \
     >"$dir/exporter.log" 2>&1 &
   EXPORTER_PID=$!
   PIDS+=("$EXPORTER_PID")

@@ -17,6 +17,7 @@ const ENV_KEYS: &[&str] = &[
     "stale_after",
     "price_interval",
     "quote_currencies",
+    "max_assets",
 ];
 
 /// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather

@@ -360,6 +360,8 @@ mod tests {
             (format!("quote_currencies = [\"USD\", \"\"]\n{ONE_ACCOUNT}"), vec![], vec!["quote_currencies"]),
             (format!("quote_currencies = [\"USD\", \"ZUSD\"]\n{ONE_ACCOUNT}"), vec![], vec!["quote_currencies", "twice"]),
             (format!("price_interval = \"1s\"\n{ONE_ACCOUNT}"), vec![], vec!["price_interval", "5s"]),
+            (format!("max_assets = 0\n{ONE_ACCOUNT}"), vec![], vec!["max_assets", "between 1 and"]),
+            (ONE_ACCOUNT.to_string(), vec![("KRAKEN_EXPORTER_MAX_ASSETS", "2000000")], vec!["max_assets", "2000000"]),
             (format!("rebase_multiplier = \"double\"\n{ONE_ACCOUNT}"), vec![], vec!["rebase_multiplier", "base"]),
             (format!("api_url = \"ftp://x\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url"]),
             (format!("api_url = \"https://api.kraken.com/0/private\"\n{ONE_ACCOUNT}"), vec![], vec!["api_url", "path"]),
