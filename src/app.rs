@@ -70,6 +70,12 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
         let outputs = Outputs::new(&names);
+        // `:9877`, as node_exporter's users write it: every address.
+        let listen_address = match listen_address.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => listen_address.to_string(),
+        };
+        let listen_address = listen_address.as_str();
         let listener = TcpListener::bind(listen_address).await.with_context(|| {
             format!("cannot listen on {listen_address}; pick a free HOST:PORT with --web.listen-address")
         })?;

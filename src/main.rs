@@ -16,15 +16,29 @@ const LONG_VERSION: &str = concat!(
     ")"
 );
 
+/// Every route, for `--help`.
+const ROUTES: &str = "\
+Routes:
+  /               landing page with links
+  /metrics        the metrics (--web.telemetry-path moves it)
+  /health         200 while the process serves
+  /ready          200 once every account has had a successful poll
+  /-/reload       POST or PUT: reload the configuration (with --web.enable-lifecycle)";
+
 /// Prometheus exporter for Kraken account balances.
 #[derive(Parser, Debug)]
-#[command(name = "kraken_exporter", version, long_version = LONG_VERSION, about)]
+#[command(
+    name = "kraken_exporter",
+    version = LONG_VERSION,
+    about,
+    after_help = ROUTES
+)]
 struct Cli {
     /// Configuration file (TOML); KRAKEN_EXPORTER_* environment variables override its keys.
     #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
     config_file: Option<PathBuf>,
 
-    /// Address to serve the metrics, /health and /ready on.
+    /// Address to serve the metrics, /health and /ready on; `:PORT` listens on every address.
     #[arg(
         long = "web.listen-address",
         value_name = "HOST:PORT",
@@ -61,8 +75,13 @@ struct Cli {
     #[arg(long = "check-config")]
     check_config: bool,
 
-    /// Log level; RUST_LOG, when set, wins (for per-module filters).
-    #[arg(long = "log.level", value_enum, default_value = "info")]
+    /// Log level (any case); RUST_LOG, when set, wins (for per-module filters).
+    #[arg(
+        long = "log.level",
+        value_enum,
+        ignore_case = true,
+        default_value = "info"
+    )]
     log_level: LogLevel,
 
     /// Log line format.

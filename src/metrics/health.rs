@@ -12,8 +12,11 @@ use crate::kraken::ErrorReason;
 /// The label values of a family without labels.
 const NO_LABELS: &[&str] = &[];
 
-/// Poll duration buckets in seconds: Kraken usually answers in 0.1-0.5 s; the top buckets catch timeouts.
-const POLL_DURATION_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// Poll duration buckets in seconds, from a millisecond (a nearby simulator, a proxy's cache) through
+/// Kraken's usual 0.1-0.5 s to timeouts.
+const POLL_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 pub(super) struct Health {
     up: GaugeVec,

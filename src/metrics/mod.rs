@@ -428,4 +428,15 @@ mod tests {
         }
         assert!(text.contains("kraken_exporter_build_info{"));
     }
+
+    #[test]
+    fn a_poll_of_under_a_millisecond_lands_in_the_lowest_bucket() {
+        let metrics = Metrics::new(&["a"]);
+        metrics.update(|m| m.record_poll("a", Duration::from_micros(800), None));
+        let text = metrics.render_text();
+        assert!(
+            text.contains(r#"kraken_poll_duration_seconds_bucket{account="a",le="0.001"} 1"#),
+            "{text}"
+        );
+    }
 }

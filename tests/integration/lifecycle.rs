@@ -338,8 +338,52 @@ fn log_level_sets_the_level_and_rust_log_wins_over_it() {
         overridden.contains("DEBUG"),
         "RUST_LOG wins: {overridden:?}"
     );
+    // Any case, as operators type it.
+    let upper = levels(&with("WARN"), &[]);
+    assert!(
+        upper.contains("WARN") && !upper.contains("INFO"),
+        "{upper:?}"
+    );
     let (code, _, stderr) = run(&["--demo", "--once", "--log.level", "loud"], &[]);
     assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn short_and_long_version_agree_and_help_lists_every_route() {
+    let (code, short, _) = run(&["-V"], &[]);
+    let (_, long, _) = run(&["--version"], &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(short, long);
+    assert!(short.contains("revision "), "{short}");
+    let (code, help, _) = run(&["--help"], &[]);
+    assert_eq!(code, Some(0));
+    for route in ["/metrics", "/health", "/ready", "/-/reload", "  /  "] {
+        assert!(help.contains(route), "{route}: {help}");
+    }
+}
+
+#[tokio::test]
+async fn a_listen_address_of_only_a_port_listens_on_every_address() {
+    let port = free_port();
+    let mut child = exporter_command(
+        &["--demo", "--web.listen-address", &format!(":{port}")],
+        &[],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let outcome = eventually("the exporter listens on :PORT", || async {
+        reqwest::get(&url).await.ok().map(|r| r.status())
+    })
+    .await;
+    // Another loopback address reaches it too: it is not bound to one address.
+    let other = reqwest::get(format!("http://127.0.0.2:{port}/health")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(outcome, 200);
+    assert_eq!(other.unwrap().status(), 200);
 }
 
 #[test]
