@@ -76,7 +76,8 @@ impl ValuationFamilies {
         self.asset_price.replace(metrics, "", &rows);
     }
 
-    /// Records a refresh of prices: `kraken_prices_up` and, on success, its timestamp.
+    /// Records a refresh of prices: `kraken_prices_up` and, on success, its timestamp. It takes
+    /// the update's `Changes` (unused otherwise) so it can only be called where it is published.
     pub fn record_refresh(&self, _metrics: &mut Changes<'_>, succeeded: bool) {
         let none: &[&str] = &[];
         self.prices_up

@@ -55,21 +55,26 @@ impl ReloadHandle {
     /// Asks for a reload without waiting for its outcome (which is logged); `false` once the
     /// exporter is shutting down.
     pub async fn request(&self) -> bool {
-        let (done, _outcome) = oneshot::channel();
-        self.requests.send(ReloadRequest { done }).await.is_ok()
+        self.send().await.is_some()
     }
 
     /// Reloads and waits for the outcome.
     pub async fn reload(&self) -> ReloadOutcome {
-        let (done, outcome) = oneshot::channel();
-        if self.requests.send(ReloadRequest { done }).await.is_err() {
+        let Some(outcome) = self.send().await else {
             return ReloadOutcome::ShuttingDown;
-        }
+        };
         match outcome.await {
             Ok(Ok(())) => ReloadOutcome::Reloaded,
             Ok(Err(error)) => ReloadOutcome::Failed(error),
             Err(_) => ReloadOutcome::ShuttingDown,
         }
+    }
+
+    /// Queues a request; its outcome arrives on the receiver, `None` once shutting down.
+    async fn send(&self) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let (done, outcome) = oneshot::channel();
+        self.requests.send(ReloadRequest { done }).await.ok()?;
+        Some(outcome)
     }
 }
 

@@ -135,7 +135,7 @@ pub fn http_for(settings: &Settings) -> anyhow::Result<reqwest::Client> {
 }
 
 /// The schedule of every poller of a configuration.
-pub fn timing_of(settings: &Settings) -> PollTiming {
+fn timing_of(settings: &Settings) -> PollTiming {
     PollTiming {
         interval: settings.poll_interval,
         max_backoff: settings.max_backoff,
@@ -242,10 +242,10 @@ impl Running {
             .as_ref()
             .is_some_and(|quotes| *quotes != settings.quote_currencies);
         let Parts {
-            pollers,
             recipes,
             prices,
             nonces,
+            ..
         } = build(settings, &http, &self.outputs, &self.nonces);
         if quotes_changed {
             // Values in the old quotes go; the next prices and polls value in the new ones.
@@ -264,19 +264,18 @@ impl Running {
         let firsts = first_polls(
             tokio::time::Instant::now(),
             settings.poll_interval,
-            pollers.len(),
+            recipes.len(),
         );
-        self.tasks = pollers
+        self.tasks = recipes
             .into_iter()
-            .zip(recipes)
             .zip(firsts)
-            .map(|((poller, recipe), first)| {
+            .map(|(recipe, first)| {
                 let limiter = Arc::clone(&self.limiter);
                 let stopped_poller = stopped.clone();
                 let account = recipe.account().to_string();
-                let mut poller = Some(poller);
+                // Every start, the first included, makes its poller afresh from the recipe.
                 let start = move || {
-                    let poller = poller.take().unwrap_or_else(|| recipe.make());
+                    let poller = recipe.make();
                     // An account that stays is not polled before its schedule or backoff allows.
                     let first = poller.not_before().map_or(first, |at| at.max(first));
                     crate::poller::run(
@@ -300,12 +299,8 @@ impl Running {
         if let Some(prices) = prices {
             let interval = settings.price_interval;
             let stopped_prices = stopped.clone();
-            let recipe = prices.clone();
-            let mut prices = Some(prices);
-            let start = move || {
-                let prices = prices.take().unwrap_or_else(|| recipe.clone());
-                prices.run(interval, stopped_prices.clone())
-            };
+            // Every start runs a fresh clone of the refresher as it was built.
+            let start = move || prices.clone().run(interval, stopped_prices.clone());
             self.tasks.push(tokio::spawn(supervise(
                 "prices".to_string(),
                 None,

@@ -144,23 +144,20 @@ async fn reload(State(state): State<ServerState>, headers: HeaderMap) -> Respons
 /// any page can POST without a preflight only as one of the "simple" content types. A client such as
 /// curl sends none of these.
 fn cross_site(headers: &HeaderMap) -> Option<String> {
-    let text = |name: header::HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
-    if let Some(site) = headers
-        .get("sec-fetch-site")
-        .map(|v| v.to_str().unwrap_or("?"))
-    {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = text("sec-fetch-site") {
         if site != "same-origin" && site != "none" {
             return Some(format!("Sec-Fetch-Site is {site:?}"));
         }
     }
-    if let Some(origin) = text(header::ORIGIN) {
-        let host = text(header::HOST).unwrap_or_default();
+    if let Some(origin) = text(header::ORIGIN.as_str()) {
+        let host = text(header::HOST.as_str()).unwrap_or_default();
         let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
         if origin_host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
             return Some(format!("Origin {origin:?} is not this server ({host:?})"));
         }
     }
-    if let Some(kind) = text(header::CONTENT_TYPE) {
+    if let Some(kind) = text(header::CONTENT_TYPE.as_str()) {
         let kind = kind
             .split(';')
             .next()

@@ -125,12 +125,7 @@ async fn signed(
         return kraken_error(&text);
     }
     if let Some(recorded) = state.accounts[&api_key].recorded.get(path) {
-        return (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            recorded.clone(),
-        )
-            .into_response();
+        return json_ok(recorded.clone());
     }
     answer(&mut state, &api_key, &fields)
 }
@@ -186,7 +181,8 @@ fn answer_earn_allocations(state: &mut SimInner, api_key: &str, fields: &Fields)
     )
 }
 
-fn json_ok(body: String) -> Response {
+fn json_ok(body: impl Into<axum::body::Body>) -> Response {
+    let body: axum::body::Body = body.into();
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }
 

@@ -146,9 +146,13 @@ mod tests {
     use std::time::Duration;
 
     fn touch(path: &std::path::Path, text: &str, age: Duration) {
+        write_modified_at(path, text, SystemTime::now() - age);
+    }
+
+    fn write_modified_at(path: &std::path::Path, text: &str, modified: SystemTime) {
         std::fs::write(path, text).unwrap();
         let file = std::fs::File::options().write(true).open(path).unwrap();
-        file.set_modified(SystemTime::now() - age).unwrap();
+        file.set_modified(modified).unwrap();
     }
 
     fn reader(path: PathBuf, loads: Arc<AtomicUsize>) -> Load<String> {
@@ -231,11 +235,7 @@ mod tests {
         .unwrap();
         assert_eq!(watched.current().as_deref(), Some("ca1"));
         // A new CA copied in with the old file's modification time (cp -p, some sync tools).
-        let same_time = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            let file = std::fs::File::options().write(true).open(&path).unwrap();
-            file.set_modified(stamp).unwrap();
-        };
+        let same_time = |text: &str| write_modified_at(&path, text, stamp);
         same_time("ca2");
         assert_eq!(watched.current().as_deref(), Some("ca2"));
         same_time("bad");
