@@ -49,6 +49,13 @@ pub struct KrakenClient {
 #[derive(Debug, Clone, Default)]
 pub struct NonceSequence(Arc<Mutex<NonceCounter>>);
 
+impl NonceSequence {
+    /// The counter, held while a request of the key is signed, sent and answered.
+    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, NonceCounter> {
+        self.0.lock().await
+    }
+}
+
 impl std::fmt::Debug for KrakenClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KrakenClient")
@@ -122,7 +129,7 @@ impl KrakenClient {
         decode: fn(&[u8]) -> Result<T, PollError>,
     ) -> Result<T, PollError> {
         let url = format!("{}{path}", self.api_url);
-        let mut nonce_counter = self.nonce.0.lock().await;
+        let mut nonce_counter = self.nonce.lock().await;
         let nonce = nonce_counter.next_now();
         let mut body = format!("nonce={nonce}");
         for (name, value) in fields {
@@ -174,7 +181,7 @@ impl KrakenClient {
 }
 
 /// `err` with every occurrence of `secrets` replaced by `[redacted]`.
-fn scrub(mut err: PollError, secrets: &[SecretString]) -> PollError {
+pub(crate) fn scrub(mut err: PollError, secrets: &[SecretString]) -> PollError {
     for secret in secrets {
         let secret = secret.expose_secret();
         if !secret.is_empty() && err.message.contains(secret) {

@@ -9,6 +9,7 @@
 //! - One module per endpoint, with its request, its decoder and its method on the client:
 //!   [`balance_ex`], [`trade_balance`], [`earn_allocations`] (private), [`public`] (`Assets`,
 //!   `AssetPairs`, `Ticker`).
+//! - [`futures`]: the Kraken Futures client (another host, keys and signature) and its `accounts`.
 
 pub mod assets;
 pub mod balance_ex;
@@ -16,6 +17,7 @@ pub mod client;
 pub mod earn_allocations;
 pub(crate) mod envelope;
 pub(crate) mod error;
+pub mod futures;
 pub(crate) mod nonce;
 pub mod public;
 pub(crate) mod sign;

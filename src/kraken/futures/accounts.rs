@@ -1,0 +1,381 @@
+//! `GET /derivatives/api/v3/accounts`: every wallet of the futures key's account. Permission: a key
+//! with *General API: Read Only* access.
+//!
+//! Wallets are keyed by name (`cash`, `flex`, `fi_xbtusd`) and typed: `cashAccount` (balances per
+//! currency), `multiCollateralMarginAccount` (the flex wallet: per-currency figures and USD totals) and
+//! `marginAccount` (a single-collateral wallet in its `currency`, whose `balances` mix currencies with
+//! contract positions: the positions are sizes, not money, and are not read). Currency codes are
+//! upper-cased (`xbt` is `XBT`). Amounts are read exactly from the JSON text, strings or numbers;
+//! unknown wallet types and unknown fields are ignored. An answer with more rows (currencies and
+//! wallets together) than `max_rows` is refused.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{reason_of, FuturesClient};
+use crate::kraken::envelope::{decode_error, parse_decimal};
+use crate::kraken::error::{ErrorReason, PollError};
+
+/// The path requested (after `futures_api_url`); it is signed without `/derivatives`.
+pub const PATH: &str = "/derivatives/api/v3/accounts";
+
+/// The `endpoint` label and the owner of the futures families.
+pub const METHOD: &str = "futures/accounts";
+
+/// What the futures key needs, for the log line of a refused call.
+pub const PERMISSION: &str = "General API - Read Only (a Kraken Futures key)";
+
+/// Every wallet of one answer, exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FuturesAccounts {
+    /// The cash wallet: currency (upper case) -> balance.
+    pub cash: BTreeMap<String, Decimal>,
+    pub flex: Option<FlexWallet>,
+    /// The single-collateral margin wallets, by wallet name.
+    pub margin: Vec<MarginWallet>,
+}
+
+/// The multi-collateral (flex) wallet; totals in USD. A figure Kraken left out is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlexWallet {
+    pub currencies: Vec<FlexCurrency>,
+    pub balance_value: Option<Decimal>,
+    pub portfolio_value: Option<Decimal>,
+    pub collateral_value: Option<Decimal>,
+    pub initial_margin: Option<Decimal>,
+    pub initial_margin_with_orders: Option<Decimal>,
+    pub maintenance_margin: Option<Decimal>,
+    pub margin_equity: Option<Decimal>,
+    pub available_margin: Option<Decimal>,
+    pub pnl: Option<Decimal>,
+    pub unrealized_funding: Option<Decimal>,
+    pub total_unrealized: Option<Decimal>,
+}
+
+impl FlexWallet {
+    /// Margin equity / maintenance margin: positions are liquidated as it falls below 1. `None`
+    /// while the maintenance margin is 0 (no position open) or either figure is missing.
+    pub fn margin_ratio(&self) -> Option<Decimal> {
+        let maintenance = self.maintenance_margin.filter(|m| !m.is_zero())?;
+        self.margin_equity?.checked_div(maintenance)
+    }
+}
+
+/// One currency of the flex wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlexCurrency {
+    /// Upper case (`XBT`, `USD`).
+    pub currency: String,
+    pub quantity: Decimal,
+    /// In USD.
+    pub value: Decimal,
+    /// In USD: what it counts for as margin.
+    pub collateral: Decimal,
+    /// In the currency: what can be withdrawn or moved.
+    pub available: Decimal,
+}
+
+/// A single-collateral margin wallet; figures in its `currency`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarginWallet {
+    /// Kraken's wallet name (`fi_xbtusd`).
+    pub wallet: String,
+    /// Upper case (`XBT`).
+    pub currency: String,
+    /// `auxiliary.pv`.
+    pub portfolio_value: Option<Decimal>,
+    /// `auxiliary.af`.
+    pub available_funds: Option<Decimal>,
+    /// `auxiliary.pnl`.
+    pub pnl: Option<Decimal>,
+    /// `marginRequirements.im`.
+    pub initial_margin: Option<Decimal>,
+    /// `marginRequirements.mm`.
+    pub maintenance_margin: Option<Decimal>,
+}
+
+impl FuturesClient {
+    /// Calls `accounts` once; an answer with more than `max_rows` rows is refused.
+    pub async fn accounts(&self, max_rows: usize) -> Result<FuturesAccounts, PollError> {
+        self.get(PATH, |body| decode_accounts(body, max_rows)).await
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(default)]
+    result: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    /// HTTP 401 answers: `{"reason": "...", "status": "unauthorized"}`.
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(borrow, default)]
+    accounts: Option<BTreeMap<String, &'a RawValue>>,
+}
+
+/// A wallet's fields, read one by one (figures as raw JSON text, so amounts stay exact).
+type RawObject<'a> = BTreeMap<String, &'a RawValue>;
+
+#[derive(Deserialize)]
+struct RawFlexCurrency<'a> {
+    #[serde(borrow)]
+    quantity: &'a RawValue,
+    #[serde(borrow)]
+    value: &'a RawValue,
+    /// `collateral` in the current documentation, `collateralValue` in older revisions.
+    #[serde(borrow, alias = "collateralValue")]
+    collateral: &'a RawValue,
+    #[serde(borrow)]
+    available: &'a RawValue,
+}
+
+/// Decodes an `accounts` body: the wallets, or the futures error, or a decode error.
+pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, PollError> {
+    let envelope: RawEnvelope = serde_json::from_slice(body).map_err(|err| {
+        let text = String::from_utf8_lossy(body);
+        let kind = if text.trim_start().starts_with('<') {
+            "an HTML page".to_string()
+        } else {
+            format!("something else ({err})")
+        };
+        decode_error(format!(
+            "expected Kraken Futures' JSON answer, got {kind} ({} bytes)",
+            body.len()
+        ))
+    })?;
+    if let Some(code) = envelope
+        .error
+        .as_deref()
+        .filter(|_| envelope.result.as_deref() != Some("success") || envelope.accounts.is_none())
+    {
+        return Err(PollError::new(
+            reason_of(code),
+            format!("Kraken Futures answered {}", shorten(code)),
+        ));
+    }
+    if envelope.status.as_deref() == Some("unauthorized") {
+        return Err(PollError::new(
+            ErrorReason::InvalidKey,
+            format!(
+                "Kraken Futures answered unauthorized: {}",
+                shorten(envelope.reason.as_deref().unwrap_or("no reason given"))
+            ),
+        ));
+    }
+    if envelope.result.as_deref() != Some("success") {
+        return Err(decode_error(format!(
+            "Kraken Futures' answer has result {:?}, not \"success\", and no error",
+            envelope.result.as_deref().map(shorten).unwrap_or_default()
+        )));
+    }
+    let wallets = envelope
+        .accounts
+        .ok_or_else(|| decode_error("Kraken Futures' answer has no \"accounts\""))?;
+    let mut rows = wallets.len();
+    let mut accounts = FuturesAccounts::default();
+    for (name, raw) in wallets {
+        let shape = |err: serde_json::Error| {
+            decode_error(format!(
+                "futures wallet {:?}: unexpected shape ({err})",
+                shorten(&name)
+            ))
+        };
+        let wallet: RawObject = serde_json::from_str(raw.get()).map_err(shape)?;
+        let object = |field: &str| -> Result<RawObject, PollError> {
+            wallet
+                .get(field)
+                .map(|raw| serde_json::from_str(raw.get()).map_err(shape))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        let text = |field: &str| -> Result<Option<String>, PollError> {
+            wallet
+                .get(field)
+                .map(|raw| serde_json::from_str(raw.get()).map_err(shape))
+                .transpose()
+        };
+        let at = |field: &str| format!("futures wallet {:?} field {field:?}", shorten(&name));
+        let kind = text("type")?;
+        let kind = kind.as_deref().unwrap_or(match name.as_str() {
+            "cash" => "cashAccount",
+            "flex" => "multiCollateralMarginAccount",
+            _ => "marginAccount",
+        });
+        match kind {
+            "cashAccount" => {
+                for (currency, amount) in object("balances")? {
+                    let value = decimal(&at(&currency), amount)?;
+                    accounts.cash.insert(currency.to_ascii_uppercase(), value);
+                    rows += 1;
+                }
+            }
+            "multiCollateralMarginAccount" => {
+                let mut flex = FlexWallet::default();
+                for (currency, raw) in object("currencies")? {
+                    let at = |field: &str| at(&format!("currencies.{currency}.{field}"));
+                    let figures: RawFlexCurrency = serde_json::from_str(raw.get())
+                        .map_err(|err| decode_error(format!("{}: {err}", at(""))))?;
+                    flex.currencies.push(FlexCurrency {
+                        currency: currency.to_ascii_uppercase(),
+                        quantity: decimal(&at("quantity"), figures.quantity)?,
+                        value: decimal(&at("value"), figures.value)?,
+                        collateral: decimal(&at("collateral"), figures.collateral)?,
+                        available: decimal(&at("available"), figures.available)?,
+                    });
+                    rows += 1;
+                }
+                let total = |field: &str| {
+                    wallet
+                        .get(field)
+                        .map(|raw| decimal(&at(field), raw))
+                        .transpose()
+                };
+                flex.balance_value = total("balanceValue")?;
+                flex.portfolio_value = total("portfolioValue")?;
+                flex.collateral_value = total("collateralValue")?;
+                flex.initial_margin = total("initialMargin")?;
+                flex.initial_margin_with_orders = total("initialMarginWithOrders")?;
+                flex.maintenance_margin = total("maintenanceMargin")?;
+                flex.margin_equity = total("marginEquity")?;
+                flex.available_margin = total("availableMargin")?;
+                flex.pnl = total("pnl")?;
+                flex.unrealized_funding = total("unrealizedFunding")?;
+                flex.total_unrealized = total("totalUnrealized")?;
+                accounts.flex = Some(flex);
+            }
+            "marginAccount" => {
+                let Some(currency) = text("currency")? else {
+                    return Err(decode_error(format!("{} is missing", at("currency"))));
+                };
+                let currency = currency.trim();
+                let auxiliary = object("auxiliary")?;
+                let requirements = object("marginRequirements")?;
+                let figure = |map: &BTreeMap<String, &RawValue>, group: &str, field: &str| {
+                    map.get(field)
+                        .map(|raw| decimal(&at(&format!("{group}.{field}")), raw))
+                        .transpose()
+                };
+                accounts.margin.push(MarginWallet {
+                    wallet: name.clone(),
+                    currency: currency.to_ascii_uppercase(),
+                    portfolio_value: figure(&auxiliary, "auxiliary", "pv")?,
+                    available_funds: figure(&auxiliary, "auxiliary", "af")?,
+                    pnl: figure(&auxiliary, "auxiliary", "pnl")?,
+                    initial_margin: figure(&requirements, "marginRequirements", "im")?,
+                    maintenance_margin: figure(&requirements, "marginRequirements", "mm")?,
+                });
+            }
+            // A wallet type this version does not know: not money it can label correctly.
+            _ => {}
+        }
+        if rows > max_rows {
+            return Err(decode_error(format!(
+                "Kraken Futures' answer has more than {max_rows} wallets and currencies (max_assets); refused"
+            )));
+        }
+    }
+    Ok(accounts)
+}
+
+fn decimal(at: &str, raw: &RawValue) -> Result<Decimal, PollError> {
+    parse_decimal(raw.get()).map_err(|why| decode_error(format!("{at}: {why}")))
+}
+
+/// At most 80 characters on one line, for text from the answer.
+fn shorten(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(80)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    /// Kraken's documented example (KRAKEN_API.md, "Kraken Futures"), `"...": {}` left out.
+    const DOCUMENTED: &str =
+        include_str!("../../../tests/fixtures/futures/accounts_documented.json");
+
+    #[test]
+    fn decodes_the_documented_example_exactly() {
+        let accounts = decode_accounts(DOCUMENTED.as_bytes(), 100).unwrap();
+        assert_eq!(accounts.cash["XBT"], dec("141.31756797"));
+        assert_eq!(accounts.cash["XRP"], dec("52465.1254"));
+        let flex = accounts.flex.as_ref().unwrap();
+        assert_eq!(flex.currencies.len(), 1);
+        let xbt = &flex.currencies[0];
+        assert_eq!(xbt.currency, "XBT");
+        assert_eq!(xbt.quantity, dec("0.1185308247"));
+        assert_eq!(xbt.value, dec("4998.721054420551"));
+        assert_eq!(xbt.collateral, dec("4886.49976674881"));
+        assert_eq!(flex.margin_equity, Some(dec("34122.66")));
+        assert_eq!(flex.maintenance_margin, Some(Decimal::ZERO));
+        assert_eq!(flex.margin_ratio(), None, "no position: no ratio");
+        assert_eq!(accounts.margin.len(), 1);
+        let fi = &accounts.margin[0];
+        assert_eq!(fi.wallet, "fi_xbtusd");
+        assert_eq!(fi.currency, "XBT");
+        assert_eq!(fi.portfolio_value, Some(dec("153.73891563")));
+        assert_eq!(fi.available_funds, Some(dec("100.73891563")));
+        assert_eq!(fi.maintenance_margin, Some(dec("23.76")));
+    }
+
+    #[test]
+    fn older_shapes_numbers_and_an_empty_flex_wallet_decode() {
+        let body = br#"{"result":"success","serverTime":"2019-01-01T00:00:00.000Z","accounts":{
+            "cash":{"type":"cashAccount","balances":{"xbt":0.5,"usd":1e2}},
+            "flex":{"type":"multiCollateralMarginAccount","currencies":{},"marginEquity":10,"maintenanceMargin":4}}}"#;
+        let accounts = decode_accounts(body, 100).unwrap();
+        assert_eq!(accounts.cash["XBT"], dec("0.5"));
+        assert_eq!(accounts.cash["USD"], dec("100"));
+        let flex = accounts.flex.unwrap();
+        assert!(flex.currencies.is_empty());
+        assert_eq!(flex.margin_ratio(), Some(dec("2.5")));
+        assert_eq!(flex.available_margin, None);
+    }
+
+    #[test]
+    fn futures_errors_are_classified() {
+        let cases: [(&[u8], ErrorReason); 5] = [
+            (br#"{"result":"error","error":"authenticationError","serverTime":"2024-01-01T00:00:00Z"}"#, ErrorReason::InvalidKey),
+            (br#"{"result":"error","error":"apiLimitExceeded"}"#, ErrorReason::RateLimited),
+            (br#"{"result":"error","error":"nonceBelowThreshold"}"#, ErrorReason::InvalidNonce),
+            (br#"{"reason":"invalid key","status":"unauthorized"}"#, ErrorReason::InvalidKey),
+            (b"<html><body>502</body></html>", ErrorReason::Decode),
+        ];
+        for (body, reason) in cases {
+            let err = decode_accounts(body, 100).unwrap_err();
+            assert_eq!(err.reason, reason, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn positions_are_not_money_and_bad_amounts_are_named() {
+        let accounts = decode_accounts(DOCUMENTED.as_bytes(), 100).unwrap();
+        assert!(!format!("{accounts:?}").contains("FI_XBTUSD_171215"));
+        let err = decode_accounts(
+            br#"{"result":"success","accounts":{"cash":{"type":"cashAccount","balances":{"xbt":"lots"}}}}"#,
+            100,
+        )
+        .unwrap_err();
+        assert_eq!(err.reason, ErrorReason::Decode);
+        assert!(
+            err.message.contains("\"cash\"") && err.message.contains("xbt"),
+            "{err}"
+        );
+        let err = decode_accounts(DOCUMENTED.as_bytes(), 3).unwrap_err();
+        assert!(err.message.contains("max_assets"), "{err}");
+    }
+}
