@@ -1,14 +1,18 @@
 //! `--demo`: three simulated accounts on the [`crate::simulator`]: treasury (auto-earn, Earn
-//! allocations in flight, fee credits, fiat on hold) and trading (margin), with thresholds that make the
+//! allocations in flight, fee credits, fiat on hold) and trading (margin and a Kraken Futures
+//! wallet), with thresholds that make the
 //! shipped alerts fire on demo data, and fresh, an account that was never funded (Kraken answers it
 //! `{"error":[]}`: up, with no balances).
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::{AccountSettings, MarginSettings, MinAvailable, MinSpendable, Settings};
+use crate::config::{
+    AccountSettings, FuturesSettings, MarginSettings, MinAvailable, MinSpendable, Settings,
+};
 use crate::kraken::AssetFamily;
 use crate::simulator::{
-    dec, generate_secret, MovingLevel, Portfolio, SimAllocation, SimBalance, SimMargin, Simulator,
+    dec, generate_secret, MovingLevel, Portfolio, SimAllocation, SimBalance, SimFlex, SimFutures,
+    SimMargin, Simulator,
 };
 
 /// A realistic portfolio covering every family, credit, a rebasing token and an unknown suffix.
@@ -167,6 +171,35 @@ fn treasury_earn(now: SystemTime) -> Vec<SimAllocation> {
     ]
 }
 
+/// The trading account's Kraken Futures key.
+const TRADING_FUTURES_KEY: &str = "DEMO-trading-futures-key";
+
+/// The trading account's futures wallets: cash in XBT and USD, and a flex wallet of XBT, USD and EUR
+/// collateral with an open position (maintenance margin 5,000 USD). Its margin ratio starts at 2.4,
+/// falls 0.025 per poll to 1.225 and jumps back to 3.0: below its 2.0 minimum for 31 polls of 5 s
+/// (over two and a half minutes) in every 6-minute cycle, so KrakenFuturesMarginLow is seen firing.
+fn trading_futures() -> SimFutures {
+    let mut flex = SimFlex::holding(&[
+        ("XBT", "0.25", "60000", "2"),
+        ("USD", "5000", "1", "0"),
+        ("EUR", "2000", "1.08", "2"),
+    ])
+    .with_position("10000", "5000", "0");
+    flex.moving = Some(MovingLevel {
+        high: dec("300"),
+        low: dec("122.5"),
+        step: dec("2.5"),
+        start: dec("240"),
+    });
+    SimFutures {
+        cash: vec![
+            ("xbt".to_string(), dec("0.0150000000")),
+            ("usd".to_string(), dec("420.5000")),
+        ],
+        flex: Some(flex),
+    }
+}
+
 /// How often the demo polls: fast enough to watch values move.
 pub const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -203,10 +236,18 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     );
     // Trading runs on margin: its level falls step by step through its 200 % minimum and jumps back.
     simulator.set_margin("DEMO-trading-key", Some(trading_margin()));
+    // It trades futures too, with its own futures key.
+    let futures_secret = generate_secret();
+    simulator.add_futures(TRADING_FUTURES_KEY, &futures_secret, trading_futures());
     if let Some(trading) = accounts.iter_mut().find(|a| a.name == "trading") {
         trading.margin = Some(MarginSettings {
             asset: "USD".to_string(),
             min_level: Some(dec("2.0")),
+        });
+        trading.futures = Some(FuturesSettings {
+            api_key: TRADING_FUTURES_KEY.to_string().into(),
+            api_secret: futures_secret.into(),
+            min_margin_ratio: Some(dec("2.0")),
         });
     }
     // Treasury has Earn allocations bonding and on their way out.
@@ -216,6 +257,7 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     }
     let mut settings = Settings::with_defaults(simulator.url(), accounts);
     settings.poll_interval = DEMO_POLL_INTERVAL;
+    settings.futures_api_url = simulator.url();
     settings.quote_currencies = vec!["USD".to_string(), "EUR".to_string()];
     Ok((simulator, settings))
 }

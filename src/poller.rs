@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::collectors::Collector;
-use crate::kraken::{ErrorReason, KrakenClient, PollError};
+use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::{Changes, Metrics};
 use crate::readiness::Readiness;
 
@@ -173,16 +173,22 @@ impl AccountPoller {
     }
 
     /// Polls every endpoint once, in order (a later one only when its backoff allows), publishes each
-    /// outcome and logs it; the result is the first endpoint's. When it fails, the others are not
-    /// called: the key's problem would fail them too and cost rate budget. On success, the number of
+    /// outcome and logs it; the result is the first endpoint's. When it fails, the others of the same
+    /// key are not called (the key's problem would fail them too and cost rate budget); an endpoint
+    /// with a key of its own (Kraken Futures) still is. On success, the number of
     /// rows the balances answered (0: the account holds nothing yet).
     pub async fn poll_once(&mut self) -> Result<usize, PollError> {
         self.expire(Instant::now());
         let account = self.account.as_str();
         let mut result = Ok(0);
+        let mut balances_failed = false;
         for (index, (collector, health)) in self.endpoints.iter_mut().enumerate() {
             let first = index == 0;
             if health.retry_at.is_some_and(|at| Instant::now() < at) && !first {
+                continue;
+            }
+            // After the balances failed, only endpoints with a key of their own are called.
+            if balances_failed && !collector.own_key() {
                 continue;
             }
             let endpoint = collector.endpoint();
@@ -218,13 +224,13 @@ impl AccountPoller {
                         endpoint,
                         reason = %err.reason,
                         error = %err.message,
-                        hint = %hint(&err, collector.permission()),
+                        hint = %collector.hint(&err),
                         retry_in = %humantime::format_duration(round_to_ms(wait)),
                         "call failed; its last values stay"
                     );
                     if first {
                         result = Err(err);
-                        break;
+                        balances_failed = true;
                     }
                 }
             }
@@ -292,16 +298,6 @@ fn log_success(
             duration_ms = elapsed.as_millis() as u64,
             "call succeeded"
         ),
-    }
-}
-
-/// What the operator can do: for a refused permission, the permission this endpoint needs.
-fn hint(err: &PollError, permission: &str) -> String {
-    match err.reason {
-        ErrorReason::PermissionDenied => format!(
-            "the key lacks the \"{permission}\" permission; add it to the key on Kraken (or turn this endpoint off)"
-        ),
-        reason => reason.hint().to_string(),
     }
 }
 

@@ -76,11 +76,14 @@ impl Outputs {
 pub struct PollerRecipe {
     account: AccountSettings,
     api_url: String,
+    futures_api_url: String,
     rebase_multiplier: Option<RebaseMultiplier>,
     max_assets: usize,
     timing: PollTiming,
     http: reqwest::Client,
     nonce: NonceSequence,
+    /// The sequence of the account's futures key, if it has one (unused otherwise).
+    futures_nonce: NonceSequence,
     not_before: NotBefore,
     shared: collectors::Shared,
     outputs: Outputs,
@@ -99,6 +102,9 @@ impl PollerRecipe {
         .continuing(self.nonce.clone())
         .with_otp(account.api_otp.clone());
         let context = collectors::Context {
+            http: &self.http,
+            futures_api_url: &self.futures_api_url,
+            futures_nonce: &self.futures_nonce,
             rebase_multiplier: self.rebase_multiplier,
             max_assets: self.max_assets,
             shared: &self.shared,
@@ -181,9 +187,21 @@ pub fn build(
             next_nonces
                 .0
                 .insert(fingerprint(key), (nonce.clone(), Arc::clone(&not_before)));
+            // A futures key has its own sequence, kept by its own fingerprint (keys are distinct).
+            let futures_nonce = account
+                .futures
+                .as_ref()
+                .map_or_else(NonceSequence::default, |f| {
+                    let key = secrecy::ExposeSecret::expose_secret(&f.api_key);
+                    let entry = nonces.entry_for(key);
+                    next_nonces.0.insert(fingerprint(key), entry.clone());
+                    entry.0
+                });
             PollerRecipe {
                 account: account.clone(),
                 api_url: settings.api_url.clone(),
+                futures_api_url: settings.futures_api_url.clone(),
+                futures_nonce,
                 rebase_multiplier: settings.rebase_multiplier,
                 max_assets: settings.max_assets,
                 timing,

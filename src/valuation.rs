@@ -291,6 +291,22 @@ impl Valuation {
             .collect()
     }
 
+    /// `amount` of `asset` (a label value) in every quote at the prices of the moment: (quote,
+    /// value) where a price is found; empty before the first prices.
+    pub fn value_now(&self, asset: &str, amount: Decimal) -> Vec<(String, Decimal)> {
+        let market = crate::sync::read(&self.market);
+        let Some(market) = market.as_ref() else {
+            return Vec::new();
+        };
+        self.quotes
+            .iter()
+            .filter_map(|quote| {
+                let (price, _) = market.price(asset, quote)?;
+                Some((quote.clone(), amount.checked_mul(price)?))
+            })
+            .collect()
+    }
+
     /// Forgets an account's balances (they went stale).
     pub fn clear_holdings(&self, account: &str) {
         crate::sync::lock(&self.holdings).remove(account);

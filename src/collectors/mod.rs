@@ -20,6 +20,7 @@
 
 mod balance_ex;
 mod earn_allocations;
+mod futures_accounts;
 mod trade_balance;
 
 use std::any::Any;
@@ -45,6 +46,21 @@ pub trait Collector: Send {
     fn endpoint(&self) -> &'static str;
     /// The permission the key needs for this endpoint, named when Kraken refuses it.
     fn permission(&self) -> &'static str;
+    /// Whether the endpoint is called with a key of its own (Kraken Futures), so a failure of the
+    /// account's spot key does not keep it from being polled.
+    fn own_key(&self) -> bool {
+        false
+    }
+    /// What the operator can do about `err` (the log line's `hint`).
+    fn hint(&self, err: &PollError) -> String {
+        match err.reason {
+            crate::kraken::ErrorReason::PermissionDenied => format!(
+                "the key lacks the \"{}\" permission; add it to the key on Kraken (or turn this endpoint off)",
+                self.permission()
+            ),
+            reason => reason.hint().to_string(),
+        }
+    }
     /// Exports what the account's configuration says about this endpoint (thresholds); called once
     /// when the configuration is applied.
     fn configure(&self, _account: &str, _metrics: &mut Changes<'_>) {}
@@ -67,7 +83,7 @@ pub struct Endpoint {
     pub method: &'static str,
     /// The permission the key needs, named in the log when Kraken refuses a call.
     pub permission: &'static str,
-    /// Points one call costs on the key's rate counter.
+    /// Points one call costs on the spot key's rate counter (0: another key and budget).
     pub cost: u32,
     /// Registers the endpoint's families on the metrics, once per [`Metrics`].
     pub register: fn(&Metrics) -> RegisteredFamilies,
@@ -82,6 +98,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     balance_ex::ENDPOINT,
     trade_balance::ENDPOINT,
     earn_allocations::ENDPOINT,
+    futures_accounts::ENDPOINT,
 ];
 
 /// The families of every endpoint and of the valuation, registered once on one [`Metrics`] and kept
@@ -123,6 +140,12 @@ pub struct Shared {
 
 /// What a collector is made from besides its account.
 pub struct Context<'a> {
+    /// The configuration's HTTP client, for endpoints with a client of their own.
+    pub http: &'a reqwest::Client,
+    /// `futures_api_url`.
+    pub futures_api_url: &'a str,
+    /// The nonce sequence of the account's futures key (kept across reloads).
+    pub futures_nonce: &'a crate::kraken::client::NonceSequence,
     pub rebase_multiplier: Option<RebaseMultiplier>,
     /// The most rows a balances answer may have (`max_assets`).
     pub max_assets: usize,

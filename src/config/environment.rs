@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::secrets::{read_otp_file, read_secret_file};
-use super::{err, AccountSettings, ConfigError, ENV_PREFIX};
+use secrecy::{SecretSlice, SecretString};
+
+use super::{err, AccountSettings, ConfigError, FuturesSettings, ENV_PREFIX};
 
 /// Top-level keys that `KRAKEN_EXPORTER_<KEY>` may override (accounts come from the file or from
 /// `KRAKEN_API_KEY`).
@@ -18,6 +20,7 @@ const ENV_KEYS: &[&str] = &[
     "price_interval",
     "quote_currencies",
     "max_assets",
+    "futures_api_url",
 ];
 
 /// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather
@@ -52,38 +55,38 @@ fn is_kubernetes_service_link(key: &str) -> bool {
         || key.starts_with("PORT_")
 }
 
-/// The `default` account from `KRAKEN_API_KEY` and `KRAKEN_API_SECRET` / `KRAKEN_API_SECRET_FILE`.
+/// The `default` account from `KRAKEN_API_KEY` and `KRAKEN_API_SECRET` / `KRAKEN_API_SECRET_FILE`,
+/// with its futures key pair from `KRAKEN_FUTURES_API_KEY` and `KRAKEN_FUTURES_API_SECRET` /
+/// `KRAKEN_FUTURES_API_SECRET_FILE` when set.
 pub(super) fn account_from_env(
     env: &BTreeMap<String, String>,
 ) -> Result<Option<AccountSettings>, ConfigError> {
     let get = |key: &str| env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let key = get("KRAKEN_API_KEY");
-    let secret = get("KRAKEN_API_SECRET");
-    let secret_file = get("KRAKEN_API_SECRET_FILE");
-    let Some(api_key) = key else {
-        if secret.is_some() || secret_file.is_some() || get("KRAKEN_API_OTP_FILE").is_some() {
-            return Err(err(
-                "KRAKEN_API_SECRET, KRAKEN_API_SECRET_FILE or KRAKEN_API_OTP_FILE is set but KRAKEN_API_KEY is not; set the API key too",
-            ));
+    let Some(api_key) = get("KRAKEN_API_KEY") else {
+        let set: Vec<&str> = [
+            "KRAKEN_API_SECRET",
+            "KRAKEN_API_SECRET_FILE",
+            "KRAKEN_API_OTP_FILE",
+            "KRAKEN_FUTURES_API_KEY",
+            "KRAKEN_FUTURES_API_SECRET",
+            "KRAKEN_FUTURES_API_SECRET_FILE",
+        ]
+        .into_iter()
+        .filter(|name| get(name).is_some())
+        .collect();
+        if !set.is_empty() {
+            return Err(err(format!(
+                "{} set but KRAKEN_API_KEY is not; set the API key too",
+                if set.len() == 1 {
+                    format!("{} is", set[0])
+                } else {
+                    format!("{} are", set.join(", "))
+                }
+            )));
         }
         return Ok(None);
     };
-    let api_secret = match (secret, secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "both KRAKEN_API_SECRET and KRAKEN_API_SECRET_FILE are set; keep only one",
-            ))
-        }
-        (Some(secret), None) => super::secrets::environment_secret(secret)
-            .map_err(|e| err(format!("KRAKEN_API_SECRET: {e}")))?,
-        (None, Some(file)) => read_secret_file(Path::new(file))
-            .map_err(|e| err(format!("KRAKEN_API_SECRET_FILE: {e}")))?,
-        (None, None) => {
-            return Err(err(
-                "KRAKEN_API_KEY is set but neither KRAKEN_API_SECRET nor KRAKEN_API_SECRET_FILE is; set one of them",
-            ))
-        }
-    };
+    let api_secret = key_secret(env, "KRAKEN_API_KEY", "KRAKEN_API_SECRET")?;
     let api_otp = get("KRAKEN_API_OTP_FILE")
         .map(|file| {
             read_otp_file(Path::new(file)).map_err(|e| err(format!("KRAKEN_API_OTP_FILE: {e}")))
@@ -92,5 +95,44 @@ pub(super) fn account_from_env(
     let mut account = AccountSettings::new("default", api_key, Vec::new());
     account.api_secret = api_secret;
     account.api_otp = api_otp;
+    account.futures = match get("KRAKEN_FUTURES_API_KEY") {
+        Some(key) => Some(FuturesSettings {
+            api_key: SecretString::from(key.to_string()),
+            api_secret: key_secret(env, "KRAKEN_FUTURES_API_KEY", "KRAKEN_FUTURES_API_SECRET")?,
+            min_margin_ratio: None,
+        }),
+        None if get("KRAKEN_FUTURES_API_SECRET").is_some()
+            || get("KRAKEN_FUTURES_API_SECRET_FILE").is_some() =>
+        {
+            return Err(err(
+                "KRAKEN_FUTURES_API_SECRET or KRAKEN_FUTURES_API_SECRET_FILE is set but KRAKEN_FUTURES_API_KEY is not; set the futures API key too",
+            ))
+        }
+        None => None,
+    };
     Ok(Some(account))
+}
+
+/// The decoded secret of the key in `key_variable`, from `secret_variable` (base64) or
+/// `<secret_variable>_FILE`: exactly one of them.
+fn key_secret(
+    env: &BTreeMap<String, String>,
+    key_variable: &str,
+    secret_variable: &str,
+) -> Result<SecretSlice<u8>, ConfigError> {
+    let get = |key: &str| env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let file_variable = format!("{secret_variable}_FILE");
+    match (get(secret_variable), get(&file_variable)) {
+        (Some(_), Some(_)) => Err(err(format!(
+            "both {secret_variable} and {file_variable} are set; keep only one"
+        ))),
+        (Some(secret), None) => super::secrets::environment_secret(secret_variable, secret)
+            .map_err(|e| err(format!("{secret_variable}: {e}"))),
+        (None, Some(file)) => {
+            read_secret_file(Path::new(file), "api_secret_file").map_err(|e| err(format!("{file_variable}: {e}")))
+        }
+        (None, None) => Err(err(format!(
+            "{key_variable} is set but neither {secret_variable} nor {file_variable} is; set one of them"
+        ))),
+    }
 }

@@ -57,6 +57,8 @@ pub struct Settings {
     pub price_interval: Duration,
     /// The most rows a `BalanceEx` answer may have; a larger one is refused as a decode error.
     pub max_assets: usize,
+    /// Base URL of Kraken Futures without a trailing slash (`https://futures.kraken.com`).
+    pub futures_api_url: String,
     pub accounts: Vec<AccountSettings>,
 }
 
@@ -78,6 +80,7 @@ impl Settings {
             quote_currencies: vec!["USD".to_string()],
             price_interval: DEFAULT_PRICE_INTERVAL,
             max_assets: DEFAULT_MAX_ASSETS,
+            futures_api_url: crate::kraken::futures::DEFAULT_FUTURES_API_URL.to_string(),
             accounts,
         }
     }
@@ -95,6 +98,7 @@ impl AccountSettings {
             api_otp: None,
             margin: None,
             earn: false,
+            futures: None,
         }
     }
 }
@@ -117,6 +121,19 @@ pub struct AccountSettings {
     pub margin: Option<MarginSettings>,
     /// `earn = true`: poll `Earn/Allocations` too.
     pub earn: bool,
+    /// The account's Kraken Futures key pair: poll its wallets too.
+    pub futures: Option<FuturesSettings>,
+}
+
+/// An account's Kraken Futures key pair and its threshold.
+#[derive(Debug, Clone)]
+pub struct FuturesSettings {
+    /// The futures public key (never the spot key).
+    pub api_key: SecretString,
+    /// The decoded futures private key.
+    pub api_secret: SecretSlice<u8>,
+    /// `futures_min_margin_ratio`, exported as `kraken_futures_margin_ratio_min`.
+    pub min_margin_ratio: Option<Decimal>,
 }
 
 /// The margin options of an account.

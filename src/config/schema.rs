@@ -17,6 +17,7 @@ pub(super) struct RawSettings {
     pub(super) quote_currencies: Option<Vec<String>>,
     pub(super) price_interval: Option<String>,
     pub(super) max_assets: Option<u64>,
+    pub(super) futures_api_url: Option<String>,
     #[serde(default)]
     pub(super) accounts: Vec<RawAccount>,
 }
@@ -32,6 +33,9 @@ pub(super) struct RawAccount {
     pub(super) margin_asset: Option<String>,
     pub(super) min_margin_level: Option<String>,
     pub(super) earn: Option<bool>,
+    pub(super) futures_api_key: Option<String>,
+    pub(super) futures_api_secret_file: Option<PathBuf>,
+    pub(super) futures_min_margin_ratio: Option<String>,
     #[serde(default)]
     pub(super) min_available: Vec<RawMinAvailable>,
     #[serde(default)]

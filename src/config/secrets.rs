@@ -7,39 +7,45 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::kraken::sign::decode_secret;
 
-/// The process environment, read once at start; `KRAKEN_API_SECRET` is then removed from the process
-/// and its text overwritten, so it is neither inherited by children nor readable in
-/// `/proc/<pid>/environ`. It is decoded once, here, and kept only decoded (zeroed on drop): the map
+/// The process environment, read once at start; the variables that may hold a secret themselves
+/// ([`SECRET_VARIABLES`]: `KRAKEN_API_SECRET`, `KRAKEN_FUTURES_API_SECRET`) are then removed from the
+/// process and their text overwritten, so they are neither inherited by children nor readable in
+/// `/proc/<pid>/environ`. Each is decoded once, here, and kept only decoded (zeroed on drop): the map
 /// holds a marker in its place, which reloads resolve to the decoded secret. Call before any thread
 /// starts (the environment is not thread-safe).
 pub fn take_environment() -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    if let Some(mut base64) = env.remove(SECRET_VARIABLE) {
-        let decoded = decode_secret(base64.trim())
-            .map(SecretSlice::from)
-            .map_err(|e| e.to_string());
-        zeroize::Zeroize::zeroize(&mut base64);
-        let _ = ENVIRONMENT_SECRET.set(decoded);
-        env.insert(SECRET_VARIABLE.to_string(), TAKEN_AT_START.to_string());
-        scrub_variable(SECRET_VARIABLE);
+    let mut decoded_secrets = BTreeMap::new();
+    for variable in SECRET_VARIABLES {
+        if let Some(mut base64) = env.remove(*variable) {
+            let decoded = decode_secret(base64.trim())
+                .map(SecretSlice::from)
+                .map_err(|e| e.to_string());
+            zeroize::Zeroize::zeroize(&mut base64);
+            decoded_secrets.insert(*variable, decoded);
+            env.insert(variable.to_string(), TAKEN_AT_START.to_string());
+            scrub_variable(variable);
+        }
     }
+    let _ = ENVIRONMENT_SECRETS.set(decoded_secrets);
     env
 }
 
-/// What `KRAKEN_API_SECRET` holds in the map [`take_environment`] returns.
+/// What a secret variable holds in the map [`take_environment`] returns.
 const TAKEN_AT_START: &str = "(decoded at start)";
 
-/// `KRAKEN_API_SECRET` as decoded at start, or why it could not be.
-static ENVIRONMENT_SECRET: std::sync::OnceLock<Result<SecretSlice<u8>, String>> =
-    std::sync::OnceLock::new();
+/// Each secret variable as decoded at start, or why it could not be.
+static ENVIRONMENT_SECRETS: std::sync::OnceLock<
+    BTreeMap<&'static str, Result<SecretSlice<u8>, String>>,
+> = std::sync::OnceLock::new();
 
-/// The decoded secret of `KRAKEN_API_SECRET`'s value `text`: decoded now, or, for the marker
+/// The decoded secret of `variable`'s value `text`: decoded now, or, for the marker
 /// [`take_environment`] left, the one decoded at start.
-pub(super) fn environment_secret(text: &str) -> Result<SecretSlice<u8>, String> {
+pub(super) fn environment_secret(variable: &str, text: &str) -> Result<SecretSlice<u8>, String> {
     if text == TAKEN_AT_START {
-        return match ENVIRONMENT_SECRET.get() {
+        return match ENVIRONMENT_SECRETS.get().and_then(|all| all.get(variable)) {
             Some(Ok(secret)) => Ok(SecretSlice::from(secret.expose_secret().to_vec())),
             Some(Err(why)) => Err(why.clone()),
             None => Err("it was not read at start".to_string()),
@@ -60,8 +66,8 @@ pub fn forbid_core_dumps() {
     }
 }
 
-/// The environment variable that may hold an API secret itself.
-const SECRET_VARIABLE: &str = "KRAKEN_API_SECRET";
+/// The environment variables that may hold an API secret themselves.
+const SECRET_VARIABLES: &[&str] = &["KRAKEN_API_SECRET", "KRAKEN_FUTURES_API_SECRET"];
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn scrub_variable(name: &str) {
@@ -89,11 +95,12 @@ fn scrub_variable(name: &str) {
     std::env::remove_var(name);
 }
 
-/// Reads and decodes a secret file; warns when group or others can read it.
-pub fn read_secret_file(path: &Path) -> Result<SecretSlice<u8>, String> {
-    let text = read_small_secret(path, "api_secret_file", "the key's base64 private key")?;
+/// Reads and decodes a secret file (`key` names it in errors: `api_secret_file`); warns when group
+/// or others can read it.
+pub fn read_secret_file(path: &Path, key: &str) -> Result<SecretSlice<u8>, String> {
+    let text = read_small_secret(path, key, "the key's base64 private key")?;
     let decoded = decode_secret(secrecy::ExposeSecret::expose_secret(&text))
-        .map_err(|e| format!("api_secret_file {}: {e}", path.display()))?;
+        .map_err(|e| format!("{key} {}: {e}", path.display()))?;
     Ok(SecretSlice::from(decoded))
 }
 

@@ -10,8 +10,8 @@ use super::environment::account_from_env;
 use super::schema::{RawAccount, RawMinAvailable, RawSettings};
 use super::secrets::{read_otp_file, read_secret_file};
 use super::{
-    err, AccountSettings, ConfigError, MarginSettings, MinAvailable, MinSpendable, Settings,
-    DEFAULT_API_URL, DEFAULT_MAX_ASSETS, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL,
+    err, AccountSettings, ConfigError, FuturesSettings, MarginSettings, MinAvailable, MinSpendable,
+    Settings, DEFAULT_API_URL, DEFAULT_MAX_ASSETS, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL,
     DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
 };
 use crate::kraken::assets::modern_code;
@@ -24,7 +24,7 @@ pub(super) fn settings(
 ) -> Result<Settings, ConfigError> {
     let api_url = match raw.api_url {
         None => DEFAULT_API_URL.to_string(),
-        Some(url) => validate_url(&url)?,
+        Some(url) => validate_url("api_url", &url, DEFAULT_API_URL)?,
     };
     let poll_interval = parse_duration("poll_interval", raw.poll_interval, DEFAULT_POLL_INTERVAL)?;
     if poll_interval < MIN_POLL_INTERVAL {
@@ -120,6 +120,29 @@ pub(super) fn settings(
                 )));
         }
     }
+    let mut futures_keys: BTreeMap<&str, &str> = BTreeMap::new();
+    for account in &accounts {
+        let Some(futures) = &account.futures else {
+            continue;
+        };
+        let key = secrecy::ExposeSecret::expose_secret(&futures.api_key);
+        if let Some(spot) = keys.get(key) {
+            return Err(err(format!(
+                "account {:?}: futures_api_key is the api_key of account {spot:?}; Kraken Futures keys are created on the futures site and are never spot keys: create one there (General API: Read Only)",
+                account.name
+            )));
+        }
+        if let Some(first) = futures_keys.insert(key, account.name.as_str()) {
+            return Err(err(format!(
+                "accounts {first:?} and {:?} use the same futures_api_key; a futures key pair belongs to one account: give each its own",
+                account.name
+            )));
+        }
+    }
+    let futures_api_url = match raw.futures_api_url {
+        None => crate::kraken::futures::DEFAULT_FUTURES_API_URL.to_string(),
+        Some(url) => validate_url("futures_api_url", &url, "https://futures.kraken.com")?,
+    };
     Ok(Settings {
         api_url,
         poll_interval,
@@ -130,6 +153,7 @@ pub(super) fn settings(
         quote_currencies,
         price_interval,
         max_assets,
+        futures_api_url,
         accounts,
     })
 }
@@ -178,38 +202,40 @@ pub(super) fn explain_config_error(message: &str, where_: &str) -> String {
     format!("invalid configuration in {where_}: {one_line}")
 }
 
-fn validate_url(url: &str) -> Result<String, ConfigError> {
+/// A base URL (`key` names it in errors; `example` is its default): http(s) with a host, no
+/// user-info, query, fragment or path, and plain http only to loopback.
+fn validate_url(key: &str, url: &str, example: &str) -> Result<String, ConfigError> {
     let trimmed = url.trim().trim_end_matches('/');
     // Never echo a URL that may carry a password: name it without its user-info part.
     let shown = redact_userinfo(trimmed);
     let parsed = reqwest::Url::parse(trimmed).map_err(|e| {
         err(format!(
-            "api_url = {shown:?} is not a valid URL ({e}); use e.g. \"https://api.kraken.com\""
+            "{key} = {shown:?} is not a valid URL ({e}); use e.g. \"{example}\""
         ))
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(err(format!(
-            "api_url = {shown:?} must be an http or https URL with a host, e.g. \"https://api.kraken.com\""
+            "{key} = {shown:?} must be an http or https URL with a host, e.g. \"{example}\""
         )));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(err(format!(
-            "api_url = {shown:?} carries a user name or password; Kraken authenticates by API key, so remove the user-info part (it would be printed in logs)"
+            "{key} = {shown:?} carries a user name or password; Kraken authenticates by API key, so remove the user-info part (it would be printed in logs)"
         )));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(err(format!(
-            "api_url = {shown:?} must not contain a query or fragment; give the scheme and host only, e.g. \"https://api.kraken.com\""
+            "{key} = {shown:?} must not contain a query or fragment; give the scheme and host only, e.g. \"{example}\""
         )));
     }
     if parsed.path() != "/" && !parsed.path().is_empty() {
         return Err(err(format!(
-            "api_url = {shown:?} must not contain a path; the exporter appends /0/private/BalanceEx itself"
+            "{key} = {shown:?} must not contain a path; the exporter appends each endpoint's path itself"
         )));
     }
     if parsed.scheme() == "http" && !is_loopback(&parsed) {
         return Err(err(format!(
-            "api_url = {shown:?} is plain http to a host that is not this machine: the API key, signatures and balances would cross the network in clear text; use https (plain http is allowed to loopback addresses only, for local proxies)"
+            "{key} = {shown:?} is plain http to a host that is not this machine: the API key, signatures and balances would cross the network in clear text; use https (plain http is allowed to loopback addresses only, for local proxies)"
         )));
     }
     Ok(trimmed.to_string())
@@ -288,12 +314,19 @@ pub(super) fn validate_account(
             "{at}: api_secret_file is missing; point it at a file that holds the key's base64 private key"
         ))
     })?;
-    let api_secret = read_secret_file(&path).map_err(|e| err(format!("{at}: {e}")))?;
+    let api_secret =
+        read_secret_file(&path, "api_secret_file").map_err(|e| err(format!("{at}: {e}")))?;
     let api_otp = raw
         .api_otp_file
         .map(|path| read_otp_file(&path).map_err(|e| err(format!("{at}: {e}"))))
         .transpose()?;
     let margin = validate_margin(&at, raw.margin, raw.margin_asset, raw.min_margin_level)?;
+    let futures = validate_futures(
+        &at,
+        raw.futures_api_key,
+        raw.futures_api_secret_file,
+        raw.futures_min_margin_ratio,
+    )?;
     let mut min_available: Vec<MinAvailable> = Vec::with_capacity(raw.min_available.len());
     for (index, raw) in raw.min_available.into_iter().enumerate() {
         let minimum = validate_min_available(&format!("{at}: min_available[{index}]"), raw)?;
@@ -333,7 +366,67 @@ pub(super) fn validate_account(
         api_otp,
         margin,
         earn: raw.earn.unwrap_or(false),
+        futures,
     })
+}
+
+/// `futures_api_key` with `futures_api_secret_file` (both or neither) and
+/// `futures_min_margin_ratio` (only with them).
+fn validate_futures(
+    at: &str,
+    api_key: Option<String>,
+    secret_file: Option<std::path::PathBuf>,
+    min_ratio: Option<String>,
+) -> Result<Option<FuturesSettings>, ConfigError> {
+    let api_key = api_key.map(|k| k.trim().to_string());
+    let (api_key, secret_file) = match (api_key, secret_file) {
+        (None, None) => {
+            if min_ratio.is_some() {
+                return Err(err(format!(
+                    "{at}: futures_min_margin_ratio needs a futures key pair; add futures_api_key and futures_api_secret_file, or remove it"
+                )));
+            }
+            return Ok(None);
+        }
+        (Some(key), Some(file)) if !key.is_empty() => (key, file),
+        (Some(_), Some(_)) => {
+            return Err(err(format!(
+                "{at}: futures_api_key is empty; paste the public key of a Kraken Futures API key (created on the futures site)"
+            )))
+        }
+        (Some(_), None) => {
+            return Err(err(format!(
+                "{at}: futures_api_key is set but futures_api_secret_file is missing; point it at a file that holds the futures key's base64 private key"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(err(format!(
+                "{at}: futures_api_secret_file is set but futures_api_key is missing; add the futures key's public key"
+            )))
+        }
+    };
+    let api_secret = read_secret_file(&secret_file, "futures_api_secret_file")
+        .map_err(|e| err(format!("{at}: {e}")))?;
+    let min_margin_ratio = min_ratio
+        .map(|text| {
+            let ratio = Decimal::from_str_exact(text.trim()).map_err(|_| {
+                err(format!(
+                    "{at}: futures_min_margin_ratio = {text:?} is not a decimal number; write the ratio of margin equity to maintenance margin as a string, e.g. \"2.0\""
+                ))
+            })?;
+            if ratio <= Decimal::ONE {
+                return Err(err(format!(
+                    "{at}: futures_min_margin_ratio = {text:?} must be above 1: positions are liquidated when margin equity falls to the maintenance margin (ratio 1); e.g. \"2.0\""
+                )));
+            }
+            Ok(ratio)
+        })
+        .transpose()?;
+    Ok(Some(FuturesSettings {
+        api_key: SecretString::from(api_key),
+        api_secret,
+        min_margin_ratio,
+    }))
 }
 
 /// `margin`, `margin_asset` and `min_margin_level`; the last two only with `margin = true`.

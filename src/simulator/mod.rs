@@ -12,6 +12,7 @@
 //! - `faults`: the failures it can be told to produce.
 
 mod faults;
+mod futures;
 mod private;
 mod public;
 
@@ -30,6 +31,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha512};
 
 pub use faults::Fault;
+pub use futures::{SimFlex, SimFutures};
 
 /// One asset of a simulated portfolio.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +252,10 @@ impl SimAllocation {
 #[derive(Default)]
 struct SimInner {
     accounts: HashMap<String, SimAccount>,
+    /// Kraken Futures keys, by public key.
+    futures: HashMap<String, futures::SimFuturesKey>,
+    /// The fault of the Kraken Futures endpoint (`KrakenError` carries a futures error code).
+    futures_fault: Option<Fault>,
     fault: Option<Fault>,
     public_fault: Option<Fault>,
     requests: Vec<SimRequest>,
@@ -288,6 +294,10 @@ impl Simulator {
             .route(
                 crate::kraken::earn_allocations::PATH,
                 post(private::earn_allocations),
+            )
+            .route(
+                crate::kraken::futures::accounts::PATH,
+                get(futures::accounts),
             )
             .route("/0/public/Assets", get(public::assets))
             .route("/0/public/AssetPairs", get(public::asset_pairs))
@@ -374,6 +384,45 @@ impl Simulator {
                 None => account.recorded.remove(path),
             };
         }
+    }
+
+    /// Registers a Kraken Futures key with its decoded secret and wallets.
+    pub fn add_futures(&self, api_key: &str, secret: &[u8], wallets: SimFutures) {
+        self.lock().futures.insert(
+            api_key.to_string(),
+            futures::SimFuturesKey {
+                secret: secret.to_vec(),
+                last_nonce: 0,
+                wallets,
+                calls: 0,
+                recorded: None,
+            },
+        );
+    }
+
+    /// Replaces a futures key's wallets.
+    pub fn set_futures(&self, api_key: &str, wallets: SimFutures) {
+        if let Some(key) = self.lock().futures.get_mut(api_key) {
+            key.wallets = wallets;
+        }
+    }
+
+    /// Answers a futures key's `accounts` with `body` byte for byte once the request passed the
+    /// checks; `None` goes back to the simulated wallets.
+    pub fn set_futures_recorded(&self, api_key: &str, body: Option<Vec<u8>>) {
+        if let Some(key) = self.lock().futures.get_mut(api_key) {
+            key.recorded = body.map(Bytes::from);
+        }
+    }
+
+    /// Sets or clears the fault of the Kraken Futures endpoint only.
+    pub fn set_futures_fault(&self, fault: Option<Fault>) {
+        self.lock().futures_fault = fault;
+    }
+
+    /// The last nonce the simulator accepted from a futures key.
+    pub fn futures_last_nonce(&self, api_key: &str) -> Option<u64> {
+        self.lock().futures.get(api_key).map(|key| key.last_nonce)
     }
 
     /// Sets or clears the fault applied to every following request.

@@ -181,7 +181,7 @@ fn answer_earn_allocations(state: &mut SimInner, api_key: &str, fields: &Fields)
     )
 }
 
-fn json_ok(body: impl Into<axum::body::Body>) -> Response {
+pub(super) fn json_ok(body: impl Into<axum::body::Body>) -> Response {
     let body: axum::body::Body = body.into();
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }
