@@ -234,6 +234,24 @@ impl Settings {
             self.quote_currencies.join(", "),
             humantime::format_duration(self.price_interval),
             self.max_assets,
+        ) + &self.futures_summary()
+    }
+
+    /// `, futures [a, b] at <futures_api_url>` when any account has a futures key pair.
+    fn futures_summary(&self) -> String {
+        let futures: Vec<&str> = self
+            .accounts
+            .iter()
+            .filter(|a| a.futures.is_some())
+            .map(|a| a.name.as_str())
+            .collect();
+        if futures.is_empty() {
+            return String::new();
+        }
+        format!(
+            ", futures [{}] at {}",
+            futures.join(", "),
+            self.futures_api_url
         )
     }
 }
@@ -525,6 +543,112 @@ mod tests {
             )
             .unwrap();
         assert!(from_env.accounts[0].api_otp.is_some());
+    }
+
+    #[test]
+    fn a_futures_key_pair_is_read_per_account_and_from_the_environment() {
+        let fixture = Fixture::new();
+        let plain = fixture.load(ONE_ACCOUNT, &[]).unwrap();
+        assert!(plain.accounts[0].futures.is_none());
+        assert_eq!(plain.futures_api_url, "https://futures.kraken.com");
+        let toml = format!(
+            "futures_api_url = \"http://127.0.0.1:9/\"\n{ONE_ACCOUNT}futures_api_key = \" FKEY \"\nfutures_api_secret_file = \"$DIR/secret\"\nfutures_min_margin_ratio = \"2.5\"\n"
+        );
+        let settings = fixture.load(&toml, &[]).unwrap();
+        assert_eq!(settings.futures_api_url, "http://127.0.0.1:9");
+        let futures = settings.accounts[0].futures.as_ref().unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&futures.api_key),
+            "FKEY"
+        );
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&futures.api_secret),
+            decode_secret(SECRET).unwrap().as_slice()
+        );
+        assert_eq!(futures.min_margin_ratio, Some(Decimal::new(25, 1)));
+        let from_env = fixture
+            .load(
+                "",
+                &[
+                    ("KRAKEN_API_KEY", "K"),
+                    ("KRAKEN_API_SECRET", SECRET),
+                    ("KRAKEN_FUTURES_API_KEY", "FK"),
+                    ("KRAKEN_FUTURES_API_SECRET_FILE", "$DIRsecret"),
+                ],
+            )
+            .unwrap();
+        let futures = from_env.accounts[0].futures.as_ref().unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&futures.api_key), "FK");
+        let env_url = fixture
+            .load(
+                ONE_ACCOUNT,
+                &[("KRAKEN_EXPORTER_FUTURES_API_URL", "https://futures.example")],
+            )
+            .unwrap();
+        assert_eq!(env_url.futures_api_url, "https://futures.example");
+        assert!(
+            settings.summary().ends_with(", futures [main] at http://127.0.0.1:9"),
+            "{}",
+            settings.summary()
+        );
+        assert!(!plain.summary().contains("futures"));
+    }
+
+    #[test]
+    fn futures_mistakes_are_refused_naming_the_key_without_the_secret() {
+        let fixture = Fixture::new();
+        let with = |extra: &str| fixture.load(&format!("{ONE_ACCOUNT}{extra}"), &[]);
+        let cases = [
+            ("futures_api_key = \"FKEY\"\n", "futures_api_secret_file is missing"),
+            ("futures_api_secret_file = \"$DIR/secret\"\n", "futures_api_key is missing"),
+            ("futures_min_margin_ratio = \"2\"\n", "needs a futures key pair"),
+            ("futures_api_key = \"KEY-abcd\"\nfutures_api_secret_file = \"$DIR/secret\"\n", "never spot keys"),
+            ("futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/bad-secret\"\n", "futures_api_secret_file"),
+            ("futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/secret\"\nfutures_min_margin_ratio = \"1\"\n", "must be above 1"),
+            ("futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/secret\"\nfutures_min_margin_ratio = \"lots\"\n", "not a decimal"),
+        ];
+        for (extra, expected) in cases {
+            let message = with(extra).unwrap_err().to_string();
+            assert!(message.contains(expected), "{extra}: {message}");
+            assert!(!message.contains(SECRET), "{message}");
+        }
+        let two = format!(
+            "{ONE_ACCOUNT}futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/secret\"\n[[accounts]]\nname = \"b\"\napi_key = \"KEY-b\"\napi_secret_file = \"$DIR/secret\"\nfutures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/secret\"\n"
+        );
+        let message = fixture.load(&two, &[]).unwrap_err().to_string();
+        assert!(message.contains("same futures_api_key"), "{message}");
+        for url in [
+            "http://futures.example",
+            "https://u:p@futures.example",
+            "https://futures.example/?a=1",
+        ] {
+            let message = fixture
+                .load(&format!("futures_api_url = \"{url}\"\n{ONE_ACCOUNT}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(message.starts_with("futures_api_url = "), "{message}");
+            assert!(!message.contains("u:p"), "{message}");
+        }
+        let message = fixture
+            .load(
+                "",
+                &[
+                    ("KRAKEN_API_KEY", "K"),
+                    ("KRAKEN_API_SECRET", SECRET),
+                    ("KRAKEN_FUTURES_API_KEY", "FK"),
+                ],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("KRAKEN_FUTURES_API_SECRET_FILE"),
+            "{message}"
+        );
+        let message = fixture
+            .load("", &[("KRAKEN_FUTURES_API_KEY", "FK")])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("KRAKEN_API_KEY is not"), "{message}");
     }
 
     #[test]
