@@ -178,7 +178,7 @@ const TRADING_FUTURES_KEY: &str = "DEMO-trading-futures-key";
 /// collateral with an open position (maintenance margin 5,000 USD). Its margin ratio starts at 2.4,
 /// falls 0.025 per poll to 1.225 and jumps back to 3.0: below its 2.0 minimum for 31 polls of 5 s
 /// (over two and a half minutes) in every 6-minute cycle, so KrakenFuturesMarginLow is seen firing.
-fn trading_futures() -> SimFutures {
+pub fn demo_futures() -> SimFutures {
     let mut flex = SimFlex::holding(&[
         ("XBT", "0.25", "60000", "2"),
         ("USD", "5000", "1", "0"),
@@ -238,7 +238,7 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     simulator.set_margin("DEMO-trading-key", Some(trading_margin()));
     // It trades futures too, with its own futures key.
     let futures_secret = generate_secret();
-    simulator.add_futures(TRADING_FUTURES_KEY, &futures_secret, trading_futures());
+    simulator.add_futures(TRADING_FUTURES_KEY, &futures_secret, demo_futures());
     if let Some(trading) = accounts.iter_mut().find(|a| a.name == "trading") {
         trading.margin = Some(MarginSettings {
             asset: "USD".to_string(),

@@ -587,7 +587,9 @@ mod tests {
             .unwrap();
         assert_eq!(env_url.futures_api_url, "https://futures.example");
         assert!(
-            settings.summary().ends_with(", futures [main] at http://127.0.0.1:9"),
+            settings
+                .summary()
+                .ends_with(", futures [main] at http://127.0.0.1:9"),
             "{}",
             settings.summary()
         );

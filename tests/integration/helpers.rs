@@ -247,6 +247,9 @@ pub fn exporter_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Co
         "KRAKEN_API_SECRET",
         "KRAKEN_API_SECRET_FILE",
         "KRAKEN_API_OTP_FILE",
+        "KRAKEN_FUTURES_API_KEY",
+        "KRAKEN_FUTURES_API_SECRET",
+        "KRAKEN_FUTURES_API_SECRET_FILE",
     ] {
         command.env_remove(variable);
     }
@@ -275,6 +278,7 @@ pub fn direct_poller(
     settings.poll_interval = timing.interval;
     settings.max_backoff = timing.max_backoff;
     settings.stale_after = timing.stale_after;
+    settings.futures_api_url = simulator.url();
     let outputs = running::Outputs::new(&[&account.name]);
     let http = running::http_for(&settings).expect("an HTTP client");
     let mut parts = running::build(&settings, &http, &outputs, &running::NonceBook::default());
@@ -307,6 +311,16 @@ pub async fn once(
     account: &TestAccount,
     extra: &str,
 ) -> (Option<i32>, Samples, String) {
+    once_at(simulator, account, extra, "debug").await
+}
+
+/// [`once`] with the log at `level` (`trace` through `RUST_LOG`, which `--log.level` does not offer).
+pub async fn once_at(
+    simulator: &Simulator,
+    account: &TestAccount,
+    extra: &str,
+    level: &'static str,
+) -> (Option<i32>, Samples, String) {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(
@@ -319,7 +333,8 @@ pub async fn once(
     std::fs::write(
         &config,
         format!(
-            "api_url = \"{}\"\nquote_currencies = []\n\n[[accounts]]\nname = \"{}\"\napi_key = \"{}\"\napi_secret_file = \"{}\"\n{extra}\n",
+            "api_url = \"{}\"\nfutures_api_url = \"{}\"\nquote_currencies = []\n\n[[accounts]]\nname = \"{}\"\napi_key = \"{}\"\napi_secret_file = \"{}\"\n{extra}\n",
+            simulator.url(),
             simulator.url(),
             account.name,
             account.api_key,
@@ -332,8 +347,18 @@ pub async fn once(
     let out = tokio::task::spawn_blocking(move || {
         let _keep = dir_path;
         exporter_command(
-            &["--config.file", &config, "--once", "--log.level", "debug"],
-            &[],
+            &[
+                "--config.file",
+                &config,
+                "--once",
+                "--log.level",
+                if level == "trace" { "debug" } else { level },
+            ],
+            if level == "trace" {
+                &[("RUST_LOG", "trace")]
+            } else {
+                &[]
+            },
         )
         .output()
         .unwrap()

@@ -3,6 +3,7 @@
 mod binary;
 mod deploy;
 mod failures;
+mod futures;
 mod golden;
 mod hardening;
 mod helpers;
