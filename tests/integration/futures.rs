@@ -93,20 +93,11 @@ async fn every_figure_of_the_documented_answers_is_exported_exactly() {
             );
         }
         // Flex, per currency.
-        let currencies: BTreeMap<String, Box<RawValue>> = serde_json::from_str(
-            &serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(
-                serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(
-                    serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(fixture).unwrap()
-                        ["accounts"]
-                        .get(),
-                )
-                .unwrap()["flex"]
-                    .get(),
-            )
-            .unwrap()["currencies"]
-                .get(),
-        )
-        .unwrap();
+        let object =
+            |json: &str| -> BTreeMap<String, Box<RawValue>> { serde_json::from_str(json).unwrap() };
+        let currencies = object(
+            object(object(object(fixture)["accounts"].get())["flex"].get())["currencies"].get(),
+        );
         assert!(!currencies.is_empty());
         for currency in currencies.keys() {
             let path =
