@@ -175,9 +175,10 @@ fn treasury_earn(now: SystemTime) -> Vec<SimAllocation> {
 const TRADING_FUTURES_KEY: &str = "DEMO-trading-futures-key";
 
 /// The trading account's futures wallets: cash in XBT and USD, and a flex wallet of XBT, USD and EUR
-/// collateral with an open position (maintenance margin 5,000 USD). Its margin ratio starts at 2.4,
-/// falls 0.025 per poll to 1.225 and jumps back to 3.0: below its 2.0 minimum for 31 polls of 5 s
-/// (over two and a half minutes) in every 6-minute cycle, so KrakenFuturesMarginLow is seen firing.
+/// collateral with an open position (maintenance margin 5,000 USD). Its margin ratio starts at 1.9
+/// (below its 2.0 minimum from the first poll), falls 0.025 per poll to 1.225 and jumps back to 3.0:
+/// below the minimum for 31 polls of 5 s (over two and a half minutes) in every 6-minute cycle, so
+/// KrakenFuturesMarginLow (for: 1m) is seen firing for over a minute and a half each time.
 pub fn demo_futures() -> SimFutures {
     let mut flex = SimFlex::holding(&[
         ("XBT", "0.25", "60000", "2"),
@@ -189,7 +190,7 @@ pub fn demo_futures() -> SimFutures {
         high: dec("300"),
         low: dec("122.5"),
         step: dec("2.5"),
-        start: dec("240"),
+        start: dec("190"),
     });
     SimFutures {
         cash: vec![

@@ -209,4 +209,35 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
         )
         .await;
     }
+
+    // The demo's futures margin ratio starts below its minimum and stays there for over two
+    // minutes: KrakenFuturesMarginLow passes its minute of pending and fires.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(100);
+    loop {
+        let alerts: Value = http
+            .get(format!("{prometheus}/api/v1/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state = alerts["data"]["alerts"].as_array().and_then(|alerts| {
+            alerts
+                .iter()
+                .find(|a| {
+                    a["labels"]["alertname"] == "KrakenFuturesMarginLow"
+                        && a["labels"]["account"] == "trading"
+                })
+                .map(|a| a["state"].clone())
+        });
+        if state.as_ref().is_some_and(|s| s == "firing") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "KrakenFuturesMarginLow on the demo's trading account is {state:?}, not firing, after 100 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
