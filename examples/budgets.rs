@@ -3,7 +3,8 @@
 //!
 //! - `decode_apply`: decode a 1,000-asset `BalanceEx` answer, label it, work out spendable amounts and
 //!   publish the account's series;
-//! - `scrape`: serve one plain-text `/metrics` of 3,000 assets through the router;
+//! - `scrape`: serve one plain-text `/metrics` of 3,000 assets and a Kraken Futures account (the
+//!   documented `accounts` answer: cash, flex and a margin wallet) through the router;
 //! - `value`: value 1,000 balance rows and their spendable amounts in two quote currencies.
 //!
 //! ```sh
@@ -14,9 +15,10 @@ use std::hint::black_box;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use kraken_exporter::collectors::BalanceFamilies;
+use kraken_exporter::collectors::{BalanceFamilies, FuturesFamilies};
 use kraken_exporter::kraken::assets::{label_all_with, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
+use kraken_exporter::kraken::futures::accounts::decode_accounts;
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::readiness::Readiness;
 use kraken_exporter::simulator::synthetic_balance_ex;
@@ -98,6 +100,13 @@ fn main() {
                 &names,
                 synthetic_balance_ex(3000).as_bytes(),
             );
+            let futures = FuturesFamilies::register(&metrics);
+            let wallets = decode_accounts(
+                include_bytes!("../tests/fixtures/futures/accounts_documented.json"),
+                100,
+            )
+            .expect("the documented answer decodes");
+            metrics.update(|m| futures.publish(m, "account0", &wallets, None));
             let router = kraken_exporter::server::router(
                 Arc::clone(&metrics),
                 Arc::new(Readiness::new(&["account0"])),

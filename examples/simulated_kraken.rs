@@ -6,12 +6,14 @@
 //! ```
 //!
 //! It writes one secret file per account and a `kraken_exporter.toml` pointing at itself into `--dir`,
-//! prints `ready <url>` and serves until interrupted.
+//! prints `ready <url>` and serves until interrupted. Every account has a Kraken Futures key too, with
+//! the demo's wallets (cash, and a flex wallet with an open position), unless `--no-futures`.
 
 use std::path::PathBuf;
 
 use base64::Engine;
 use clap::Parser;
+use kraken_exporter::demo::demo_futures;
 use kraken_exporter::simulator::{generate_secret, Portfolio, SimBalance, Simulator};
 
 #[derive(Parser)]
@@ -25,6 +27,9 @@ struct Args {
     /// Poll interval written into the config.
     #[arg(long, default_value = "30s")]
     poll_interval: String,
+    /// Leave the Kraken Futures wallets out.
+    #[arg(long)]
+    no_futures: bool,
     /// Where the config and secret files go.
     #[arg(long)]
     dir: PathBuf,
@@ -53,7 +58,8 @@ async fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&args.dir)?;
     let simulator = Simulator::start().await?;
     let mut config = format!(
-        "api_url = \"{}\"\npoll_interval = \"{}\"\n",
+        "api_url = \"{}\"\nfutures_api_url = \"{}\"\npoll_interval = \"{}\"\n",
+        simulator.url(),
         simulator.url(),
         args.poll_interval
     );
@@ -70,6 +76,20 @@ async fn main() -> std::io::Result<()> {
             "\n[[accounts]]\nname = \"account{account}\"\napi_key = \"{api_key}\"\napi_secret_file = \"{}\"\n",
             secret_file.display()
         ));
+        if !args.no_futures {
+            let futures_secret = generate_secret();
+            let futures_key = format!("BENCH-futures-key-{account}");
+            simulator.add_futures(&futures_key, &futures_secret, demo_futures());
+            let futures_file = args.dir.join(format!("account{account}.futures.secret"));
+            std::fs::write(
+                &futures_file,
+                base64::engine::general_purpose::STANDARD.encode(&futures_secret),
+            )?;
+            config.push_str(&format!(
+                "futures_api_key = \"{futures_key}\"\nfutures_api_secret_file = \"{}\"\nfutures_min_margin_ratio = \"2.0\"\n",
+                futures_file.display()
+            ));
+        }
     }
     std::fs::write(args.dir.join("kraken_exporter.toml"), config)?;
     println!("ready {}", simulator.url());

@@ -97,7 +97,8 @@ pub struct FuturesFamilies {
 }
 
 impl FuturesFamilies {
-    fn register(metrics: &Metrics) -> Self {
+    /// Registers every futures family on `metrics` (once per [`Metrics`]).
+    pub fn register(metrics: &Metrics) -> Self {
         let data = Scope::Data(METHOD);
         let family = |name: &str, help: &str, labels: &[&str]| {
             AccountSeries::register(metrics, data, name, help, labels)
@@ -185,18 +186,31 @@ impl Collector for FuturesCollector {
     }
 
     fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
-        let Some(accounts) = self.fetched.take() else {
-            return;
-        };
-        let families = &self.families;
+        if let Some(accounts) = self.fetched.take() {
+            self.families
+                .publish(metrics, account, &accounts, self.valuation.as_deref());
+        }
+    }
+}
+
+impl FuturesFamilies {
+    /// Sets the account's futures series to exactly what `accounts` holds (cash valued with
+    /// `valuation`, when on, at its prices of the moment).
+    pub fn publish(
+        &self,
+        metrics: &mut Changes<'_>,
+        account: &str,
+        accounts: &FuturesAccounts,
+        valuation: Option<&Valuation>,
+    ) {
+        let families = self;
         let cash: Vec<(Vec<String>, f64)> = accounts
             .cash
             .iter()
             .map(|(currency, amount)| (vec![currency.clone()], to_f64(*amount)))
             .collect();
         families.cash.replace(metrics, account, &cash);
-        let cash_values: Vec<(Vec<String>, f64)> = self
-            .valuation
+        let cash_values: Vec<(Vec<String>, f64)> = valuation
             .iter()
             .flat_map(|valuation| {
                 accounts.cash.iter().flat_map(|(currency, amount)| {
@@ -209,7 +223,7 @@ impl Collector for FuturesCollector {
             .collect();
         families.cash_value.replace(metrics, account, &cash_values);
 
-        let flex = accounts.flex.unwrap_or_default();
+        let flex = accounts.flex.clone().unwrap_or_default();
         let figures: [fn(&crate::kraken::futures::FlexCurrency) -> Decimal; 4] = [
             |c| c.quantity,
             |c| c.value,

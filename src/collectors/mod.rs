@@ -29,6 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use balance_ex::{BalanceExCollector, BalanceFamilies};
+pub use futures_accounts::FuturesFamilies;
 
 use crate::config::AccountSettings;
 use crate::kraken::assets::AssetNames;

@@ -48,7 +48,7 @@ fn promtool_accepts_and_unit_tests_the_shipped_rules_and_config() {
         &promtool,
         &["check", "rules", "deploy/prometheus/kraken.rules.yml"],
     );
-    assert!(checked.contains("9 rules found"), "{checked}");
+    assert!(checked.contains("10 rules found"), "{checked}");
     run_ok(
         &promtool,
         &["check", "config", "deploy/prometheus/prometheus.yml"],
@@ -75,7 +75,7 @@ fn every_alert_has_severity_summary_description_runbook_and_a_unit_test() {
         .iter()
         .flat_map(|group| group["rules"].as_sequence().unwrap())
         .collect();
-    assert_eq!(alerts.len(), 9);
+    assert_eq!(alerts.len(), 10);
     for alert in alerts {
         let name = alert["alert"].as_str().unwrap();
         assert!(
