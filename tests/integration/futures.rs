@@ -395,3 +395,40 @@ async fn futures_secrets_stay_out_of_logs_at_trace_level_and_out_of_metrics() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn with_quote_currencies_the_cash_wallet_is_valued_at_the_spot_prices() {
+    let main = TestAccount::new("main", "KEY-futures-value");
+    let (simulator, secret) =
+        simulator_with_futures(&main, kraken_exporter::demo::demo_futures()).await;
+    let mut settings = crate::helpers::settings_for(&simulator, &[&main]);
+    settings.futures_api_url = simulator.url();
+    settings.accounts[0].futures = Some(kraken_exporter::config::FuturesSettings {
+        api_key: FUTURES_KEY.to_string().into(),
+        api_secret: secret.into(),
+        min_margin_ratio: None,
+    });
+    let app = crate::helpers::TestApp::spawn(&settings).await;
+    let m = app
+        .scrape_until("the futures cash wallet is valued", |m| {
+            m.get(r#"kraken_futures_cash_value{account="main",currency="XBT",quote="USD"}"#)
+                .is_some()
+        })
+        .await;
+    let price = m.value(r#"kraken_asset_price{asset="XBT",quote="USD"}"#);
+    let xbt = m.value(r#"kraken_futures_cash_balance{account="main",currency="XBT"}"#);
+    let value = m.value(r#"kraken_futures_cash_value{account="main",currency="XBT",quote="USD"}"#);
+    assert!(
+        (value - xbt * price).abs() <= value * 1e-12,
+        "{value} vs {xbt} x {price}"
+    );
+    // USD in USD is itself; every quote currency gets its series.
+    assert_eq!(
+        m.get(r#"kraken_futures_cash_value{account="main",currency="USD",quote="USD"}"#),
+        m.get(r#"kraken_futures_cash_balance{account="main",currency="USD"}"#)
+    );
+    assert!(m
+        .get(r#"kraken_futures_cash_value{account="main",currency="XBT",quote="EUR"}"#)
+        .is_some());
+    app.stop().await;
+}
