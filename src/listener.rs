@@ -1,12 +1,17 @@
 //! The accept loop: plain TCP or TLS, HTTP/1.1, with the limits that keep `/metrics` fast for Prometheus
 //! whatever other clients do, and a graceful shutdown.
 //!
-//! - At most [`MAX_PER_ADDRESS`] connections from one IP address: a client that opens more gets each
-//!   extra one closed at once, so one address cannot take the slots everyone else needs.
+//! - At most [`MAX_PER_ADDRESS`] connections from one IP address, so one address cannot take the slots
+//!   everyone else needs. When an address is at its share, its connections with no request in
+//!   progress give way to a newcomer from the same address, oldest first (those that never sent a
+//!   request before those that did): a scraper behind the same NAT, sidecar or proxy as a client
+//!   that opens idle connections still gets in. Only when every one of them is serving a request is
+//!   the newcomer closed at once.
 //! - At most [`MAX_CONNECTIONS`] connections in all. When they are taken (several addresses at their
 //!   share), a newcomer from an address with fewer connections than the busiest one is let in and the
-//!   busiest address's oldest connection is asked to close after its current response (at once if it
-//!   is idle); a newcomer from the busiest address itself is closed. Connections asked to close still
+//!   busiest address's oldest idle connection (or, if all are busy, its oldest) is asked to close
+//!   after its current response (at once if it is idle); a newcomer from the busiest address itself
+//!   is closed. Connections asked to close still
 //!   count until they are gone, and at [`MAX_CONNECTIONS`] + [`EVICTION_SLACK`] every newcomer is closed,
 //!   so file descriptors stay bounded. Prometheus keeps one connection per target: it is never the
 //!   busiest address unless it is the only client.
@@ -30,7 +35,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
@@ -90,7 +95,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = tracked(router.clone(), Arc::clone(&admitted.activity));
         let builder = builder.clone();
         let acceptor = acceptor.clone();
         let connections = Arc::clone(&connections);
@@ -169,16 +174,81 @@ async fn run_connection<I, S, B>(
     }
 }
 
-/// One admitted connection: its id and the signal that asks it to close.
+/// What the accept loop knows of a connection's requests, set by its service.
+#[derive(Default)]
+struct Activity {
+    /// A request is being handled.
+    busy: AtomicBool,
+    /// At least one request was received.
+    served: AtomicBool,
+}
+
+/// The router as a hyper service that keeps `activity` up to date: busy from a request's arrival
+/// until its response is ready.
+fn tracked(
+    router: Router,
+    activity: Arc<Activity>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        let activity = Arc::clone(&activity);
+        async move {
+            let _busy = BusyWhile::new(&activity);
+            let request = request.map(axum::body::Body::new);
+            tower::ServiceExt::oneshot(router, request).await
+        }
+    })
+}
+
+/// Marks a connection busy while it lives.
+struct BusyWhile<'a>(&'a Activity);
+
+impl<'a> BusyWhile<'a> {
+    fn new(activity: &'a Activity) -> Self {
+        activity.served.store(true, Ordering::Relaxed);
+        activity.busy.store(true, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for BusyWhile<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Relaxed);
+    }
+}
+
+/// One admitted connection: its id, the signal that asks it to close and what its service reports.
 struct Admitted {
     id: u64,
     close: Arc<Notify>,
+    activity: Arc<Activity>,
+}
+
+/// One open connection as the table keeps it.
+#[derive(Clone)]
+struct Open {
+    id: u64,
+    close: Arc<Notify>,
+    activity: Arc<Activity>,
+    /// Asked to close (it still counts until it is gone).
+    leaving: bool,
+}
+
+impl Open {
+    fn idle(&self) -> bool {
+        !self.leaving && !self.activity.busy.load(Ordering::Relaxed)
+    }
 }
 
 /// The open connections by address, oldest first.
 #[derive(Default)]
 struct Connections {
-    by_address: HashMap<IpAddr, VecDeque<(u64, Arc<Notify>)>>,
+    by_address: HashMap<IpAddr, VecDeque<Open>>,
     total: usize,
     next_id: u64,
 }
@@ -186,25 +256,25 @@ struct Connections {
 impl Connections {
     /// Admits a connection from `address`, or `None` to close it at once (see the module docs).
     fn admit(&mut self, address: IpAddr) -> Option<Admitted> {
-        let mine = self.by_address.get(&address).map_or(0, VecDeque::len);
-        if mine >= MAX_PER_ADDRESS || self.total >= MAX_CONNECTIONS + EVICTION_SLACK {
+        if self.total >= MAX_CONNECTIONS + EVICTION_SLACK {
             return None;
         }
-        if self.total >= MAX_CONNECTIONS {
+        let mine = self.staying(&address);
+        if mine >= MAX_PER_ADDRESS {
+            // The address's idle connections give way to its newcomer.
+            if !self.ask_to_leave(address, true) {
+                return None;
+            }
+        } else if self.total_staying() >= MAX_CONNECTIONS {
             let busiest = self
                 .by_address
-                .iter()
-                .max_by_key(|(_, open)| open.len())
-                .map(|(busiest, open)| (*busiest, open.len()));
+                .keys()
+                .map(|busiest| (*busiest, self.staying(busiest)))
+                .max_by_key(|(_, count)| *count);
             match busiest {
                 Some((busiest, count)) if count > mine + 1 && busiest != address => {
-                    // Ask its oldest connection to go; skip any already asked (they are leaving).
-                    if let Some((_, close)) = self.by_address.get_mut(&busiest).and_then(|open| {
-                        let oldest = open.pop_front()?;
-                        open.push_back(oldest.clone());
-                        Some(oldest)
-                    }) {
-                        close.notify_one();
+                    if !self.ask_to_leave(busiest, true) {
+                        self.ask_to_leave(busiest, false);
                     }
                 }
                 _ => return None,
@@ -213,17 +283,61 @@ impl Connections {
         let id = self.next_id;
         self.next_id += 1;
         let close = Arc::new(Notify::new());
-        self.by_address
-            .entry(address)
-            .or_default()
-            .push_back((id, Arc::clone(&close)));
+        let activity = Arc::new(Activity::default());
+        self.by_address.entry(address).or_default().push_back(Open {
+            id,
+            close: Arc::clone(&close),
+            activity: Arc::clone(&activity),
+            leaving: false,
+        });
         self.total += 1;
-        Some(Admitted { id, close })
+        Some(Admitted {
+            id,
+            close,
+            activity,
+        })
+    }
+
+    /// Connections of `address` not asked to close.
+    fn staying(&self, address: &IpAddr) -> usize {
+        self.by_address
+            .get(address)
+            .map_or(0, |open| open.iter().filter(|c| !c.leaving).count())
+    }
+
+    fn total_staying(&self) -> usize {
+        self.by_address
+            .values()
+            .flatten()
+            .filter(|c| !c.leaving)
+            .count()
+    }
+
+    /// Asks one connection of `address` to close: with `idle_only`, its oldest idle one (one that
+    /// never sent a request before one that did); otherwise its oldest. Whether one was asked.
+    fn ask_to_leave(&mut self, address: IpAddr, idle_only: bool) -> bool {
+        let Some(open) = self.by_address.get_mut(&address) else {
+            return false;
+        };
+        let never_served = |c: &Open| !c.activity.served.load(Ordering::Relaxed);
+        let chosen = if idle_only {
+            open.iter()
+                .position(|c| c.idle() && never_served(c))
+                .or_else(|| open.iter().position(Open::idle))
+        } else {
+            open.iter().position(|c| !c.leaving)
+        };
+        let Some(at) = chosen else {
+            return false;
+        };
+        open[at].leaving = true;
+        open[at].close.notify_one();
+        true
     }
 
     fn release(&mut self, address: IpAddr, id: u64) {
         if let Some(open) = self.by_address.get_mut(&address) {
-            if let Some(at) = open.iter().position(|(open_id, _)| *open_id == id) {
+            if let Some(at) = open.iter().position(|c| c.id == id) {
                 open.remove(at);
                 self.total -= 1;
             }
@@ -334,14 +448,91 @@ mod tests {
         IpAddr::from([127, 0, 0, last])
     }
 
+    /// Whether `notify_one` was called on the connection's signal (a stored permit).
+    fn asked_to_close(open: &Open) -> bool {
+        let notified = open.close.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable()
+    }
+
+    fn busy(admitted: &Admitted) {
+        admitted.activity.served.store(true, Ordering::Relaxed);
+        admitted.activity.busy.store(true, Ordering::Relaxed);
+    }
+
     #[test]
-    fn one_address_gets_at_most_its_share() {
+    fn one_address_gets_at_most_its_share_of_busy_connections() {
         let mut connections = Connections::default();
         for _ in 0..MAX_PER_ADDRESS {
-            assert!(connections.admit(ip(1)).is_some());
+            busy(&connections.admit(ip(1)).unwrap());
+        }
+        assert!(
+            connections.admit(ip(1)).is_none(),
+            "every one is serving a request"
+        );
+        assert!(connections.admit(ip(2)).is_some());
+    }
+
+    #[test]
+    fn at_its_share_an_addresss_idle_connections_give_way_oldest_first() {
+        let mut connections = Connections::default();
+        // Prometheus's keep-alive connection (served before, idle between scrapes), then 63 idle
+        // connections that never sent a request, all from one address.
+        let scraper = connections.admit(ip(1)).unwrap();
+        scraper.activity.served.store(true, Ordering::Relaxed);
+        let idle: Vec<Admitted> = (1..MAX_PER_ADDRESS)
+            .map(|_| connections.admit(ip(1)).unwrap())
+            .collect();
+        // A newcomer from the same address gets in; the oldest never-served idle one is asked to go.
+        let newcomer = connections
+            .admit(ip(1))
+            .expect("an idle connection gives way");
+        let open = &connections.by_address[&ip(1)];
+        let asked: Vec<u64> = open
+            .iter()
+            .filter(|c| asked_to_close(c))
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(asked, [idle[0].id]);
+        assert_eq!(connections.staying(&ip(1)), MAX_PER_ADDRESS);
+        // Each newcomer takes the next never-served one: the idle connections go before the
+        // scraper's, and the first newcomer, never served, goes before it too.
+        let mut later = Vec::new();
+        for _ in 1..MAX_PER_ADDRESS {
+            later.push(connections.admit(ip(1)).unwrap());
+        }
+        let leaving = |connections: &Connections, id: u64| {
+            connections.by_address[&ip(1)]
+                .iter()
+                .any(|c| c.id == id && c.leaving)
+        };
+        assert!(idle.iter().all(|c| leaving(&connections, c.id)));
+        assert!(!leaving(&connections, scraper.id));
+        later.push(connections.admit(ip(1)).unwrap());
+        assert!(leaving(&connections, newcomer.id));
+        assert!(!leaving(&connections, scraper.id));
+        // With only served connections idle (the rest busy), the scraper's oldest one goes.
+        for admitted in &later {
+            busy(admitted);
+        }
+        let mut last = connections.admit(ip(1)).unwrap();
+        assert!(leaving(&connections, scraper.id));
+        busy(&last);
+        // Once every staying connection is busy, a newcomer is refused.
+        while let Some(admitted) = connections.admit(ip(1)) {
+            busy(&admitted);
+            last = admitted;
         }
         assert!(connections.admit(ip(1)).is_none());
-        assert!(connections.admit(ip(2)).is_some());
+        let _ = last;
+        // Leaving connections count until they are gone: the bound on descriptors holds.
+        let admitted = (0..10_000)
+            .filter(|_| connections.admit(ip(1)).is_some())
+            .count();
+        assert!(
+            connections.total <= MAX_CONNECTIONS + EVICTION_SLACK,
+            "{admitted}"
+        );
     }
 
     #[test]
@@ -352,6 +543,8 @@ mod tests {
         for address in 1..=(MAX_CONNECTIONS / per) as u8 {
             for _ in 0..per {
                 let admitted = connections.admit(ip(address)).unwrap();
+                // Serving requests: none is idle, so none gives way within its address.
+                busy(&admitted);
                 if address == 1 {
                     first.push(admitted);
                 }
@@ -368,12 +561,7 @@ mod tests {
             .by_address
             .values()
             .flatten()
-            .filter(|(_, close)| {
-                // A stored permit means notify_one was called.
-                let notified = close.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable()
-            })
+            .filter(|c| asked_to_close(c))
             .count();
         assert_eq!(asked, 1);
         // Releasing frees the count; a bound holds however many come.
