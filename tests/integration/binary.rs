@@ -170,6 +170,53 @@ fn bad_config_exits_non_zero_with_one_line_and_no_panic() {
 }
 
 #[test]
+fn check_config_refuses_futures_mistakes_naming_the_key_and_accepts_a_pair_from_the_environment() {
+    let (dir, config) = config_for_kraken("KEY-main");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let secret = dir.path().join("secret");
+    let secret_text = std::fs::read_to_string(&secret).unwrap();
+    for (extra, expected) in [
+        (
+            "futures_api_key = \"FUT-half\"\n",
+            "futures_api_secret_file is missing",
+        ),
+        (
+            "futures_api_key = \"KEY-main\"\nfutures_api_secret_file = \"$SECRET\"\n",
+            "never spot keys",
+        ),
+    ] {
+        let extra = extra.replace("$SECRET", &secret.display().to_string());
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        let out = exporter(&["--config", &config, "--check-config"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{extra}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains(secret_text.trim()), "{stderr}");
+    }
+    let main = TestAccount::new("main", "KEY-env");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&main.secret);
+    let out = exporter(
+        &["--check-config"],
+        &[
+            ("KRAKEN_API_KEY", "KEY-env"),
+            ("KRAKEN_API_SECRET", &encoded),
+            ("KRAKEN_FUTURES_API_KEY", "FUT-env-key"),
+            ("KRAKEN_FUTURES_API_SECRET", &encoded),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("futures [default] at https://futures.kraken.com"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("FUT-env-key") && !stdout.contains(&encoded),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn environment_alone_configures_a_default_account() {
     let main = TestAccount::new("main", "KEY-env");
     let secret = base64::engine::general_purpose::STANDARD.encode(&main.secret);
