@@ -27,6 +27,9 @@ struct Args {
     /// Poll interval written into the config.
     #[arg(long, default_value = "30s")]
     poll_interval: String,
+    /// Decimal places of every amount (Kraken pads crypto to 10, fiat to 4).
+    #[arg(long, default_value_t = 10)]
+    decimals: u32,
     /// Leave the Kraken Futures wallets out.
     #[arg(long)]
     no_futures: bool,
@@ -35,8 +38,8 @@ struct Args {
     dir: PathBuf,
 }
 
-/// `count` assets spread over every family, with Kraken-like 10-decimal amounts.
-fn portfolio(count: usize) -> Portfolio {
+/// `count` assets spread over every family, with Kraken-like amounts of `decimals` places.
+fn portfolio(count: usize, decimals: u32) -> Portfolio {
     const SUFFIXES: [&str; 8] = ["", ".S", ".M", ".B", ".F", ".T", ".P", ".HOLD"];
     (0..count)
         .map(|i| {
@@ -47,7 +50,7 @@ fn portfolio(count: usize) -> Portfolio {
                 (i * 104_729) % 10_000_000_000
             );
             let hold = format!("{}.{:010}", (i * 31) % 1_000, (i * 7) % 10_000_000_000);
-            (key, SimBalance::new(&balance, &hold, 10))
+            (key, SimBalance::new(&balance, &hold, decimals))
         })
         .collect()
 }
@@ -66,7 +69,7 @@ async fn main() -> std::io::Result<()> {
     for account in 0..args.accounts {
         let secret = generate_secret();
         let api_key = format!("BENCH-key-{account}");
-        simulator.add_account(&api_key, &secret, portfolio(args.assets));
+        simulator.add_account(&api_key, &secret, portfolio(args.assets, args.decimals));
         let secret_file = args.dir.join(format!("account{account}.secret"));
         std::fs::write(
             &secret_file,

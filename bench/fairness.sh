@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Same-address fairness: kraken_exporter, nginx and Prometheus each get the same flood of idle
+# connections from 127.0.0.1 (bench/fairness.py: RATE new connections a second, each held until the
+# server closes it) while a scraper on 127.0.0.1 and one on 127.0.0.2 each try SCRAPES GETs on new
+# connections. Each server has a table of 64 connections for the flooded address: the exporter's
+# per-address share (MAX_PER_ADDRESS), nginx with one worker of 64 worker_connections, Prometheus
+# with --web.max-connections=64. Prints a Markdown table (see BENCHMARKS.md).
+#
+#   bench/fairness.sh        # installs nginx and prometheus if missing (Debian)
+#
+# Environment: RATE (default 20), SCRAPES (default 100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${RATE:-20}
+SCRAPES=${SCRAPES:-100}
+WORK=$(mktemp -d /tmp/kraken-fairness.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v prometheus >/dev/null || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+wait_http() { # url
+  for _ in $(seq 1 600); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+
+echo "building release..." >&2
+cargo build --release --quiet --bin kraken_exporter
+RUST_LOG=warn target/release/kraken_exporter --demo --web.listen-address 127.0.0.1:19890 >"$WORK/exporter.log" 2>&1 &
+PIDS+=($!)
+wait_http http://127.0.0.1:19890/metrics
+curl -s http://127.0.0.1:19890/metrics >"$WORK/metrics"
+
+mkdir -p "$WORK/nginx/root"
+cp "$WORK/metrics" "$WORK/nginx/root/metrics"
+cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  default_type text/plain;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx;
+  scgi_temp_path $WORK/nginx;
+  server {
+    listen 127.0.0.1:19891;
+    root $WORK/nginx/root;
+  }
+}
+NGINX
+"$NGINX" -c "$WORK/nginx/nginx.conf"
+wait_http http://127.0.0.1:19891/metrics
+
+cat >"$WORK/prometheus.yml" <<PROM
+global:
+  scrape_interval: 1h
+PROM
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prometheus-data" \
+  --web.listen-address=127.0.0.1:19892 --web.max-connections=64 >"$WORK/prometheus.log" 2>&1 &
+PIDS+=($!)
+wait_http http://127.0.0.1:19892/metrics
+
+echo "machine: $(nproc) cores; flood $RATE idle connections/s from 127.0.0.1; $SCRAPES scrapes per address, one every 0.1 s; exporter $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo
+echo "| server (64 connections for the flooded address) | scrapes served from 127.0.0.1 (flooded) | from 127.0.0.2 | idle connections still open at the end |"
+echo "|---|---:|---:|---:|"
+for row in "kraken_exporter|19890" "nginx 1.22 (1 worker, 64 worker_connections)|19891" "Prometheus (--web.max-connections=64)|19892"; do
+  name=${row%|*}
+  port=${row#*|}
+  read -r same other open < <(python3 bench/fairness.py "$port" /metrics --rate "$RATE" --scrapes "$SCRAPES")
+  echo "| $name | $same/$SCRAPES | $other/$SCRAPES | $open |"
+done

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Memory under the audit's probes, with the shipped defaults: the exporter's peak resident memory
+# (VmHWM) and its resident memory after the probe, against the Kubernetes limit of 64 MiB.
+#
+# 1. 576 connections from 9 loopback addresses, each sending request headers that never end
+#    (399 KB of one header line), held until the exporter closes them (bench/header_flood.py).
+# 2. An upstream BalanceEx answer of 120,000 assets (about 7.0 MB, under the 8 MiB size cap): refused
+#    by max_assets (5,000 by default) as a decode error, the last values kept.
+#
+#   bench/memory.sh          # prints a Markdown table (see BENCHMARKS.md); fails above 64 MiB
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LIMIT_KIB=$((64 * 1024))
+WORK=$(mktemp -d /tmp/kraken-memory.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_http() { # url
+  for _ in $(seq 1 900); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+status_kib() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
+
+echo "building release..." >&2
+cargo build --release --quiet --bin kraken_exporter --example simulated_kraken
+
+start() { # name assets port [simulator options] -> sets PID, PORT
+  local dir="$WORK/$1"
+  mkdir -p "$dir"
+  target/release/examples/simulated_kraken --accounts 1 --assets "$2" --poll-interval 5s --dir "$dir" "${@:4}" \
+    >"$dir/simulator.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 600); do [ -f "$dir/kraken_exporter.toml" ] && break; sleep 0.1; done
+  PORT=$3
+  RUST_LOG=warn target/release/kraken_exporter --config "$dir/kraken_exporter.toml" \
+    --web.listen-address "127.0.0.1:$PORT" >"$dir/exporter.log" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+}
+
+failed=0
+echo "machine: $(nproc) cores; exporter $(git rev-parse --short HEAD 2>/dev/null || echo unknown); limit $LIMIT_KIB KiB"
+echo
+echo "| probe | before (KiB) | peak VmHWM (KiB) | after (KiB) | result |"
+echo "|---|---:|---:|---:|---|"
+
+# 1. Header flood against an exporter with 1,000 assets.
+start headers 1000 19895
+wait_http "http://127.0.0.1:$PORT/ready"
+curl -s "http://127.0.0.1:$PORT/metrics" >/dev/null
+before=$(status_kib "$PID" VmRSS)
+read -r opened closed < <(python3 bench/header_flood.py "$PORT")
+sleep 1
+after=$(status_kib "$PID" VmRSS)
+peak=$(status_kib "$PID" VmHWM)
+(( peak > LIMIT_KIB )) && failed=1
+echo "| 576 connections x 399 KB of unfinished headers, 9 addresses ($opened opened, $closed closed by the exporter) | $before | $peak | $after | $([ "$peak" -le $LIMIT_KIB ] && echo under 64 MiB || echo OVER) |"
+
+# 2. A 150,000-asset answer.
+# Two decimal places keep 120,000 rows (about 7.0 MB) under the 8 MiB cap, like the audit's 7.5 MB answer.
+start rows 120000 19896 --decimals 2
+for _ in $(seq 1 600); do
+  grep -q 'more than max_assets' "$WORK/rows/exporter.log" 2>/dev/null && break
+  sleep 0.2
+done
+grep -q 'more than max_assets' "$WORK/rows/exporter.log" || { echo "the 150,000-row answer was not refused" >&2; cat "$WORK/rows/exporter.log" >&2; exit 1; }
+sleep 6  # and a second poll of it
+size=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/metrics")
+peak=$(status_kib "$PID" VmHWM)
+after=$(status_kib "$PID" VmRSS)
+(( peak > LIMIT_KIB )) && failed=1
+echo "| BalanceEx answer of 120,000 assets (7.0 MB), refused by max_assets (/metrics stays $size bytes) | - | $peak | $after | $([ "$peak" -le $LIMIT_KIB ] && echo under 64 MiB || echo OVER) |"
+exit $failed
