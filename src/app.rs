@@ -277,6 +277,12 @@ pub async fn launch(launch: Launch) -> u8 {
             if web.tls.is_some() { "on" } else { "off" },
             web.basic_auth_users.len()
         );
+        for account in &settings.accounts {
+            println!("  {}", crate::collectors::account_summary(account));
+        }
+        for warning in crate::collectors::rate_warnings(&settings) {
+            eprintln!("kraken_exporter: warning: {warning}");
+        }
         return EXIT_OK;
     }
 
@@ -305,11 +311,12 @@ pub async fn launch(launch: Launch) -> u8 {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), settings = %settings.summary(), "starting kraken_exporter");
     for account in &settings.accounts {
         tracing::info!(
-            account = %account.name,
-            api_key = %key_hint(secrecy::ExposeSecret::expose_secret(&account.api_key)),
-            thresholds = account.min_available.len(),
+            summary = %crate::collectors::account_summary(account),
             "account configured"
         );
+    }
+    for warning in crate::collectors::rate_warnings(&settings) {
+        tracing::warn!("{warning}");
     }
     // A reload reads the same sources again: the file and the environment taken at start. The demo
     // has no file: a reload applies its settings again.
@@ -339,15 +346,6 @@ pub async fn launch(launch: Launch) -> u8 {
 }
 
 /// The last four characters of an API key, enough to tell keys apart in a log and useless to anyone else.
-fn key_hint(api_key: &str) -> String {
-    let chars: Vec<char> = api_key.chars().collect();
-    if chars.len() <= 8 {
-        return "****".to_string();
-    }
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("...{tail}")
-}
-
 fn fail(message: String) -> u8 {
     eprintln!("kraken_exporter: error: {message}");
     EXIT_CONFIG

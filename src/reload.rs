@@ -164,6 +164,9 @@ async fn reload(running: &mut Running, source: &Arc<ReloadSource>) -> Result<(),
         .await
         .map_err(|err| format!("{err:#}"))?;
     tracing::info!(settings = %settings.summary(), "configuration applied");
+    for warning in crate::collectors::rate_warnings(&settings) {
+        tracing::warn!("{warning}");
+    }
     Ok(())
 }
 

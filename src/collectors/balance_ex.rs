@@ -26,6 +26,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     permission: PERMISSION,
     cost: 1,
     register: |metrics| Arc::new(BalanceFamilies::register(metrics)),
+    polls: |_| true,
     collector: |account, context, families| {
         Some(Box::new(BalanceExCollector::new(
             account, context, families,

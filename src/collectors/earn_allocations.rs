@@ -16,6 +16,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     permission: PERMISSION,
     cost: 1,
     register: |metrics| Arc::new(EarnFamilies::register(metrics)),
+    polls: |account| account.earn,
     collector: |account, context, families| {
         account.earn.then(|| {
             Box::new(EarnAllocationsCollector {

@@ -25,6 +25,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     permission: PERMISSION,
     cost: 0,
     register: |metrics| Arc::new(FuturesFamilies::register(metrics)),
+    polls: |account| account.futures.is_some(),
     collector: |account, context, families| {
         let futures = account.futures.as_ref()?;
         let client = FuturesClient::new(

@@ -88,7 +88,9 @@ pub struct Endpoint {
     pub cost: u32,
     /// Registers the endpoint's families on the metrics, once per [`Metrics`].
     pub register: fn(&Metrics) -> RegisteredFamilies,
-    /// The account's collector, if its configuration polls this endpoint.
+    /// Whether the account's configuration polls this endpoint.
+    pub polls: fn(&AccountSettings) -> bool,
+    /// The account's collector (called only when [`Endpoint::polls`] says so).
     pub collector:
         fn(&AccountSettings, &Context<'_>, &RegisteredFamilies) -> Option<Box<dyn Collector>>,
 }
@@ -163,6 +165,157 @@ pub fn for_account(
     ENDPOINTS
         .iter()
         .zip(&registered.endpoints)
+        .filter(|(endpoint, _)| (endpoint.polls)(account))
         .filter_map(|(endpoint, families)| (endpoint.collector)(account, context, families))
         .collect()
+}
+
+/// The endpoints an account polls, in order.
+pub fn polled_by(account: &AccountSettings) -> impl Iterator<Item = &'static Endpoint> + '_ {
+    ENDPOINTS
+        .iter()
+        .filter(|endpoint| (endpoint.polls)(account))
+}
+
+/// Kraken's spot API rate counter per tier: the points it refills a second (its decay).
+/// Every private call of a key costs its endpoint's [`Endpoint::cost`].
+pub const TIER_DECAY_PER_SECOND: &[(&str, f64)] =
+    &[("starter", 0.33), ("intermediate", 0.5), ("pro", 1.0)];
+
+/// The points an account's polls cost its spot key a second, at one poll per `interval`.
+pub fn spot_cost_per_second(account: &AccountSettings, interval: std::time::Duration) -> f64 {
+    let points: u32 = polled_by(account).map(|endpoint| endpoint.cost).sum();
+    f64::from(points) / interval.as_secs_f64()
+}
+
+/// One warning per account whose polls cost its spot key more a second than the `tier`'s counter
+/// refills (the counter then runs dry and Kraken refuses calls with `EAPI:Rate limit exceeded`).
+pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
+    let decay = TIER_DECAY_PER_SECOND
+        .iter()
+        .find(|(tier, _)| *tier == settings.rate_limit_tier)
+        .map_or(0.33, |(_, decay)| *decay);
+    settings
+        .accounts
+        .iter()
+        .filter_map(|account| {
+            let cost = spot_cost_per_second(account, settings.poll_interval);
+            let points: u32 = polled_by(account).map(|endpoint| endpoint.cost).sum();
+            (cost > decay).then(|| {
+                format!(
+                    "account {:?}: {points} spot call(s) every {} is {cost:.2} calls/s, more than the {} tier's counter refills ({decay}/s); Kraken will refuse calls with EAPI:Rate limit exceeded. Raise poll_interval to at least {}s, or set rate_limit_tier if the key's tier is higher",
+                    account.name,
+                    humantime::format_duration(settings.poll_interval),
+                    settings.rate_limit_tier,
+                    (f64::from(points) / decay).ceil(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// What an account's configuration turns on, without secrets: the endpoints it polls, its
+/// thresholds by kind and its keys by their last four characters.
+pub fn account_summary(account: &AccountSettings) -> String {
+    let endpoints: Vec<&str> = polled_by(account).map(|endpoint| endpoint.method).collect();
+    let margin_min = account.margin.as_ref().and_then(|m| m.min_level).is_some();
+    let futures_min = account
+        .futures
+        .as_ref()
+        .and_then(|f| f.min_margin_ratio)
+        .is_some();
+    let futures_key = account.futures.as_ref().map_or(String::new(), |f| {
+        format!(
+            ", futures key {}",
+            key_hint(secrecy::ExposeSecret::expose_secret(&f.api_key))
+        )
+    });
+    format!(
+        "account {:?}: endpoints [{}], thresholds: min_spendable {}, min_available {}, min_margin_level {}, futures_min_margin_ratio {}; key {}{futures_key}{}",
+        account.name,
+        endpoints.join(", "),
+        account.min_spendable.len(),
+        account.min_available.len(),
+        u8::from(margin_min),
+        u8::from(futures_min),
+        key_hint(secrecy::ExposeSecret::expose_secret(&account.api_key)),
+        if account.api_otp.is_some() { ", 2FA password set" } else { "" },
+    )
+}
+
+/// An API key as its last four characters (`...Ab3d`); a key of 8 characters or fewer as `****`.
+pub fn key_hint(api_key: &str) -> String {
+    let chars: Vec<char> = api_key.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_string();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("...{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MarginSettings, Settings};
+    use std::time::Duration;
+
+    fn account(margin: bool, earn: bool) -> AccountSettings {
+        let mut account = AccountSettings::new("trading", "KEY-abcdefgh-1234", vec![1; 64]);
+        account.margin = margin.then(|| MarginSettings {
+            asset: "USD".to_string(),
+            min_level: None,
+        });
+        account.earn = earn;
+        account
+    }
+
+    #[test]
+    fn calls_past_the_tiers_decay_are_warned_about_once_per_account() {
+        let mut settings =
+            Settings::with_defaults("https://api.kraken.com", vec![account(true, true)]);
+        // Three calls every 30 s: 0.1/s, well under Starter's 0.33/s.
+        assert!(rate_warnings(&settings).is_empty());
+        assert!(
+            (spot_cost_per_second(&settings.accounts[0], settings.poll_interval) - 0.1).abs()
+                < 1e-9
+        );
+        // Three calls a second: past every tier.
+        settings.poll_interval = Duration::from_secs(1);
+        let warnings = rate_warnings(&settings);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("3.00 calls/s")
+                && warnings[0].contains("starter")
+                && warnings[0].contains("at least 10s"),
+            "{}",
+            warnings[0]
+        );
+        // Every 5 s: 0.6/s warns on Starter and Intermediate, not on Pro.
+        settings.poll_interval = Duration::from_secs(5);
+        for (tier, warned) in [("starter", true), ("intermediate", true), ("pro", false)] {
+            settings.rate_limit_tier = tier.to_string();
+            assert_eq!(!rate_warnings(&settings).is_empty(), warned, "{tier}");
+        }
+        // BalanceEx alone every 5 s is 0.2/s: fine on Starter.
+        settings.rate_limit_tier = "starter".to_string();
+        settings.accounts = vec![account(false, false)];
+        assert!(rate_warnings(&settings).is_empty());
+    }
+
+    #[test]
+    fn the_account_summary_names_what_is_on_and_never_the_key() {
+        let summary = account_summary(&account(true, false));
+        assert!(
+            summary.contains("endpoints [BalanceEx, TradeBalance]"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("min_spendable 0, min_available 0"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("key ...1234") && !summary.contains("KEY-abcdefgh"),
+            "{summary}"
+        );
+    }
 }

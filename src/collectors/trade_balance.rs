@@ -18,6 +18,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     permission: PERMISSION,
     cost: 1,
     register: |metrics| Arc::new(MarginFamilies::register(metrics)),
+    polls: |account| account.margin.is_some(),
     collector: |account, _, families| {
         let margin = account.margin.as_ref()?;
         Some(Box::new(TradeBalanceCollector {

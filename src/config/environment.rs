@@ -21,6 +21,7 @@ const ENV_KEYS: &[&str] = &[
     "quote_currencies",
     "max_assets",
     "futures_api_url",
+    "rate_limit_tier",
 ];
 
 /// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather

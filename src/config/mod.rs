@@ -59,6 +59,8 @@ pub struct Settings {
     pub max_assets: usize,
     /// Base URL of Kraken Futures without a trailing slash (`https://futures.kraken.com`).
     pub futures_api_url: String,
+    /// The spot keys' verification tier (`starter`, `intermediate`, `pro`), for the rate warning.
+    pub rate_limit_tier: String,
     pub accounts: Vec<AccountSettings>,
 }
 
@@ -81,6 +83,7 @@ impl Settings {
             price_interval: DEFAULT_PRICE_INTERVAL,
             max_assets: DEFAULT_MAX_ASSETS,
             futures_api_url: crate::kraken::futures::DEFAULT_FUTURES_API_URL.to_string(),
+            rate_limit_tier: "starter".to_string(),
             accounts,
         }
     }
@@ -543,6 +546,59 @@ mod tests {
             )
             .unwrap();
         assert!(from_env.accounts[0].api_otp.is_some());
+    }
+
+    #[test]
+    fn booleans_are_true_or_false_and_quote_currencies_kraken_codes() {
+        let fixture = Fixture::new();
+        for value in ["\"yes\"", "\"no\"", "1", "0", "\"true\"", "\"on\""] {
+            for key in ["margin", "earn"] {
+                let message = fixture
+                    .load(&format!("{ONE_ACCOUNT}{key} = {value}\n"), &[])
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    message.contains("expected true or false")
+                        && message.contains(&format!("accounts[0].{key}")),
+                    "{key} = {value}: {message}"
+                );
+            }
+        }
+        let lower = fixture
+            .load(
+                &format!("quote_currencies = [\"usd\", \"btc\", \"ZEUR\"]\n{ONE_ACCOUNT}"),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(lower.quote_currencies, ["USD", "XBT", "EUR"]);
+        let message = fixture
+            .load(
+                &format!("quote_currencies = [\"DOLLARS\"]\n{ONE_ACCOUNT}"),
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("\"DOLLARS\" is not a currency Kraken quotes prices in")
+                && message.contains("USD, EUR"),
+            "{message}"
+        );
+        assert_eq!(
+            fixture.load(ONE_ACCOUNT, &[]).unwrap().rate_limit_tier,
+            "starter"
+        );
+        let pro = fixture
+            .load(&format!("rate_limit_tier = \"Pro\"\n{ONE_ACCOUNT}"), &[])
+            .unwrap();
+        assert_eq!(pro.rate_limit_tier, "pro");
+        let message = fixture
+            .load(&format!("rate_limit_tier = \"gold\"\n{ONE_ACCOUNT}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("not a Kraken verification tier"),
+            "{message}"
+        );
     }
 
     #[test]

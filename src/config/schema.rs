@@ -18,6 +18,7 @@ pub(super) struct RawSettings {
     pub(super) price_interval: Option<String>,
     pub(super) max_assets: Option<u64>,
     pub(super) futures_api_url: Option<String>,
+    pub(super) rate_limit_tier: Option<String>,
     #[serde(default)]
     pub(super) accounts: Vec<RawAccount>,
 }
@@ -29,9 +30,11 @@ pub(super) struct RawAccount {
     pub(super) api_key: Option<String>,
     pub(super) api_secret_file: Option<PathBuf>,
     pub(super) api_otp_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "strict_bool")]
     pub(super) margin: Option<bool>,
     pub(super) margin_asset: Option<String>,
     pub(super) min_margin_level: Option<String>,
+    #[serde(default, deserialize_with = "strict_bool")]
     pub(super) earn: Option<bool>,
     pub(super) futures_api_key: Option<String>,
     pub(super) futures_api_secret_file: Option<PathBuf>,
@@ -55,4 +58,22 @@ pub(super) struct RawMinAvailable {
 pub(super) struct RawMinSpendable {
     pub(super) asset: Option<String>,
     pub(super) amount: Option<String>,
+}
+
+/// A boolean written as `true` or `false` only: the config crate would otherwise read `"yes"`,
+/// `"no"`, `1` or `"on"` as one.
+fn strict_bool<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    struct Strict;
+    impl serde::de::Visitor<'_> for Strict {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("true or false (without quotes)")
+        }
+        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Self::Value, E> {
+            Ok(Some(value))
+        }
+    }
+    deserializer.deserialize_any(Strict)
 }

@@ -143,6 +143,18 @@ pub(super) fn settings(
         None => crate::kraken::futures::DEFAULT_FUTURES_API_URL.to_string(),
         Some(url) => validate_url("futures_api_url", &url, "https://futures.kraken.com")?,
     };
+    let rate_limit_tier = match raw.rate_limit_tier.as_deref().map(str::trim) {
+        None => "starter".to_string(),
+        Some(tier) => {
+            let tier = tier.to_ascii_lowercase();
+            if !["starter", "intermediate", "pro"].contains(&tier.as_str()) {
+                return Err(err(format!(
+                    "rate_limit_tier = {tier:?} is not a Kraken verification tier; use \"starter\" (the default), \"intermediate\" or \"pro\""
+                )));
+            }
+            tier
+        }
+    };
     Ok(Settings {
         api_url,
         poll_interval,
@@ -154,9 +166,17 @@ pub(super) fn settings(
         price_interval,
         max_assets,
         futures_api_url,
+        rate_limit_tier,
         accounts,
     })
 }
+
+/// The currencies Kraken's spot pairs are quoted in (the `asset` label values: `XBT`, not `XXBT`),
+/// the only ones valuation can price in.
+pub const QUOTE_CURRENCIES: &[&str] = &[
+    "USD", "EUR", "GBP", "CAD", "JPY", "CHF", "AUD", "AED", "XBT", "ETH", "USDT", "USDC", "DAI",
+    "PYUSD", "DOT", "POL",
+];
 
 /// `quote_currencies`: default `["USD"]`; codes as in the `asset` label; no blanks or repeats.
 fn validate_quotes(raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
@@ -171,7 +191,18 @@ fn validate_quotes(raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError>
                 "quote_currencies: {quote:?} is not a currency code; use codes like \"USD\", \"EUR\" or \"XBT\", or [] to turn valuation off"
             )));
         }
-        let code = modern_code(code).to_string();
+        let upper = code.to_ascii_uppercase();
+        let code = match modern_code(&upper) {
+            "BTC" => "XBT",
+            modern => modern,
+        };
+        if !QUOTE_CURRENCIES.contains(&code) {
+            return Err(err(format!(
+                "quote_currencies: {quote:?} is not a currency Kraken quotes prices in; use one of {}, or [] to turn valuation off",
+                QUOTE_CURRENCIES.join(", ")
+            )));
+        }
+        let code = code.to_string();
         if quotes.contains(&code) {
             return Err(err(format!("quote_currencies lists {code:?} twice")));
         }
@@ -182,6 +213,7 @@ fn validate_quotes(raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError>
 
 /// Turns the config crate's messages into one line that names where the problem is and what to do.
 pub(super) fn explain_config_error(message: &str, where_: &str) -> String {
+    let message = &dotted_keys(message);
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let field = rest.split(',').next().unwrap_or(rest).trim_matches('`');
         return format!(
@@ -200,6 +232,20 @@ pub(super) fn explain_config_error(message: &str, where_: &str) -> String {
         [first, .., last] => format!("{first}: {last}"),
     };
     format!("invalid configuration in {where_}: {one_line}")
+}
+
+/// The config crate's key paths with a dot after each index: `accounts[0].margin`, not
+/// `accounts[0]margin`.
+fn dotted_keys(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 4);
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']' && chars.peek().is_some_and(|next| next.is_ascii_alphabetic()) {
+            out.push('.');
+        }
+    }
+    out
 }
 
 /// A base URL (`key` names it in errors; `example` is its default): http(s) with a host, no
