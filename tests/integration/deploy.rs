@@ -270,3 +270,40 @@ fn compose_runs_the_demo_with_prometheus_alertmanager_and_grafana() {
     let datasource = yaml("deploy/grafana/provisioning/datasources/prometheus.yml");
     assert_eq!(datasource["datasources"][0]["type"], "prometheus");
 }
+
+/// Every dashboard query that reads `kraken_last_success_timestamp_seconds`, evaluated by promtool on
+/// an account that never succeeded (timestamp 0) and one that did: only the second gets a value.
+#[test]
+fn no_dashboard_query_turns_a_zero_timestamp_into_an_age() {
+    let Some(promtool) = prometheus_tool("promtool") else {
+        return;
+    };
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("dashboards/kraken_exporter.json")).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|target| target["expr"].as_str().map(str::to_string))
+        .filter(|expr| expr.contains("kraken_last_success_timestamp_seconds"))
+        .map(|expr| expr.replace("$account", ".+"))
+        .collect();
+    assert!(!exprs.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.rules.yml"), "groups: []\n").unwrap();
+    let mut tests = String::from(
+        "rule_files:\n  - empty.rules.yml\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      - series: 'kraken_last_success_timestamp_seconds{account=\"fresh\"}'\n        values: \"0x10\"\n      - series: 'kraken_last_success_timestamp_seconds{account=\"recent\"}'\n        values: \"240x10\"\n    promql_expr_test:\n",
+    );
+    for expr in &exprs {
+        // At 5 minutes (300 s), the recent account's last success (240 s) is 60 s old.
+        tests.push_str(&format!(
+            "      - expr: '{}'\n        eval_time: 5m\n        exp_samples:\n          - labels: '{{account=\"recent\"}}'\n            value: 60\n",
+            expr.replace('\'', "''")
+        ));
+    }
+    let file = dir.path().join("zero.test.yml");
+    std::fs::write(&file, tests).unwrap();
+    let out = run_ok(&promtool, &["test", "rules", file.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
