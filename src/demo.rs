@@ -135,8 +135,10 @@ const FRESH_KEY: &str = "DEMO-fresh-key";
 const NEVER_FUNDED_ANSWER: &[u8] = br#"{"error":[]}"#;
 
 /// The trading account's margin: 1,000 USD of margin used on a 2,000 USD trade balance, the level
-/// starting at 180 % (below the 200 % minimum, so the alert is pending from the first poll), falling 2
-/// points per poll to 140 %, then back at 260 % and down again: a full cycle every 5 minutes.
+/// starting at 190 % (below the 200 % minimum, so the alert is pending from the first poll), falling 1
+/// point per poll to 140 %, then back at 260 % and down again: below the minimum for 59 polls of 5 s
+/// (almost 5 minutes) in every 10-minute cycle, so KrakenMarginLevelLow (for: 2m) fires for about
+/// three minutes each time, several evaluations of the shipped 30 s settings.
 fn trading_margin() -> SimMargin {
     let mut margin = SimMargin::new(
         "ZUSD",
@@ -149,8 +151,8 @@ fn trading_margin() -> SimMargin {
     margin.moving = Some(MovingLevel {
         high: dec("260"),
         low: dec("140"),
-        step: dec("2"),
-        start: dec("180"),
+        step: dec("1"),
+        start: dec("190"),
     });
     margin
 }
@@ -261,4 +263,45 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     settings.futures_api_url = simulator.url();
     settings.quote_currencies = vec!["USD".to_string(), "EUR".to_string()];
     Ok((simulator, settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    /// The longest run of polls, over two cycles, whose figure is below `minimum`.
+    fn longest_run_below(figure: impl Fn(u64) -> Decimal, minimum: Decimal) -> u64 {
+        let (mut longest, mut run) = (0, 0);
+        for call in 0..400 {
+            run = if figure(call) < minimum { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+        longest
+    }
+
+    /// Polls (of 5 s) an alert with `for_seconds` needs below its minimum to be seen firing for two
+    /// evaluations of the shipped 30 s interval, a scrape of 30 s late included.
+    fn polls_needed(for_seconds: u64) -> u64 {
+        (for_seconds + 2 * 30 + 30).div_ceil(DEMO_POLL_INTERVAL.as_secs())
+    }
+
+    #[test]
+    fn the_demos_margin_alerts_stay_firing_long_enough_to_be_seen() {
+        let margin = trading_margin();
+        let below = longest_run_below(|call| margin.level_at(call).unwrap(), dec("200"));
+        assert!(
+            below >= polls_needed(120),
+            "margin level below 200 % for {below} polls"
+        );
+        // Below from the first poll, so the alert is pending at once.
+        assert!(margin.level_at(0).unwrap() < dec("200"));
+        let flex = demo_futures().flex.unwrap();
+        let below = longest_run_below(|call| flex.ratio_at(call).unwrap(), dec("2"));
+        assert!(
+            below >= polls_needed(60),
+            "futures ratio below 2 for {below} polls"
+        );
+        assert!(flex.ratio_at(0).unwrap() < dec("2"));
+    }
 }

@@ -87,14 +87,22 @@ impl SimFlex {
         self
     }
 
+    /// The margin ratio (equity / maintenance margin) the `call`-th answer reports.
+    pub fn ratio_at(&self, call: u64) -> Option<Decimal> {
+        if self.maintenance_margin.is_zero() {
+            return None;
+        }
+        let ratio = match self.moving {
+            Some(moving) => moving.level_at(call) / Decimal::ONE_HUNDRED,
+            None => (self.collateral_value + self.pnl) / self.maintenance_margin,
+        };
+        Some(ratio)
+    }
+
     fn render(&self, call: u64) -> String {
         let mut pnl = self.pnl;
         if let (Some(moving), false) = (self.moving, self.maintenance_margin.is_zero()) {
-            let span = moving.high - moving.low;
-            let steps = (span / moving.step).floor() + Decimal::ONE;
-            let offset = ((moving.high - moving.start) / moving.step).floor();
-            let k = (Decimal::from(call) + offset) % steps;
-            let ratio = (moving.high - k * moving.step) / Decimal::ONE_HUNDRED;
+            let ratio = moving.level_at(call) / Decimal::ONE_HUNDRED;
             pnl = ratio * self.maintenance_margin - self.collateral_value;
         }
         let equity = self.collateral_value + pnl;

@@ -134,6 +134,18 @@ pub struct MovingLevel {
     pub start: Decimal,
 }
 
+impl MovingLevel {
+    /// The level (in percent) at the `call`-th answer: `start`, then `step` lower each call down to
+    /// `low`, then `high` again.
+    pub fn level_at(&self, call: u64) -> Decimal {
+        let span = self.high - self.low;
+        let steps = (span / self.step).floor() + Decimal::ONE;
+        let offset = ((self.high - self.start) / self.step).floor();
+        let k = (Decimal::from(call) + offset) % steps;
+        self.high - k * self.step
+    }
+}
+
 impl SimMargin {
     /// A margin account; `equity = trade_balance + unrealized_pnl`, `free = equity - margin_used`,
     /// `level = equity / margin_used * 100` (absent without margin used: no open position).
@@ -149,17 +161,28 @@ impl SimMargin {
         }
     }
 
+    /// The margin level in percent the `call`-th answer reports (`None` without margin used).
+    pub fn level_at(&self, call: u64) -> Option<Decimal> {
+        let m = self.margin_used;
+        if m.is_zero() {
+            return None;
+        }
+        let e = self.trade_balance + self.pnl_at(call);
+        Some((e / m * Decimal::ONE_HUNDRED).round_dp(2))
+    }
+
+    fn pnl_at(&self, call: u64) -> Decimal {
+        match (self.moving, self.margin_used.is_zero()) {
+            (Some(moving), false) => {
+                moving.level_at(call) / Decimal::ONE_HUNDRED * self.margin_used - self.trade_balance
+            }
+            _ => self.unrealized_pnl,
+        }
+    }
+
     fn render(&self, call: u64) -> String {
         let m = self.margin_used;
-        let mut n = self.unrealized_pnl;
-        if let (Some(moving), false) = (self.moving, m.is_zero()) {
-            let span = moving.high - moving.low;
-            let steps = (span / moving.step).floor() + Decimal::ONE;
-            let offset = ((moving.high - moving.start) / moving.step).floor();
-            let k = (Decimal::from(call) + offset) % steps;
-            let level = moving.high - k * moving.step;
-            n = level / Decimal::ONE_HUNDRED * m - self.trade_balance;
-        }
+        let n = self.pnl_at(call);
         let e = self.trade_balance + n;
         let v = self.cost_basis + n;
         let four = |d: Decimal| format!("{:.4}", d.round_dp(4));

@@ -279,7 +279,7 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
     );
 
     // The demo's alerts: on treasury, spendable XBT (0.7 against 1) and available EUR (4,250 against
-    // 10,000); on trading, the margin level (180 % and falling, against 200 %).
+    // 10,000); on trading, the margin level (190 % and falling, against 200 %).
     for (alertname, account, asset) in [
         ("KrakenSpendableBelowMinimum", "treasury", Some("XBT")),
         ("KrakenAvailableBelowMinimum", "treasury", Some("EUR")),
