@@ -131,6 +131,7 @@ impl Application {
             &crate::server::Routes {
                 telemetry_path: self.options.telemetry_path.clone(),
                 reloads: self.options.enable_lifecycle.then_some(reloads),
+                status: Some(self.outputs.status),
             },
         );
         crate::listener::serve(

@@ -43,6 +43,7 @@ pub mod running;
 pub mod server;
 pub mod simulator;
 pub mod spendable;
+pub mod status;
 pub(crate) mod sync;
 pub mod telemetry;
 pub mod valuation;

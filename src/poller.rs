@@ -115,6 +115,7 @@ pub struct AccountPoller {
     exported_backoff: Duration,
     stale_after: Option<Duration>,
     not_before: NotBefore,
+    status: Arc<crate::status::Status>,
 }
 
 impl AccountPoller {
@@ -140,7 +141,14 @@ impl AccountPoller {
             exported_backoff: Duration::ZERO,
             stale_after: timing.stale_after,
             not_before: NotBefore::default(),
+            status: Arc::default(),
         }
+    }
+
+    /// Reports every call and the schedule to `status` (the landing page).
+    pub fn reporting(mut self, status: Arc<crate::status::Status>) -> Self {
+        self.status = status;
+        self
     }
 
     /// Shares when the next poll is due in `not_before` (kept across reloads for this key).
@@ -205,6 +213,7 @@ impl AccountPoller {
                         m.record_endpoint(account, endpoint, None);
                     });
                     log_success(account, endpoint, items, elapsed, health.last_failed, first);
+                    self.status.succeeded(account, endpoint, items, elapsed);
                     health.succeeded(Instant::now());
                     if first {
                         self.readiness.mark_succeeded(account);
@@ -219,12 +228,14 @@ impl AccountPoller {
                         m.record_endpoint(account, endpoint, Some(err.reason));
                     });
                     let wait = health.failed(&err, Instant::now());
+                    let hint = collector.hint(&err);
+                    self.status.failed(account, endpoint, &err, &hint, elapsed);
                     tracing::warn!(
                         account,
                         endpoint,
                         reason = %err.reason,
                         error = %err.message,
-                        hint = %collector.hint(&err),
+                        hint = %hint,
                         retry_in = %humantime::format_duration(round_to_ms(wait)),
                         "call failed; its last values stay"
                     );
@@ -340,6 +351,10 @@ impl PollTarget for AccountPoller {
 
     fn scheduled(&mut self, next: Instant) {
         *crate::sync::lock(&self.not_before) = Some(next);
+        self.status.scheduled(
+            &self.account,
+            next.saturating_duration_since(Instant::now()),
+        );
     }
 }
 

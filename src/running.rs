@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::poller::{first_polls, AccountPoller, NotBefore, PollTiming, MAX_CONCURRENT_POLLS};
 use crate::prices::PriceRefresher;
 use crate::readiness::Readiness;
+use crate::status::Status;
 use crate::valuation::Valuation;
 
 /// What each API key keeps across reloads, by key (its SHA-256, so no second copy of the key is
@@ -57,6 +58,8 @@ pub struct Outputs {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     pub families: Arc<collectors::Registered>,
+    /// What the landing page shows of each account.
+    pub status: Arc<Status>,
 }
 
 impl Outputs {
@@ -68,6 +71,7 @@ impl Outputs {
             metrics,
             readiness: Arc::new(Readiness::new(accounts)),
             families,
+            status: Arc::new(Status::default()),
         }
     }
 }
@@ -118,6 +122,7 @@ impl PollerRecipe {
             self.timing,
         )
         .pacing(Arc::clone(&self.not_before))
+        .reporting(Arc::clone(&self.outputs.status))
     }
 
     pub fn account(&self) -> &str {
@@ -220,6 +225,11 @@ pub fn build(
             poller.configure(metrics);
         }
     });
+    let endpoints: Vec<(&str, Vec<&'static str>)> = pollers
+        .iter()
+        .map(|poller| (poller.account(), poller.endpoints()))
+        .collect();
+    outputs.status.configure(&endpoints);
     Parts {
         pollers,
         recipes,

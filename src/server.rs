@@ -29,6 +29,7 @@ use crate::exposition::ChunkedBytes;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::readiness::Readiness;
 use crate::reload::{ReloadHandle, ReloadOutcome};
+use crate::status::Status;
 use crate::web_config::{http_header, WebConfig};
 
 /// The longest a request may take from headers read to response ready.
@@ -40,6 +41,7 @@ struct ServerState {
     readiness: Arc<Readiness>,
     telemetry_path: Arc<str>,
     reloads: Option<ReloadHandle>,
+    status: Option<Arc<Status>>,
 }
 
 /// The configurable routes: where the metrics are, and where reload requests go when the lifecycle
@@ -50,6 +52,8 @@ pub struct Routes {
     pub telemetry_path: String,
     /// `Some` with `--web.enable-lifecycle`: `POST`/`PUT /-/reload` reload the configuration.
     pub reloads: Option<ReloadHandle>,
+    /// What the landing page shows of each account, when set.
+    pub status: Option<Arc<Status>>,
 }
 
 impl Default for Routes {
@@ -57,6 +61,7 @@ impl Default for Routes {
         Self {
             telemetry_path: DEFAULT_TELEMETRY_PATH.to_string(),
             reloads: None,
+            status: None,
         }
     }
 }
@@ -105,6 +110,7 @@ pub fn router(
             readiness,
             telemetry_path: routes.telemetry_path.as_str().into(),
             reloads: routes.reloads.clone(),
+            status: routes.status.clone(),
         })
         .layer(middleware::from_fn_with_state(guard, guard_requests))
 }
@@ -409,10 +415,24 @@ async fn ready(State(state): State<ServerState>) -> Response {
 }
 
 async fn landing_page(State(state): State<ServerState>) -> Html<String> {
+    let status = state
+        .status
+        .as_ref()
+        .map(|status| status.render_html())
+        .unwrap_or_default();
     Html(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Kraken Exporter</title></head>
+<head><meta charset="utf-8"><title>Kraken Exporter</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; margin-bottom: 1em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}
+tr.down td.state {{ background: #f8d0d0; font-weight: bold; }}
+tr.up td.state {{ background: #d4f0d4; }}
+tr.waiting td.state {{ background: #f0ecd0; }}
+tr.down td.hint {{ background: #fdf3e0; }}
+</style></head>
 <body>
 <h1>Kraken Exporter</h1>
 <p>Version {version} (revision {revision})</p>
@@ -421,7 +441,7 @@ async fn landing_page(State(state): State<ServerState>) -> Html<String> {
 <li><a href="health">Health</a>: 200 while the process runs</li>
 <li><a href="ready">Ready</a>: 200 once every account has been polled successfully</li>
 </ul>
-</body>
+{status}</body>
 </html>
 "#,
         version = env!("CARGO_PKG_VERSION"),

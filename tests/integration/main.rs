@@ -17,5 +17,6 @@ mod scenario;
 mod secrets;
 mod server;
 mod spendable;
+mod status_page;
 mod valuation;
 mod web;

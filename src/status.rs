@@ -1,0 +1,339 @@
+//! What the landing page shows about each account (as blackbox_exporter's page does for its probes):
+//! per endpoint, up or down, the last success, the last error with its reason and hint; the next
+//! attempt; and the account's recent poll events. The pollers write it, the server renders it as
+//! plain HTML, every text escaped. It holds what the log holds and nothing more: error messages are
+//! already scrubbed of the request's secrets, and no key is ever recorded.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use crate::kraken::PollError;
+use crate::sync::lock;
+
+/// How many poll events each account keeps.
+pub const EVENTS_KEPT: usize = 12;
+
+/// The status of every configured account.
+#[derive(Default)]
+pub struct Status {
+    accounts: Mutex<BTreeMap<String, AccountStatus>>,
+}
+
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Status")
+            .field("accounts", &lock(&self.accounts).len())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct AccountStatus {
+    /// In polling order.
+    endpoints: Vec<EndpointStatus>,
+    next_attempt: Option<SystemTime>,
+    events: VecDeque<Event>,
+}
+
+struct EndpointStatus {
+    endpoint: &'static str,
+    /// `None` before the first answer.
+    up: Option<bool>,
+    last_success: Option<SystemTime>,
+    last_error: Option<Failure>,
+}
+
+#[derive(Clone)]
+struct Failure {
+    at: SystemTime,
+    reason: &'static str,
+    message: String,
+    hint: String,
+}
+
+struct Event {
+    at: SystemTime,
+    endpoint: &'static str,
+    /// `Ok(items)` or the failure.
+    outcome: Result<usize, Failure>,
+    took: Duration,
+}
+
+impl Status {
+    /// Keeps the accounts of the configuration with these endpoints (what an account that stays
+    /// already knew stays); forgets the others.
+    pub fn configure(&self, accounts: &[(&str, Vec<&'static str>)]) {
+        let mut all = lock(&self.accounts);
+        let mut kept = BTreeMap::new();
+        for (account, endpoints) in accounts {
+            let mut old = all.remove(*account).unwrap_or_default();
+            let endpoints = endpoints
+                .iter()
+                .map(|endpoint| {
+                    old.endpoints
+                        .iter()
+                        .position(|e| e.endpoint == *endpoint)
+                        .map(|at| old.endpoints.swap_remove(at))
+                        .unwrap_or(EndpointStatus {
+                            endpoint,
+                            up: None,
+                            last_success: None,
+                            last_error: None,
+                        })
+                })
+                .collect();
+            old.endpoints = endpoints;
+            kept.insert(account.to_string(), old);
+        }
+        *all = kept;
+    }
+
+    /// A successful call of `endpoint` that answered `items` rows.
+    pub fn succeeded(&self, account: &str, endpoint: &'static str, items: usize, took: Duration) {
+        let now = SystemTime::now();
+        self.record(account, endpoint, took, Ok(items), |status| {
+            status.up = Some(true);
+            status.last_success = Some(now);
+        });
+    }
+
+    /// A failed call of `endpoint`, with the hint its log line gave.
+    pub fn failed(
+        &self,
+        account: &str,
+        endpoint: &'static str,
+        err: &PollError,
+        hint: &str,
+        took: Duration,
+    ) {
+        let failure = Failure {
+            at: SystemTime::now(),
+            reason: err.reason.as_str(),
+            message: err.message.clone(),
+            hint: hint.to_string(),
+        };
+        let last = failure.clone();
+        self.record(account, endpoint, took, Err(failure), |status| {
+            status.up = Some(false);
+            status.last_error = Some(last);
+        });
+    }
+
+    /// The account's next poll is due in `after`.
+    pub fn scheduled(&self, account: &str, after: Duration) {
+        if let Some(status) = lock(&self.accounts).get_mut(account) {
+            status.next_attempt = Some(SystemTime::now() + after);
+        }
+    }
+
+    fn record(
+        &self,
+        account: &str,
+        endpoint: &'static str,
+        took: Duration,
+        outcome: Result<usize, Failure>,
+        update: impl FnOnce(&mut EndpointStatus),
+    ) {
+        let mut all = lock(&self.accounts);
+        let Some(status) = all.get_mut(account) else {
+            return;
+        };
+        if let Some(endpoint_status) = status.endpoints.iter_mut().find(|e| e.endpoint == endpoint)
+        {
+            update(endpoint_status);
+        }
+        if status.events.len() == EVENTS_KEPT {
+            status.events.pop_back();
+        }
+        status.events.push_front(Event {
+            at: SystemTime::now(),
+            endpoint,
+            outcome,
+            took,
+        });
+    }
+
+    /// The HTML tables of the landing page: one row per account and endpoint, then each account's
+    /// recent events, newest first.
+    pub fn render_html(&self) -> String {
+        let all = lock(&self.accounts);
+        let now = SystemTime::now();
+        let mut html = String::from(
+            "<h2>Accounts</h2>\n<table id=\"status\">\n<tr><th>Account</th><th>Endpoint</th><th>State</th><th>Last success</th><th>Last error</th><th>Hint</th><th>Next attempt</th></tr>\n",
+        );
+        for (account, status) in all.iter() {
+            for endpoint in &status.endpoints {
+                let (class, state) = match endpoint.up {
+                    Some(true) => ("up", "UP"),
+                    Some(false) => ("down", "DOWN"),
+                    None => ("waiting", "waiting"),
+                };
+                let (error, hint) = endpoint.last_error.as_ref().map_or(
+                    (String::from("-"), String::from("-")),
+                    |failure| {
+                        (
+                            format!(
+                                "{} <code>{}</code>: {}",
+                                ago(failure.at, now),
+                                escape(failure.reason),
+                                escape(&failure.message)
+                            ),
+                            escape(&failure.hint),
+                        )
+                    },
+                );
+                let _ = writeln!(
+                    html,
+                    "<tr class=\"{class}\"><td>{}</td><td>{}</td><td class=\"state\">{state}</td><td>{}</td><td>{error}</td><td class=\"hint\">{hint}</td><td>{}</td></tr>",
+                    escape(account),
+                    escape(endpoint.endpoint),
+                    endpoint.last_success.map_or_else(|| "never".to_string(), |at| ago(at, now)),
+                    status.next_attempt.map_or_else(|| "-".to_string(), |at| until(at, now)),
+                );
+            }
+        }
+        html.push_str("</table>\n<h2>Recent polls</h2>\n");
+        for (account, status) in all.iter() {
+            let _ = writeln!(
+                html,
+                "<h3>{}</h3>\n<table class=\"events\">\n<tr><th>When</th><th>Endpoint</th><th>Outcome</th><th>Took</th></tr>",
+                escape(account)
+            );
+            if status.events.is_empty() {
+                html.push_str("<tr><td colspan=\"4\">no poll yet</td></tr>\n");
+            }
+            for event in &status.events {
+                let outcome = match &event.outcome {
+                    Ok(items) => format!("ok, {items} rows"),
+                    Err(failure) => format!(
+                        "<code>{}</code>: {}",
+                        escape(failure.reason),
+                        escape(&failure.message)
+                    ),
+                };
+                let _ = writeln!(
+                    html,
+                    "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{outcome}</td><td>{} ms</td></tr>",
+                    if event.outcome.is_ok() { "up" } else { "down" },
+                    ago(event.at, now),
+                    escape(event.endpoint),
+                    event.took.as_millis()
+                );
+            }
+            html.push_str("</table>\n");
+        }
+        html
+    }
+}
+
+/// `2026-12-01T10:00:00Z (12 s ago)`.
+fn ago(at: SystemTime, now: SystemTime) -> String {
+    let seconds = now.duration_since(at).unwrap_or_default().as_secs();
+    format!(
+        "{} ({seconds} s ago)",
+        humantime::format_rfc3339_seconds(at)
+    )
+}
+
+/// `2026-12-01T10:00:30Z (in 18 s)`.
+fn until(at: SystemTime, now: SystemTime) -> String {
+    let seconds = at.duration_since(now).unwrap_or_default().as_secs();
+    format!("{} (in {seconds} s)", humantime::format_rfc3339_seconds(at))
+}
+
+/// `text` safe inside HTML elements and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kraken::ErrorReason;
+
+    #[test]
+    fn a_failing_account_shows_its_reason_hint_and_events_escaped() {
+        let status = Status::default();
+        status.configure(&[
+            ("main", vec!["BalanceEx", "TradeBalance"]),
+            ("b<script>", vec!["BalanceEx"]),
+        ]);
+        status.succeeded("main", "BalanceEx", 12, Duration::from_millis(3));
+        let err = PollError::new(
+            ErrorReason::InvalidSignature,
+            "Kraken answered EAPI:Invalid signature <b>",
+        );
+        status.failed(
+            "main",
+            "TradeBalance",
+            &err,
+            "copy the private key again",
+            Duration::from_millis(4),
+        );
+        status.scheduled("main", Duration::from_secs(30));
+        let html = status.render_html();
+        assert!(
+            html.contains("<td>main</td><td>TradeBalance</td><td class=\"state\">DOWN</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<code>invalid_signature</code>: Kraken answered EAPI:Invalid signature &lt;b&gt;"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"hint\">copy the private key again</td>"),
+            "{html}"
+        );
+        assert!(html.contains("ok, 12 rows"), "{html}");
+        assert!(
+            html.contains("(in 29 s)") || html.contains("(in 30 s)"),
+            "{html}"
+        );
+        // Names are escaped; an account never polled is waiting.
+        assert!(
+            html.contains("b&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"state\">waiting</td>"), "{html}");
+        // A reload keeps what an account that stays knew, and forgets the rest.
+        status.configure(&[("main", vec!["BalanceEx"])]);
+        let html = status.render_html();
+        assert!(
+            html.contains("ok, 12 rows") && !html.contains("b&lt;script"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<td>main</td><td>TradeBalance</td>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn events_are_bounded_newest_first() {
+        let status = Status::default();
+        status.configure(&[("main", vec!["BalanceEx"])]);
+        for items in 0..(EVENTS_KEPT + 5) {
+            status.succeeded("main", "BalanceEx", items, Duration::ZERO);
+        }
+        let html = status.render_html();
+        assert_eq!(html.matches("ok, ").count(), EVENTS_KEPT);
+        let newest = format!("ok, {} rows", EVENTS_KEPT + 4);
+        assert!(html.find(&newest) < html.find("ok, 5 rows"), "{html}");
+        assert!(!html.contains("ok, 4 rows"), "{html}");
+    }
+}

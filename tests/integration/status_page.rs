@@ -1,0 +1,130 @@
+//! The landing page's status table in a real browser (Debian's headless Chromium): it renders, and a
+//! failing account shows its reason and hint. Without Chromium the test skips with a message, unless
+//! `REQUIRE_CHROMIUM=1` (as in CI), where a missing browser is a failure.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use kraken_exporter::demo::demo_portfolio;
+use kraken_exporter::kraken::ErrorReason;
+use kraken_exporter::simulator::Simulator;
+
+use crate::helpers::{settings_for, TestAccount, TestApp};
+
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("REQUIRE_CHROMIUM").ok().as_deref() != Some("1"),
+            "chromium is required (REQUIRE_CHROMIUM=1) but not on PATH; apt-get install chromium"
+        );
+        eprintln!("SKIPPED: chromium not on PATH; apt-get install chromium to run this test");
+    }
+    found
+}
+
+/// Runs headless Chromium on `url` with `mode` (`--dump-dom`, `--screenshot=...`); its stdout.
+async fn headless(browser: PathBuf, url: String, mode: String) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let profile_arg = format!("--user-data-dir={}", profile.path().display());
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::task::spawn_blocking(move || {
+            Command::new(browser)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--window-size=1400,900",
+                    &profile_arg,
+                    &mode,
+                    &url,
+                ])
+                .output()
+                .unwrap()
+        }),
+    )
+    .await
+    .expect("chromium finished within 90 s")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_status_page_shows_a_failing_account_with_its_reason_and_hint_in_a_browser() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-status-main");
+    let broken = TestAccount::new("broken", "KEY-status-broken");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    // Kraken knows the broken key with another secret: every call fails its signature check.
+    simulator.add_account(
+        broken.api_key,
+        &TestAccount::new("other", "x").secret,
+        demo_portfolio(),
+    );
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main, &broken])).await;
+    app.scrape_until("broken is down and main up", |m| {
+        m.get(r#"kraken_up{account="broken"}"#) == Some(0.0)
+            && m.get(r#"kraken_up{account="main"}"#) == Some(1.0)
+    })
+    .await;
+    let dom = headless(
+        browser.clone(),
+        format!("{}/", app.address),
+        "--dump-dom".to_string(),
+    )
+    .await;
+    assert!(dom.contains("<h1>Kraken Exporter</h1>"), "{dom}");
+    assert!(
+        dom.contains(
+            r#"<tr class="down"><td>broken</td><td>BalanceEx</td><td class="state">DOWN</td>"#
+        ),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<code>invalid_signature</code>: Kraken answered EAPI:Invalid signature"),
+        "{dom}"
+    );
+    let hint = ErrorReason::InvalidSignature.hint();
+    assert!(
+        dom.contains(&format!(r#"<td class="hint">{hint}</td>"#)),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr class="up"><td>main</td><td>BalanceEx</td><td class="state">UP</td>"#),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains(broken.api_key) && !dom.contains(main.api_key),
+        "no key on the page"
+    );
+    // A screenshot for the README when asked (STATUS_SCREENSHOT=docs/status-page.png).
+    if let Ok(path) = std::env::var("STATUS_SCREENSHOT") {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        headless(
+            browser,
+            format!("{}/", app.address),
+            format!("--screenshot={}", path.display()),
+        )
+        .await;
+        assert!(path.is_file());
+    }
+    app.stop().await;
+}
