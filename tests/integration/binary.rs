@@ -217,6 +217,45 @@ fn check_config_refuses_futures_mistakes_naming_the_key_and_accepts_a_pair_from_
 }
 
 #[test]
+fn check_config_warns_past_the_rate_limit_and_summarises_each_account() {
+    let (_dir, config) = config_for_kraken("KEY-main-rate-1234");
+    let base = std::fs::read_to_string(&config).unwrap();
+    // Three spot calls every 5 s: 0.6 a second, past Starter's 0.33.
+    assert!(base.contains("poll_interval = \"5s\""), "{base}");
+    let fast = base + "margin = true\nearn = true\n";
+    std::fs::write(&config, &fast).unwrap();
+    let out = exporter(&["--config", &config, "--check-config"], &[]);
+    assert!(
+        out.status.success(),
+        "a warning, not a refusal: {}",
+        text(&out.stderr)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "kraken_exporter: warning: account \"main\": 3 spot call(s) every 5s is 0.60 calls/s"
+        ) && stderr.contains("at least 10s"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("account \"main\": endpoints [BalanceEx, TradeBalance, Earn/Allocations]")
+            && stdout.contains("key ...1234")
+            && !stdout.contains("KEY-main-rate"),
+        "{stdout}"
+    );
+    // On a Pro key the same polling is within the refill: no warning.
+    std::fs::write(&config, format!("rate_limit_tier = \"pro\"\n{fast}")).unwrap();
+    let out = exporter(&["--config", &config, "--check-config"], &[]);
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn environment_alone_configures_a_default_account() {
     let main = TestAccount::new("main", "KEY-env");
     let secret = base64::engine::general_purpose::STANDARD.encode(&main.secret);
