@@ -149,39 +149,60 @@ impl KrakenClient {
         let signature = api_sign(self.secret.expose_secret(), path, nonce, body.as_bytes());
         secrets.push(SecretString::from(signature.clone()));
         secrets.push(self.api_key.clone());
-        let mut api_key = HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| {
-            PollError::new(
-                ErrorReason::InvalidKey,
-                "the API key contains characters that cannot be sent in a header",
-            )
-        })?;
-        api_key.set_sensitive(true);
-        let mut api_sign =
-            HeaderValue::from_str(&signature).expect("a base64 signature is a valid header value");
-        api_sign.set_sensitive(true);
-        let answer = async {
-            let response = self
-                .http
-                .post(&url)
-                .header("API-Key", api_key)
-                .header("API-Sign", api_sign)
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .map_err(transport_error)?;
-            let (status, bytes) = read_capped(response, &url).await?;
-            drop(nonce_counter);
-            checked(status, &url, &bytes, decode)
-        };
-        // An upstream or proxy that echoes the request (in an error page or error string) must not
-        // carry the 2FA password, the key or the signature into a log line.
-        answer.await.map_err(|err| scrub(err, &secrets))
+        let (api_key, api_sign) = sensitive_headers(&self.api_key, &signature, "API key")?;
+        let request = self
+            .http
+            .post(&url)
+            .header("API-Key", api_key)
+            .header("API-Sign", api_sign)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        exchange(request, &url, nonce_counter, &secrets, decode).await
     }
 }
 
+/// The key and the signature as header values marked sensitive (never printed by the HTTP stack); a
+/// key that cannot be sent in a header is an `invalid_key` error naming `what` it is.
+pub(crate) fn sensitive_headers(
+    api_key: &SecretString,
+    signature: &str,
+    what: &str,
+) -> Result<(HeaderValue, HeaderValue), PollError> {
+    let mut key = HeaderValue::from_str(api_key.expose_secret()).map_err(|_| {
+        PollError::new(
+            ErrorReason::InvalidKey,
+            format!("the {what} contains characters that cannot be sent in a header"),
+        )
+    })?;
+    key.set_sensitive(true);
+    let mut signature =
+        HeaderValue::from_str(signature).expect("a base64 signature is a valid header value");
+    signature.set_sensitive(true);
+    Ok((key, signature))
+}
+
+/// Sends a signed `request` to `url`, reads its answer within [`MAX_RESPONSE_BYTES`], lets go of
+/// the key's nonce lock (`nonce_held`) once the answer is in, and decodes it. An upstream or proxy
+/// that echoes the request (in an error page or error string) must not carry a secret into a log
+/// line: every one of `secrets` is scrubbed from the error.
+pub(crate) async fn exchange<T, Held>(
+    request: reqwest::RequestBuilder,
+    url: &str,
+    nonce_held: Held,
+    secrets: &[SecretString],
+    decode: impl FnOnce(&[u8]) -> Result<T, PollError>,
+) -> Result<T, PollError> {
+    let answer = async {
+        let response = request.send().await.map_err(transport_error)?;
+        let (status, bytes) = read_capped(response, url).await?;
+        drop(nonce_held);
+        checked(status, url, &bytes, decode)
+    };
+    answer.await.map_err(|err| scrub(err, secrets))
+}
+
 /// `err` with every occurrence of `secrets` replaced by `[redacted]`.
-pub(crate) fn scrub(mut err: PollError, secrets: &[SecretString]) -> PollError {
+fn scrub(mut err: PollError, secrets: &[SecretString]) -> PollError {
     for secret in secrets {
         let secret = secret.expose_secret();
         if !secret.is_empty() && err.message.contains(secret) {
@@ -205,7 +226,7 @@ fn form_encode(value: &str, out: &mut String) {
 
 /// The status and body of an answer, refusing redirects and bodies over [`MAX_RESPONSE_BYTES`]
 /// (checked against `Content-Length` first, then while reading, so memory stays bounded either way).
-pub(crate) async fn read_capped(
+async fn read_capped(
     mut response: reqwest::Response,
     url: &str,
 ) -> Result<(reqwest::StatusCode, bytes::Bytes), PollError> {
@@ -258,7 +279,7 @@ fn printable(text: &str) -> String {
 
 /// Decodes a 200 answer; for any other status, Kraken's error if the body is an error envelope,
 /// otherwise an `http` error naming the status.
-pub(crate) fn checked<T>(
+fn checked<T>(
     status: reqwest::StatusCode,
     url: &str,
     bytes: &[u8],
@@ -282,7 +303,7 @@ pub(crate) fn checked<T>(
 }
 
 /// A transport failure as a poll error: timeouts apart, the rest (connect, DNS, TLS, reset) as `http`.
-pub(crate) fn transport_error(err: reqwest::Error) -> PollError {
+fn transport_error(err: reqwest::Error) -> PollError {
     let reason = if err.is_timeout() {
         ErrorReason::Timeout
     } else {

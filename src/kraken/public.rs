@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::{checked, read_capped, transport_error};
+use super::client::exchange;
 use super::envelope::{decode_error, envelope_result, parse_decimal};
 use super::error::PollError;
 
@@ -47,9 +47,8 @@ impl PublicClient {
         decode: fn(&[u8]) -> Result<T, PollError>,
     ) -> Result<T, PollError> {
         let url = format!("{}{path}", self.api_url);
-        let response = self.http.get(&url).send().await.map_err(transport_error)?;
-        let (status, bytes) = read_capped(response, &url).await?;
-        checked(status, &url, &bytes, decode)
+        // Unsigned: no nonce to hold, no secret to scrub.
+        exchange(self.http.get(&url), &url, (), &[], decode).await
     }
 
     /// Raw asset key -> altname (`XXBT` -> `XBT`).

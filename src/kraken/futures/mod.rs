@@ -11,10 +11,9 @@
 pub mod accounts;
 pub mod sign;
 
-use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::client::{checked, read_capped, scrub, transport_error, NonceSequence};
+use super::client::{exchange, sensitive_headers, NonceSequence};
 use super::error::{ErrorReason, PollError};
 
 pub use accounts::{FlexCurrency, FlexWallet, FuturesAccounts, MarginWallet};
@@ -70,31 +69,14 @@ impl FuturesClient {
         let nonce = nonce_counter.next_now().to_string();
         let signature = sign::authent(self.secret.expose_secret(), path, &nonce, "");
         let secrets = [SecretString::from(signature.clone()), self.api_key.clone()];
-        let mut api_key = HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| {
-            PollError::new(
-                ErrorReason::InvalidKey,
-                "the futures API key contains characters that cannot be sent in a header",
-            )
-        })?;
-        api_key.set_sensitive(true);
-        let mut authent =
-            HeaderValue::from_str(&signature).expect("a base64 signature is a valid header value");
-        authent.set_sensitive(true);
-        let answer = async {
-            let response = self
-                .http
-                .get(&url)
-                .header("APIKey", api_key)
-                .header("Authent", authent)
-                .header("Nonce", &nonce)
-                .send()
-                .await
-                .map_err(transport_error)?;
-            let (status, bytes) = read_capped(response, &url).await?;
-            drop(nonce_counter);
-            checked(status, &url, &bytes, decode)
-        };
-        answer.await.map_err(|err| scrub(err, &secrets))
+        let (api_key, authent) = sensitive_headers(&self.api_key, &signature, "futures API key")?;
+        let request = self
+            .http
+            .get(&url)
+            .header("APIKey", api_key)
+            .header("Authent", authent)
+            .header("Nonce", &nonce);
+        exchange(request, &url, nonce_counter, &secrets, decode).await
     }
 }
 
