@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 
 use super::faults::{cdn_fault, Fault};
 use super::private::json_ok;
-use super::{dec, MovingLevel, Shared, SimRequest};
+use super::{dec, header_text, MovingLevel, Shared, SimRequest};
 use crate::kraken::futures::accounts::PATH;
 use crate::kraken::futures::sign::authent;
 
@@ -162,13 +162,7 @@ fn futures_error(code: &str) -> Response {
 }
 
 pub(super) async fn accounts(State(inner): State<Shared>, headers: HeaderMap) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let header = |name: &str| header_text(&headers, name);
     let api_key = header("apikey");
     let sent = header("authent");
     let nonce_text = header("nonce");
@@ -179,7 +173,7 @@ pub(super) async fn accounts(State(inner): State<Shared>, headers: HeaderMap) ->
             .futures
             .get(&api_key)
             .is_some_and(|key| authent(&key.secret, PATH, &nonce_text, "") == sent);
-        state.requests.push(SimRequest {
+        let index = state.record(SimRequest {
             path: PATH,
             fields: Default::default(),
             api_key: api_key.clone(),
@@ -189,12 +183,13 @@ pub(super) async fn accounts(State(inner): State<Shared>, headers: HeaderMap) ->
             error: None,
             received_at: std::time::Instant::now(),
         });
-        (state.futures_fault.clone(), state.requests.len() - 1)
+        (state.futures_fault.clone(), index)
     };
     if let Some(response) = cdn_fault(fault.as_ref()).await {
         return response;
     }
     let mut state = crate::sync::lock(&inner);
+    let signature_valid = state.requests[index].signature_valid;
     let checked = (|| {
         if headers.get("user-agent").is_none() {
             return Err("authenticationError");
@@ -203,7 +198,7 @@ pub(super) async fn accounts(State(inner): State<Shared>, headers: HeaderMap) ->
             .futures
             .get_mut(&api_key)
             .ok_or("authenticationError")?;
-        if authent(&key.secret, PATH, &nonce_text, "") != sent {
+        if !signature_valid {
             return Err("authenticationError");
         }
         match nonce {

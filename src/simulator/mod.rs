@@ -288,6 +288,23 @@ struct SimInner {
 
 type Shared = Arc<Mutex<SimInner>>;
 
+impl SimInner {
+    /// Records a request (every one is, whatever happens to it next); its index.
+    fn record(&mut self, request: SimRequest) -> usize {
+        self.requests.push(request);
+        self.requests.len() - 1
+    }
+}
+
+/// A request header as text (empty when absent or not text).
+fn header_text(headers: &axum::http::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A running simulated Kraken; stops when dropped.
 pub struct Simulator {
     addr: SocketAddr,

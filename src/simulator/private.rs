@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 use super::faults::{cdn_fault, echo_fault, Fault};
-use super::{drift, kraken_error, Portfolio, Shared, SimInner, SimRequest};
+use super::{drift, header_text, kraken_error, Portfolio, Shared, SimInner, SimRequest};
 use crate::kraken::sign::api_sign;
 use crate::kraken::{earn_allocations, trade_balance, BALANCE_EX_PATH};
 
@@ -66,13 +66,7 @@ async fn signed(
     body: Bytes,
     answer: Answer,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let header = |name: &str| header_text(&headers, name);
     let api_key = header("api-key");
     let sent_sign = header("api-sign");
     let is_json = header("content-type").starts_with("application/json");
@@ -88,7 +82,7 @@ async fn signed(
             }
             _ => false,
         };
-        state.requests.push(SimRequest {
+        let index = state.record(SimRequest {
             path,
             api_key: api_key.clone(),
             api_sign: sent_sign.clone(),
@@ -102,7 +96,7 @@ async fn signed(
             error: None,
             received_at: std::time::Instant::now(),
         });
-        (state.fault.clone(), state.requests.len() - 1)
+        (state.fault.clone(), index)
     };
     // Faults in front of the API (the CDN) answer before Kraken sees the request: no nonce is used.
     if let Some(response) = echo_fault(fault.as_ref(), &body, &api_key, &sent_sign) {
@@ -113,8 +107,14 @@ async fn signed(
     }
 
     let mut state = crate::sync::lock(&inner);
+    let signature_valid = state.requests[index].signature_valid;
     let result = authenticate(
-        &mut state, path, &headers, &api_key, &sent_sign, &fields, &body,
+        &mut state,
+        path,
+        &headers,
+        &api_key,
+        &fields,
+        signature_valid,
     )
     .and_then(|()| match &state.fault {
         Some(Fault::KrakenError(text)) => Err(text.clone()),
@@ -186,16 +186,15 @@ pub(super) fn json_ok(body: impl Into<axum::body::Body>) -> Response {
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }
 
-/// Kraken's checks, in its order: User-Agent, key, nonce present, signature, nonce increasing, the
-/// 2FA password, the key's permission for the endpoint.
+/// Kraken's checks, in its order: User-Agent, key, nonce present, signature (as checked when the
+/// request was recorded), nonce increasing, the 2FA password, the key's permission for the endpoint.
 fn authenticate(
     state: &mut SimInner,
     path: &str,
     headers: &HeaderMap,
     api_key: &str,
-    sent_sign: &str,
     fields: &Fields,
-    body: &[u8],
+    signature_valid: bool,
 ) -> Result<(), String> {
     if headers.get("user-agent").is_none() {
         return Err("EGeneral:Invalid arguments:User-Agent".to_string());
@@ -206,7 +205,7 @@ fn authenticate(
     let Some(nonce) = fields.get("nonce").and_then(|n| n.parse::<u64>().ok()) else {
         return Err("EAPI:Invalid nonce".to_string());
     };
-    if api_sign(&account.secret, path, nonce, body) != sent_sign {
+    if !signature_valid {
         return Err("EAPI:Invalid signature".to_string());
     }
     if nonce <= account.last_nonce {
