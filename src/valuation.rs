@@ -114,6 +114,19 @@ impl Market {
             || self.prices.contains_key(&(b.to_string(), a.to_string()))
     }
 
+    /// `amount` of `asset` (a label value) in each of `quotes` that has a price (and no overflow).
+    pub fn values_of<'a>(
+        &'a self,
+        quotes: &'a [String],
+        asset: &'a str,
+        amount: Decimal,
+    ) -> impl Iterator<Item = (&'a String, Decimal)> + 'a {
+        quotes.iter().filter_map(move |quote| {
+            let (price, _) = self.price(asset, quote)?;
+            Some((quote, amount.checked_mul(price)?))
+        })
+    }
+
     /// The price of one unit of `asset` (a label value) in `quote`, and how it was found.
     pub fn price(&self, asset: &str, quote: &str) -> Option<(Decimal, Route)> {
         let asset = underlying(asset);
@@ -193,17 +206,12 @@ pub fn value_holdings(
     let mut values = AccountValues::default();
     let mut missing = Vec::new();
     for (asset, amount) in &holdings.spendable {
-        for quote in quotes {
-            let value = market
-                .price(asset, quote)
-                .and_then(|(price, _)| amount.checked_mul(price));
-            if let Some(value) = value {
-                values.spendable.push(SpendableValue {
-                    asset: asset.clone(),
-                    quote: quote.clone(),
-                    value,
-                });
-            }
+        for (quote, value) in market.values_of(quotes, asset, *amount) {
+            values.spendable.push(SpendableValue {
+                asset: asset.clone(),
+                quote: quote.clone(),
+                value,
+            });
         }
     }
     for (labels, balance) in holdings.rows.iter().filter(|(l, _)| l.family.is_valued()) {
@@ -298,12 +306,9 @@ impl Valuation {
         let Some(market) = market.as_ref() else {
             return Vec::new();
         };
-        self.quotes
-            .iter()
-            .filter_map(|quote| {
-                let (price, _) = market.price(asset, quote)?;
-                Some((quote.clone(), amount.checked_mul(price)?))
-            })
+        market
+            .values_of(&self.quotes, asset, amount)
+            .map(|(quote, value)| (quote.clone(), value))
             .collect()
     }
 

@@ -125,6 +125,73 @@ impl FuturesFamilies {
                 .collect(),
         }
     }
+
+    /// Sets the account's futures series to exactly what `accounts` holds (cash valued with
+    /// `valuation`, when on, at its prices of the moment).
+    pub fn publish(
+        &self,
+        metrics: &mut Changes<'_>,
+        account: &str,
+        accounts: &FuturesAccounts,
+        valuation: Option<&Valuation>,
+    ) {
+        let cash: Vec<(Vec<String>, f64)> = accounts
+            .cash
+            .iter()
+            .map(|(currency, amount)| (vec![currency.clone()], to_f64(*amount)))
+            .collect();
+        self.cash.replace(metrics, account, &cash);
+        let cash_values: Vec<(Vec<String>, f64)> = valuation
+            .iter()
+            .flat_map(|valuation| {
+                accounts.cash.iter().flat_map(|(currency, amount)| {
+                    valuation
+                        .value_now(currency, *amount)
+                        .into_iter()
+                        .map(|(quote, value)| (vec![currency.clone(), quote], to_f64(value)))
+                })
+            })
+            .collect();
+        self.cash_value.replace(metrics, account, &cash_values);
+
+        // No flex wallet: every flex series goes (no figure is exported).
+        let no_flex = FlexWallet::default();
+        let flex = accounts.flex.as_ref().unwrap_or(&no_flex);
+        let figures: [fn(&crate::kraken::futures::FlexCurrency) -> Decimal; 4] = [
+            |c| c.quantity,
+            |c| c.value,
+            |c| c.collateral,
+            |c| c.available,
+        ];
+        for (family, figure) in self.flex_currency.iter().zip(figures) {
+            let rows: Vec<(Vec<String>, f64)> = flex
+                .currencies
+                .iter()
+                .map(|c| (vec![c.currency.clone()], to_f64(figure(c))))
+                .collect();
+            family.replace(metrics, account, &rows);
+        }
+        for (family, (_, _, figure)) in self.flex_totals.iter().zip(FLEX_TOTALS) {
+            family.replace(metrics, account, &single(figure(flex)));
+        }
+        self.ratio
+            .replace(metrics, account, &single(flex.margin_ratio()));
+
+        for (family, (_, _, figure)) in self.margin.iter().zip(MARGIN_FIGURES) {
+            let rows: Vec<(Vec<String>, f64)> = accounts
+                .margin
+                .iter()
+                .filter_map(|wallet| {
+                    let value = figure(wallet)?;
+                    Some((
+                        vec![wallet.wallet.clone(), wallet.currency.clone()],
+                        to_f64(value),
+                    ))
+                })
+                .collect();
+            family.replace(metrics, account, &rows);
+        }
+    }
 }
 
 /// Polls one account's futures wallets with its futures key.
@@ -190,75 +257,6 @@ impl Collector for FuturesCollector {
         if let Some(accounts) = self.fetched.take() {
             self.families
                 .publish(metrics, account, &accounts, self.valuation.as_deref());
-        }
-    }
-}
-
-impl FuturesFamilies {
-    /// Sets the account's futures series to exactly what `accounts` holds (cash valued with
-    /// `valuation`, when on, at its prices of the moment).
-    pub fn publish(
-        &self,
-        metrics: &mut Changes<'_>,
-        account: &str,
-        accounts: &FuturesAccounts,
-        valuation: Option<&Valuation>,
-    ) {
-        let families = self;
-        let cash: Vec<(Vec<String>, f64)> = accounts
-            .cash
-            .iter()
-            .map(|(currency, amount)| (vec![currency.clone()], to_f64(*amount)))
-            .collect();
-        families.cash.replace(metrics, account, &cash);
-        let cash_values: Vec<(Vec<String>, f64)> = valuation
-            .iter()
-            .flat_map(|valuation| {
-                accounts.cash.iter().flat_map(|(currency, amount)| {
-                    valuation
-                        .value_now(currency, *amount)
-                        .into_iter()
-                        .map(|(quote, value)| (vec![currency.clone(), quote], to_f64(value)))
-                })
-            })
-            .collect();
-        families.cash_value.replace(metrics, account, &cash_values);
-
-        let flex = accounts.flex.clone().unwrap_or_default();
-        let figures: [fn(&crate::kraken::futures::FlexCurrency) -> Decimal; 4] = [
-            |c| c.quantity,
-            |c| c.value,
-            |c| c.collateral,
-            |c| c.available,
-        ];
-        for (family, figure) in families.flex_currency.iter().zip(figures) {
-            let rows: Vec<(Vec<String>, f64)> = flex
-                .currencies
-                .iter()
-                .map(|c| (vec![c.currency.clone()], to_f64(figure(c))))
-                .collect();
-            family.replace(metrics, account, &rows);
-        }
-        for (family, (_, _, figure)) in families.flex_totals.iter().zip(FLEX_TOTALS) {
-            family.replace(metrics, account, &single(figure(&flex)));
-        }
-        families
-            .ratio
-            .replace(metrics, account, &single(flex.margin_ratio()));
-
-        for (family, (_, _, figure)) in families.margin.iter().zip(MARGIN_FIGURES) {
-            let rows: Vec<(Vec<String>, f64)> = accounts
-                .margin
-                .iter()
-                .filter_map(|wallet| {
-                    let value = figure(wallet)?;
-                    Some((
-                        vec![wallet.wallet.clone(), wallet.currency.clone()],
-                        to_f64(value),
-                    ))
-                })
-                .collect();
-            family.replace(metrics, account, &rows);
         }
     }
 }

@@ -182,10 +182,14 @@ pub fn polled_by(account: &AccountSettings) -> impl Iterator<Item = &'static End
 pub const TIER_DECAY_PER_SECOND: &[(&str, f64)] =
     &[("starter", 0.33), ("intermediate", 0.5), ("pro", 1.0)];
 
+/// The points one poll of an account costs its spot key.
+fn spot_points(account: &AccountSettings) -> u32 {
+    polled_by(account).map(|endpoint| endpoint.cost).sum()
+}
+
 /// The points an account's polls cost its spot key a second, at one poll per `interval`.
 pub fn spot_cost_per_second(account: &AccountSettings, interval: std::time::Duration) -> f64 {
-    let points: u32 = polled_by(account).map(|endpoint| endpoint.cost).sum();
-    f64::from(points) / interval.as_secs_f64()
+    f64::from(spot_points(account)) / interval.as_secs_f64()
 }
 
 /// One warning per account whose polls cost its spot key more a second than the `tier`'s counter
@@ -199,8 +203,8 @@ pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
         .accounts
         .iter()
         .filter_map(|account| {
+            let points = spot_points(account);
             let cost = spot_cost_per_second(account, settings.poll_interval);
-            let points: u32 = polled_by(account).map(|endpoint| endpoint.cost).sum();
             (cost > decay).then(|| {
                 format!(
                     "account {:?}: {points} spot call(s) every {} is {cost:.2} calls/s, more than the {} tier's counter refills ({decay}/s); Kraken will refuse calls with EAPI:Rate limit exceeded. Raise poll_interval to at least {}s, or set rate_limit_tier if the key's tier is higher",

@@ -56,6 +56,17 @@ fn is_kubernetes_service_link(key: &str) -> bool {
         || key.starts_with("PORT_")
 }
 
+/// Every variable the environment account is read from, its key first.
+pub const ACCOUNT_VARIABLES: &[&str] = &[
+    "KRAKEN_API_KEY",
+    "KRAKEN_API_SECRET",
+    "KRAKEN_API_SECRET_FILE",
+    "KRAKEN_API_OTP_FILE",
+    "KRAKEN_FUTURES_API_KEY",
+    "KRAKEN_FUTURES_API_SECRET",
+    "KRAKEN_FUTURES_API_SECRET_FILE",
+];
+
 /// The `default` account from `KRAKEN_API_KEY` and `KRAKEN_API_SECRET` / `KRAKEN_API_SECRET_FILE`,
 /// with its futures key pair from `KRAKEN_FUTURES_API_KEY` and `KRAKEN_FUTURES_API_SECRET` /
 /// `KRAKEN_FUTURES_API_SECRET_FILE` when set.
@@ -64,17 +75,11 @@ pub(super) fn account_from_env(
 ) -> Result<Option<AccountSettings>, ConfigError> {
     let get = |key: &str| env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
     let Some(api_key) = get("KRAKEN_API_KEY") else {
-        let set: Vec<&str> = [
-            "KRAKEN_API_SECRET",
-            "KRAKEN_API_SECRET_FILE",
-            "KRAKEN_API_OTP_FILE",
-            "KRAKEN_FUTURES_API_KEY",
-            "KRAKEN_FUTURES_API_SECRET",
-            "KRAKEN_FUTURES_API_SECRET_FILE",
-        ]
-        .into_iter()
-        .filter(|name| get(name).is_some())
-        .collect();
+        let set: Vec<&str> = ACCOUNT_VARIABLES[1..]
+            .iter()
+            .copied()
+            .filter(|name| get(name).is_some())
+            .collect();
         if !set.is_empty() {
             return Err(err(format!(
                 "{} set but KRAKEN_API_KEY is not; set the API key too",

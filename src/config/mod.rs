@@ -21,6 +21,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use secrecy::{SecretSlice, SecretString};
 
+pub use environment::ACCOUNT_VARIABLES;
 pub use secrets::{forbid_core_dumps, read_otp_file, read_secret_file, take_environment};
 pub use validate::parse_duration;
 
