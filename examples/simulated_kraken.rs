@@ -55,6 +55,16 @@ fn portfolio(count: usize, decimals: u32) -> Portfolio {
         .collect()
 }
 
+/// Writes `secret` base64-encoded into `dir/name`, as a secret file holds it; its path.
+fn write_secret(dir: &std::path::Path, name: &str, secret: &[u8]) -> std::io::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        base64::engine::general_purpose::STANDARD.encode(secret),
+    )?;
+    Ok(path)
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
@@ -70,11 +80,7 @@ async fn main() -> std::io::Result<()> {
         let secret = generate_secret();
         let api_key = format!("BENCH-key-{account}");
         simulator.add_account(&api_key, &secret, portfolio(args.assets, args.decimals));
-        let secret_file = args.dir.join(format!("account{account}.secret"));
-        std::fs::write(
-            &secret_file,
-            base64::engine::general_purpose::STANDARD.encode(&secret),
-        )?;
+        let secret_file = write_secret(&args.dir, &format!("account{account}.secret"), &secret)?;
         config.push_str(&format!(
             "\n[[accounts]]\nname = \"account{account}\"\napi_key = \"{api_key}\"\napi_secret_file = \"{}\"\n",
             secret_file.display()
@@ -83,10 +89,10 @@ async fn main() -> std::io::Result<()> {
             let futures_secret = generate_secret();
             let futures_key = format!("BENCH-futures-key-{account}");
             simulator.add_futures(&futures_key, &futures_secret, demo_futures());
-            let futures_file = args.dir.join(format!("account{account}.futures.secret"));
-            std::fs::write(
-                &futures_file,
-                base64::engine::general_purpose::STANDARD.encode(&futures_secret),
+            let futures_file = write_secret(
+                &args.dir,
+                &format!("account{account}.futures.secret"),
+                &futures_secret,
             )?;
             config.push_str(&format!(
                 "futures_api_key = \"{futures_key}\"\nfutures_api_secret_file = \"{}\"\nfutures_min_margin_ratio = \"2.0\"\n",

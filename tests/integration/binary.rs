@@ -29,12 +29,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// A config file for one account against `api_url`, with the secret in its own file.
 fn write_config(dir: &std::path::Path, api_url: &str, api_key: &str, secret: &[u8]) -> String {
-    let secret_file = dir.join("secret");
-    std::fs::write(
-        &secret_file,
-        base64::engine::general_purpose::STANDARD.encode(secret),
-    )
-    .unwrap();
+    let secret_file = crate::helpers::write_secret_file(dir, "secret", secret);
     let config = dir.join("kraken_exporter.toml");
     std::fs::write(
         &config,

@@ -178,17 +178,11 @@ fn kubernetes_deployment_runs_one_locked_down_pod() {
 
 #[test]
 fn kustomize_builds_the_base_when_kubectl_is_available() {
-    let kubectl = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("kubectl"))
-            .find(|candidate| candidate.is_file())
-    });
-    let Some(kubectl) = kubectl else {
-        assert!(
-            std::env::var("REQUIRE_KUBECTL").ok().as_deref() != Some("1"),
-            "kubectl is required (REQUIRE_KUBECTL=1) but not on PATH"
-        );
-        eprintln!("SKIPPED: kubectl not on PATH");
+    let Some(kubectl) = crate::helpers::required_tool(
+        &["kubectl"],
+        "REQUIRE_KUBECTL",
+        "apt-get install kubernetes-client",
+    ) else {
         return;
     };
     let built = run_ok(&kubectl, &["kustomize", "deploy/kubernetes"]);

@@ -32,12 +32,7 @@ async fn run_once(
     level: &'static str,
 ) -> (Option<i32>, Samples, String) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("futures-secret");
-    std::fs::write(
-        &file,
-        base64::engine::general_purpose::STANDARD.encode(secret),
-    )
-    .unwrap();
+    let file = crate::helpers::write_secret_file(dir.path(), "futures-secret", secret);
     let extra = format!(
         "futures_api_key = \"{FUTURES_KEY}\"\nfutures_api_secret_file = \"{}\"\n{extra}\n",
         file.display()

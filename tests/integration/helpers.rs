@@ -142,16 +142,36 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    eventually_within(
+        what,
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        attempt,
+    )
+    .await
+}
+
+/// Retries `attempt` every `every` for up to `within`.
+pub async fn eventually_within<T, F, Fut>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    attempt: F,
+) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(value) = attempt().await {
             return value;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
+            "timed out after {within:?} waiting for: {what}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -236,21 +256,13 @@ pub async fn simulator_with_main(holdings: Portfolio) -> (Simulator, TestAccount
     (simulator, main)
 }
 
-/// The exporter binary with a clean environment (no `RUST_LOG`, no `KRAKEN_API_*`), stdin closed, and
+/// The exporter binary with a clean environment (no `RUST_LOG`, no variable of the environment account), stdin closed, and
 /// `env` set.
 pub fn exporter_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kraken_exporter"));
     command.args(args).stdin(std::process::Stdio::null());
-    for variable in [
-        "RUST_LOG",
-        "KRAKEN_API_KEY",
-        "KRAKEN_API_SECRET",
-        "KRAKEN_API_SECRET_FILE",
-        "KRAKEN_API_OTP_FILE",
-        "KRAKEN_FUTURES_API_KEY",
-        "KRAKEN_FUTURES_API_SECRET",
-        "KRAKEN_FUTURES_API_SECRET_FILE",
-    ] {
+    command.env_remove("RUST_LOG");
+    for variable in kraken_exporter::config::ACCOUNT_VARIABLES {
         command.env_remove(variable);
     }
     for (key, value) in env {
@@ -295,6 +307,43 @@ pub fn default_timing() -> kraken_exporter::poller::PollTiming {
     }
 }
 
+/// The first of `names` found on `PATH`, or `None` (after saying so) when none is and the
+/// variable `required_by` is not `1`; with it set (as in CI), a missing tool is a failure.
+pub fn required_tool(
+    names: &[&str],
+    required_by: &str,
+    install: &str,
+) -> Option<std::path::PathBuf> {
+    let found = names.iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+    });
+    if found.is_none() {
+        let name = names[0];
+        assert!(
+            std::env::var(required_by).ok().as_deref() != Some("1"),
+            "{name} is required ({required_by}=1) but not on PATH; {install}"
+        );
+        eprintln!("SKIPPED: {name} not on PATH; {install} to run this test");
+    }
+    found
+}
+
+/// Writes `secret` base64-encoded into `dir/name`, as a secret file holds a key's private key; its
+/// path.
+pub fn write_secret_file(dir: &std::path::Path, name: &str, secret: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        base64::engine::general_purpose::STANDARD.encode(secret),
+    )
+    .unwrap();
+    path
+}
+
 /// A loopback port that was free a moment ago, for a server started as another process.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -322,12 +371,7 @@ pub async fn once_at(
     level: &'static str,
 ) -> (Option<i32>, Samples, String) {
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(
-        &secret,
-        base64::engine::general_purpose::STANDARD.encode(&account.secret),
-    )
-    .unwrap();
+    let secret = write_secret_file(dir.path(), "secret", &account.secret);
     let extra = extra.replace("$DIR", &dir.path().display().to_string());
     let config = dir.path().join("kraken_exporter.toml");
     std::fs::write(

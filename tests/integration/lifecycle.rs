@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use base64::Engine;
 use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::simulator::Simulator;
 
@@ -83,13 +82,7 @@ impl Drop for Exporter {
 }
 
 fn write_secret(dir: &Path, account: &TestAccount) -> PathBuf {
-    let path = dir.join(format!("{}.secret", account.name));
-    std::fs::write(
-        &path,
-        base64::engine::general_purpose::STANDARD.encode(&account.secret),
-    )
-    .unwrap();
-    path
+    crate::helpers::write_secret_file(dir, &format!("{}.secret", account.name), &account.secret)
 }
 
 /// A config with `accounts` (each with a USD spendable threshold of `min_usd`).

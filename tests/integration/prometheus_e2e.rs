@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::{eventually, free_port};
+use crate::helpers::{eventually, eventually_within, free_port};
 use crate::promtool::prometheus_tool;
 
 /// A child process killed when dropped.
@@ -288,24 +288,8 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
         eventually(
             &format!("the demo's {alertname} on {account} {asset:?} is pending or firing"),
             || async {
-                let alerts: Value = http
-                    .get(format!("{prometheus}/api/v1/alerts"))
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                alerts["data"]["alerts"]
-                    .as_array()?
-                    .iter()
-                    .any(|alert| {
-                        alert["labels"]["alertname"] == alertname
-                            && alert["labels"]["account"] == account
-                            && asset.is_none_or(|asset| alert["labels"]["asset"] == asset)
-                            && (alert["state"] == "pending" || alert["state"] == "firing")
-                    })
-                    .then_some(())
+                let state = alert_state(&http, &prometheus, alertname, account, asset).await?;
+                (state == "pending" || state == "firing").then_some(())
             },
         )
         .await;
@@ -313,32 +297,49 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
 
     // The demo's futures margin ratio starts below its minimum and stays there for over two
     // minutes: KrakenFuturesMarginLow passes its minute of pending and fires.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(100);
-    loop {
-        let alerts: Value = http
-            .get(format!("{prometheus}/api/v1/alerts"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let state = alerts["data"]["alerts"].as_array().and_then(|alerts| {
-            alerts
-                .iter()
-                .find(|a| {
-                    a["labels"]["alertname"] == "KrakenFuturesMarginLow"
-                        && a["labels"]["account"] == "trading"
-                })
-                .map(|a| a["state"].clone())
-        });
-        if state.as_ref().is_some_and(|s| s == "firing") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "KrakenFuturesMarginLow on the demo's trading account is {state:?}, not firing, after 100 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
+    eventually_within(
+        "KrakenFuturesMarginLow on the demo's trading account firing",
+        std::time::Duration::from_secs(100),
+        std::time::Duration::from_secs(1),
+        || async {
+            let state = alert_state(
+                &http,
+                &prometheus,
+                "KrakenFuturesMarginLow",
+                "trading",
+                None,
+            )
+            .await?;
+            (state == "firing").then_some(())
+        },
+    )
+    .await;
+}
+
+/// The state (`pending`, `firing`) of the alert `alertname` on `account` (and `asset`, if given),
+/// if Prometheus has it.
+async fn alert_state(
+    http: &reqwest::Client,
+    prometheus: &str,
+    alertname: &str,
+    account: &str,
+    asset: Option<&str>,
+) -> Option<String> {
+    let alerts: Value = http
+        .get(format!("{prometheus}/api/v1/alerts"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    alerts["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|alert| {
+            alert["labels"]["alertname"] == alertname
+                && alert["labels"]["account"] == account
+                && asset.is_none_or(|asset| alert["labels"]["asset"] == asset)
+        })
+        .and_then(|alert| alert["state"].as_str().map(str::to_string))
 }

@@ -7,19 +7,7 @@ use std::process::{Command, Stdio};
 
 /// The path of a Prometheus tool, or `None` (after saying so) when it is missing and not required.
 pub fn prometheus_tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("REQUIRE_PROMETHEUS").ok().as_deref() != Some("1"),
-            "{name} is required (REQUIRE_PROMETHEUS=1) but not on PATH; apt-get install prometheus"
-        );
-        eprintln!("SKIPPED: {name} not on PATH; apt-get install prometheus to run this test");
-    }
-    found
+    crate::helpers::required_tool(&[name], "REQUIRE_PROMETHEUS", "apt-get install prometheus")
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! exceed their balance next to `.F` rows, exact figures, untouched per-row series, thresholds and
 //! values.
 
-use base64::Engine;
 use kraken_exporter::simulator::SimBalance;
 
 use crate::helpers::{exporter_command, portfolio, simulator_with_main, Samples};
@@ -34,12 +33,7 @@ fn auto_earn_portfolio() -> kraken_exporter::simulator::Portfolio {
 async fn spendable_sums_spot_and_auto_earn_rows_and_leaves_the_rows_as_kraken_sent_them() {
     let (simulator, main) = simulator_with_main(auto_earn_portfolio()).await;
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(
-        &secret,
-        base64::engine::general_purpose::STANDARD.encode(&main.secret),
-    )
-    .unwrap();
+    let secret = crate::helpers::write_secret_file(dir.path(), "secret", &main.secret);
     let config = dir.path().join("kraken_exporter.toml");
     std::fs::write(
         &config,

@@ -13,21 +13,11 @@ use kraken_exporter::simulator::Simulator;
 use crate::helpers::{settings_for, TestAccount, TestApp};
 
 fn chromium() -> Option<PathBuf> {
-    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|candidate| candidate.is_file())
-        })
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("REQUIRE_CHROMIUM").ok().as_deref() != Some("1"),
-            "chromium is required (REQUIRE_CHROMIUM=1) but not on PATH; apt-get install chromium"
-        );
-        eprintln!("SKIPPED: chromium not on PATH; apt-get install chromium to run this test");
-    }
-    found
+    crate::helpers::required_tool(
+        &["chromium", "chromium-browser"],
+        "REQUIRE_CHROMIUM",
+        "apt-get install chromium",
+    )
 }
 
 /// Runs headless Chromium on `url` with `mode` (`--dump-dom`, `--screenshot=...`); its stdout.
