@@ -14,14 +14,8 @@ cd "$(dirname "$0")/.."
 RATE=${RATE:-20}
 SCRAPES=${SCRAPES:-100}
 WORK=$(mktemp -d /tmp/kraken-fairness.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -29,16 +23,6 @@ command -v prometheus >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-wait_http() { # url
-  for _ in $(seq 1 600); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; then return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for $1" >&2
-  return 1
-}
 
 echo "building release..." >&2
 cargo build --release --quiet --bin kraken_exporter
@@ -47,29 +31,7 @@ PIDS+=($!)
 wait_http http://127.0.0.1:19890/metrics
 curl -s http://127.0.0.1:19890/metrics >"$WORK/metrics"
 
-mkdir -p "$WORK/nginx/root"
-cp "$WORK/metrics" "$WORK/nginx/root/metrics"
-cat >"$WORK/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  default_type text/plain;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx;
-  fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx;
-  scgi_temp_path $WORK/nginx;
-  server {
-    listen 127.0.0.1:19891;
-    root $WORK/nginx/root;
-  }
-}
-NGINX
-"$NGINX" -c "$WORK/nginx/nginx.conf"
-wait_http http://127.0.0.1:19891/metrics
+serve_with_nginx "$WORK/metrics" 19891 1 64
 
 cat >"$WORK/prometheus.yml" <<PROM
 global:

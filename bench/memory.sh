@@ -12,21 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_KIB=$((64 * 1024))
 WORK=$(mktemp -d /tmp/kraken-memory.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-wait_http() { # url
-  for _ in $(seq 1 900); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; then return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for $1" >&2
-  return 1
-}
+# shellcheck source=bench/common.sh
+. bench/common.sh
 status_kib() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
 
 echo "building release..." >&2
@@ -54,7 +41,7 @@ echo "|---|---:|---:|---:|---|"
 
 # 1. Header flood against an exporter with 1,000 assets.
 start headers 1000 19895
-wait_http "http://127.0.0.1:$PORT/ready"
+wait_http "http://127.0.0.1:$PORT/ready" 900
 curl -s "http://127.0.0.1:$PORT/metrics" >/dev/null
 before=$(status_kib "$PID" VmRSS)
 read -r opened closed < <(python3 bench/header_flood.py "$PORT")

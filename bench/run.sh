@@ -13,14 +13,8 @@ DURATION=${DURATION:-10}
 SCALE_DURATION=${SCALE_DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 WORK=$(mktemp -d /tmp/kraken-bench.XXXXXX)
-chmod 755 "$WORK"  # nginx workers run as another user
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -30,21 +24,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 python3 -c 'import prometheus_client' 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore prometheus_client
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building release..." >&2
 cargo build --release --quiet --bin kraken_exporter --example simulated_kraken
 EXPORTER=target/release/kraken_exporter
 SIMULATOR=target/release/examples/simulated_kraken
-
-wait_http() { # url
-  for _ in $(seq 1 600); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; then return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for $1" >&2
-  return 1
-}
 
 # Runs wrk; prints "requests_per_second p99_ms".
 load() { # url seconds [header]
@@ -94,29 +78,7 @@ echo
 start_exporter 3 1000 19877
 curl -s http://127.0.0.1:19877/metrics >"$WORK/metrics.txt"
 curl -s -H 'Accept-Encoding: gzip' http://127.0.0.1:19877/metrics >"$WORK/metrics.txt.gz"
-mkdir -p "$WORK/nginx/root"
-cp "$WORK/metrics.txt" "$WORK/nginx/root/metrics"
-cat >"$WORK/nginx/nginx.conf" <<NGINX
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type text/plain;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx;
-  fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx;
-  scgi_temp_path $WORK/nginx;
-  server {
-    listen 127.0.0.1:19878;
-    root $WORK/nginx/root;
-  }
-}
-NGINX
-"$NGINX" -c "$WORK/nginx/nginx.conf"
-wait_http http://127.0.0.1:19878/metrics
+serve_with_nginx "$WORK/metrics.txt" 19878 auto 1024
 python3 bench/python_peer.py "$WORK/metrics.txt" 19879 >"$WORK/python.log" 2>&1 &
 PIDS+=($!)
 wait_http http://127.0.0.1:19879/metrics
