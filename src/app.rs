@@ -316,9 +316,7 @@ pub async fn launch(launch: Launch) -> u8 {
             "account configured"
         );
     }
-    for warning in crate::collectors::rate_warnings(&settings) {
-        tracing::warn!("{warning}");
-    }
+    crate::collectors::log_rate_warnings(&settings);
     // A reload reads the same sources again: the file and the environment taken at start. The demo
     // has no file: a reload applies its settings again.
     let reload: Option<ReloadSource> = match (launch.demo, launch.config_file) {
@@ -346,7 +344,6 @@ pub async fn launch(launch: Launch) -> u8 {
     }
 }
 
-/// The last four characters of an API key, enough to tell keys apart in a log and useless to anyone else.
 fn fail(message: String) -> u8 {
     eprintln!("kraken_exporter: error: {message}");
     EXIT_CONFIG

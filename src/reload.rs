@@ -164,9 +164,7 @@ async fn reload(running: &mut Running, source: &Arc<ReloadSource>) -> Result<(),
         .await
         .map_err(|err| format!("{err:#}"))?;
     tracing::info!(settings = %settings.summary(), "configuration applied");
-    for warning in crate::collectors::rate_warnings(&settings) {
-        tracing::warn!("{warning}");
-    }
+    crate::collectors::log_rate_warnings(&settings);
     Ok(())
 }
 

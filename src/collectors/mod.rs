@@ -218,6 +218,13 @@ pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
         .collect()
 }
 
+/// Logs each of [`rate_warnings`] as a warning (at start and after every reload).
+pub fn log_rate_warnings(settings: &crate::config::Settings) {
+    for warning in rate_warnings(settings) {
+        tracing::warn!("{warning}");
+    }
+}
+
 /// What an account's configuration turns on, without secrets: the endpoints it polls, its
 /// thresholds by kind and its keys by their last four characters.
 pub fn account_summary(account: &AccountSettings) -> String {
@@ -247,7 +254,8 @@ pub fn account_summary(account: &AccountSettings) -> String {
     )
 }
 
-/// An API key as its last four characters (`...Ab3d`); a key of 8 characters or fewer as `****`.
+/// An API key as its last four characters (`...Ab3d`), enough to tell keys apart in a log and
+/// useless to anyone else; a key of 8 characters or fewer as `****`.
 pub fn key_hint(api_key: &str) -> String {
     let chars: Vec<char> = api_key.chars().collect();
     if chars.len() <= 8 {

@@ -56,6 +56,11 @@ fn is_kubernetes_service_link(key: &str) -> bool {
         || key.starts_with("PORT_")
 }
 
+/// The value of `key` in `env`, trimmed, unless it is unset or blank.
+fn set_value<'a>(env: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
 /// Every variable the environment account is read from, its key first.
 pub const ACCOUNT_VARIABLES: &[&str] = &[
     "KRAKEN_API_KEY",
@@ -73,7 +78,7 @@ pub const ACCOUNT_VARIABLES: &[&str] = &[
 pub(super) fn account_from_env(
     env: &BTreeMap<String, String>,
 ) -> Result<Option<AccountSettings>, ConfigError> {
-    let get = |key: &str| env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let get = |key: &str| set_value(env, key);
     let Some(api_key) = get("KRAKEN_API_KEY") else {
         let set: Vec<&str> = ACCOUNT_VARIABLES[1..]
             .iter()
@@ -126,7 +131,7 @@ fn key_secret(
     key_variable: &str,
     secret_variable: &str,
 ) -> Result<SecretSlice<u8>, ConfigError> {
-    let get = |key: &str| env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let get = |key: &str| set_value(env, key);
     let file_variable = format!("{secret_variable}_FILE");
     match (get(secret_variable), get(&file_variable)) {
         (Some(_), Some(_)) => Err(err(format!(

@@ -455,11 +455,12 @@ fn validate_futures(
         .map_err(|e| err(format!("{at}: {e}")))?;
     let min_margin_ratio = min_ratio
         .map(|text| {
-            let ratio = Decimal::from_str_exact(text.trim()).map_err(|_| {
-                err(format!(
-                    "{at}: futures_min_margin_ratio = {text:?} is not a decimal number; write the ratio of margin equity to maintenance margin as a string, e.g. \"2.0\""
-                ))
-            })?;
+            let ratio = exact_decimal(
+                at,
+                "futures_min_margin_ratio",
+                &text,
+                "write the ratio of margin equity to maintenance margin as a string, e.g. \"2.0\"",
+            )?;
             if ratio <= Decimal::ONE {
                 return Err(err(format!(
                     "{at}: futures_min_margin_ratio = {text:?} must be above 1: positions are liquidated when margin equity falls to the maintenance margin (ratio 1); e.g. \"2.0\""
@@ -504,11 +505,12 @@ fn validate_margin(
     let min_level = match min_level {
         None => None,
         Some(text) => {
-            let level = Decimal::from_str_exact(text.trim()).map_err(|_| {
-                err(format!(
-                    "{at}: min_margin_level = {text:?} is not a decimal number; write the ratio as a string, e.g. \"2.0\" for 200 %"
-                ))
-            })?;
+            let level = exact_decimal(
+                at,
+                "min_margin_level",
+                &text,
+                "write the ratio as a string, e.g. \"2.0\" for 200 %",
+            )?;
             if level <= Decimal::ZERO {
                 return Err(err(format!(
                     "{at}: min_margin_level = {text:?} must be above 0; e.g. \"2.0\" for 200 %"
@@ -554,14 +556,24 @@ fn threshold_asset(at: &str, asset: Option<String>) -> Result<String, ConfigErro
     Ok(modern_code(&asset).to_string())
 }
 
+/// The value `text` of `key` as an exact decimal, or an error that says how to write it (`how`).
+fn exact_decimal(at: &str, key: &str, text: &str, how: &str) -> Result<Decimal, ConfigError> {
+    Decimal::from_str_exact(text.trim()).map_err(|_| {
+        err(format!(
+            "{at}: {key} = {text:?} is not a decimal number; {how}"
+        ))
+    })
+}
+
 /// The `amount` of a threshold: an exact decimal, 0 or more.
 fn threshold_amount(at: &str, amount: Option<String>) -> Result<Decimal, ConfigError> {
     let text = amount.unwrap_or_default();
-    let amount = Decimal::from_str_exact(text.trim()).map_err(|_| {
-        err(format!(
-            "{at}: amount = {text:?} is not a decimal number; write it as a string such as amount = \"5000\" or \"0.25\""
-        ))
-    })?;
+    let amount = exact_decimal(
+        at,
+        "amount",
+        &text,
+        "write it as a string such as amount = \"5000\" or \"0.25\"",
+    )?;
     if amount.is_sign_negative() {
         return Err(err(format!(
             "{at}: amount = {text:?} is negative; a minimum is 0 or more"

@@ -270,7 +270,7 @@ async fn read_capped(
 }
 
 /// At most 80 characters on one line, for log messages about what a server sent.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(80)

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{reason_of, FuturesClient};
+use crate::kraken::client::printable;
 use crate::kraken::envelope::{decode_error, parse_decimal};
 use crate::kraken::error::{ErrorReason, PollError};
 
@@ -156,7 +157,7 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
     {
         return Err(PollError::new(
             reason_of(code),
-            format!("Kraken Futures answered {}", shorten(code)),
+            format!("Kraken Futures answered {}", printable(code)),
         ));
     }
     if envelope.status.as_deref() == Some("unauthorized") {
@@ -164,14 +165,18 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
             ErrorReason::InvalidKey,
             format!(
                 "Kraken Futures answered unauthorized: {}",
-                shorten(envelope.reason.as_deref().unwrap_or("no reason given"))
+                printable(envelope.reason.as_deref().unwrap_or("no reason given"))
             ),
         ));
     }
     if envelope.result.as_deref() != Some("success") {
         return Err(decode_error(format!(
             "Kraken Futures' answer has result {:?}, not \"success\", and no error",
-            envelope.result.as_deref().map(shorten).unwrap_or_default()
+            envelope
+                .result
+                .as_deref()
+                .map(printable)
+                .unwrap_or_default()
         )));
     }
     let wallets = envelope
@@ -183,24 +188,16 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
         let shape = |err: serde_json::Error| {
             decode_error(format!(
                 "futures wallet {:?}: unexpected shape ({err})",
-                shorten(&name)
+                printable(&name)
             ))
         };
         let wallet: RawObject = serde_json::from_str(raw.get()).map_err(shape)?;
-        let object = |field: &str| -> Result<RawObject, PollError> {
-            wallet
-                .get(field)
-                .map(|raw| serde_json::from_str(raw.get()).map_err(shape))
-                .transpose()
-                .map(Option::unwrap_or_default)
+        let object = |name: &str| -> Result<RawObject, PollError> {
+            field(&wallet, name, shape).map(Option::unwrap_or_default)
         };
-        let text = |field: &str| -> Result<Option<String>, PollError> {
-            wallet
-                .get(field)
-                .map(|raw| serde_json::from_str(raw.get()).map_err(shape))
-                .transpose()
-        };
-        let at = |field: &str| format!("futures wallet {:?} field {field:?}", shorten(&name));
+        let text =
+            |name: &str| -> Result<Option<String>, PollError> { field(&wallet, name, shape) };
+        let at = |field: &str| format!("futures wallet {:?} field {field:?}", printable(&name));
         let kind = text("type")?;
         let kind = kind.as_deref().unwrap_or(match name.as_str() {
             "cash" => "cashAccount",
@@ -287,12 +284,16 @@ fn decimal(at: &str, raw: &RawValue) -> Result<Decimal, PollError> {
     parse_decimal(raw.get()).map_err(|why| decode_error(format!("{at}: {why}")))
 }
 
-/// At most 80 characters on one line, for text from the answer.
-fn shorten(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(80)
-        .collect()
+/// A wallet's `field`, if present, read as `T`; `shape` names what did not fit.
+fn field<'a, T: Deserialize<'a>>(
+    wallet: &RawObject<'a>,
+    field: &str,
+    shape: impl Fn(serde_json::Error) -> PollError,
+) -> Result<Option<T>, PollError> {
+    wallet
+        .get(field)
+        .map(|raw| serde_json::from_str(raw.get()).map_err(&shape))
+        .transpose()
 }
 
 #[cfg(test)]
