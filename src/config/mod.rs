@@ -732,6 +732,35 @@ mod tests {
     }
 
     #[test]
+    fn threshold_assets_are_read_like_kraken_labels_in_any_spelling() {
+        for written in ["btc", "BTC", "xbt", "XXBT"] {
+            let toml = format!(
+                "{ONE_ACCOUNT}\n[[accounts.min_spendable]]\nasset = \"{written}\"\namount = \"0.5\"\n[[accounts.min_available]]\nasset = \"{written}\"\namount = \"0.1\"\n"
+            );
+            let settings = Fixture::new().load(&toml, &[]).unwrap();
+            assert_eq!(
+                settings.accounts[0].min_spendable[0].asset, "XBT",
+                "{written}"
+            );
+            assert_eq!(
+                settings.accounts[0].min_available[0].asset, "XBT",
+                "{written}"
+            );
+        }
+        // Two spellings of one asset are one threshold written twice.
+        let toml = format!(
+            "{ONE_ACCOUNT}\n[[accounts.min_spendable]]\nasset = \"BTC\"\namount = \"1\"\n[[accounts.min_spendable]]\nasset = \"xbt\"\namount = \"2\"\n"
+        );
+        let message = Fixture::new().load(&toml, &[]).unwrap_err().to_string();
+        assert!(message.contains("\"XBT\" twice"), "{message}");
+        let toml = format!(
+            "{ONE_ACCOUNT}\n[[accounts.min_spendable]]\nasset = \"doge\"\namount = \"1\"\n"
+        );
+        let settings = Fixture::new().load(&toml, &[]).unwrap();
+        assert_eq!(settings.accounts[0].min_spendable[0].asset, "XDG");
+    }
+
+    #[test]
     fn minimum_available_amounts_are_read_exactly() {
         let toml = format!(
             "{ONE_ACCOUNT}\n[[accounts.min_available]]\nasset = \"ZUSD\"\namount = \"5000.25\"\n[[accounts.min_available]]\nasset = \"DOT\"\nfamily = \"staked\"\namount = 100\n"

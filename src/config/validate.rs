@@ -14,7 +14,7 @@ use super::{
     Settings, DEFAULT_API_URL, DEFAULT_MAX_ASSETS, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL,
     DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
 };
-use crate::kraken::assets::modern_code;
+use crate::kraken::assets::asset_label_of;
 use crate::kraken::{AssetFamily, RebaseMultiplier};
 
 /// The settings of a raw configuration, or its first problem.
@@ -191,18 +191,13 @@ fn validate_quotes(raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError>
                 "quote_currencies: {quote:?} is not a currency code; use codes like \"USD\", \"EUR\" or \"XBT\", or [] to turn valuation off"
             )));
         }
-        let upper = code.to_ascii_uppercase();
-        let code = match modern_code(&upper) {
-            "BTC" => "XBT",
-            modern => modern,
-        };
-        if !QUOTE_CURRENCIES.contains(&code) {
+        let code = asset_label_of(code);
+        if !QUOTE_CURRENCIES.contains(&code.as_str()) {
             return Err(err(format!(
                 "quote_currencies: {quote:?} is not a currency Kraken quotes prices in; use one of {}, or [] to turn valuation off",
                 QUOTE_CURRENCIES.join(", ")
             )));
         }
-        let code = code.to_string();
         if quotes.contains(&code) {
             return Err(err(format!("quote_currencies lists {code:?} twice")));
         }
@@ -494,7 +489,7 @@ fn validate_margin(
     let asset = match asset.as_deref().map(str::trim) {
         None => "USD".to_string(),
         Some(code) if !code.is_empty() && !code.contains(char::is_whitespace) => {
-            modern_code(code).to_string()
+            asset_label_of(code)
         }
         Some(code) => {
             return Err(err(format!(
@@ -545,7 +540,8 @@ fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable
     })
 }
 
-/// The `asset` of a threshold, as its label value (legacy codes such as `ZUSD` become `USD`).
+/// The `asset` of a threshold, as its label value, read like every asset code of the configuration
+/// ([`asset_label_of`]: any case, `ZUSD` -> `USD`, `BTC` -> `XBT`), so it matches the balances.
 fn threshold_asset(at: &str, asset: Option<String>) -> Result<String, ConfigError> {
     let asset = asset.map(|a| a.trim().to_string()).unwrap_or_default();
     if asset.is_empty() {
@@ -553,7 +549,12 @@ fn threshold_asset(at: &str, asset: Option<String>) -> Result<String, ConfigErro
             "{at}: asset is missing; name the asset as it appears in the asset label, e.g. asset = \"USD\""
         )));
     }
-    Ok(modern_code(&asset).to_string())
+    if asset.contains(char::is_whitespace) {
+        return Err(err(format!(
+            "{at}: asset = {asset:?} is not an asset code; name the asset as it appears in the asset label, e.g. asset = \"XBT\""
+        )));
+    }
+    Ok(asset_label_of(&asset))
 }
 
 /// The value `text` of `key` as an exact decimal, or an error that says how to write it (`how`).

@@ -127,6 +127,78 @@ pub fn modern_code(code: &str) -> &str {
         .map_or(code, |(_, modern)| modern)
 }
 
+/// Names people write for assets whose Kraken code differs (`BTC` is Kraken's `XBT`, `DOGE` its `XDG`).
+const COMMON_NAMES: &[(&str, &str)] = &[("BTC", "XBT"), ("DOGE", "XDG")];
+
+/// An asset as an operator writes it (any case, a legacy code or a common name: `btc`, `XXBT`, `BTC`)
+/// to the `asset` label value Kraken's balances carry (`XBT`). The one reading of asset codes in the
+/// configuration: thresholds, quote currencies and the margin currency.
+pub fn asset_label_of(written: &str) -> String {
+    let upper = written.trim().to_ascii_uppercase();
+    let modern = modern_code(&upper);
+    COMMON_NAMES
+        .iter()
+        .find(|(common, _)| *common == modern)
+        .map_or(modern, |(_, kraken)| kraken)
+        .to_string()
+}
+
+/// The `asset` label values of every asset Kraken lists (`GET /0/public/Assets`: raw code ->
+/// altname): each raw code as the balances label it (the legacy table first) and each altname.
+pub fn listed_labels<'a>(
+    assets: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> std::collections::BTreeSet<String> {
+    let mut listed = std::collections::BTreeSet::new();
+    for (code, altname) in assets {
+        listed.insert(modern_code(code).to_string());
+        if !altname.is_empty() {
+            listed.insert(altname.to_string());
+        }
+    }
+    listed
+}
+
+/// Up to `count` codes of `listed` nearest to `code` (fewest single-character edits, then
+/// alphabetical), for a message that suggests what was meant.
+pub fn nearest_codes<'a>(
+    code: &str,
+    listed: &'a std::collections::BTreeSet<String>,
+    count: usize,
+) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, &str)> = listed
+        .iter()
+        .map(|candidate| (edit_distance(code, candidate), candidate.as_str()))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(count).map(|(_, c)| c).collect()
+}
+
+/// Edits between two short codes: insertions, deletions, substitutions and swaps of two neighbours
+/// (`XTB` is one edit from `XBT`), the optimal string alignment distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let width = b.len() + 1;
+    let mut table = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            table[i * width + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (table[(i - 1) * width + j] + 1)
+                    .min(table[i * width + j - 1] + 1)
+                    .min(table[(i - 1) * width + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(table[(i - 2) * width + j - 2] + 1);
+                }
+                best
+            };
+        }
+    }
+    table[a.len() * width + b.len()]
+}
+
 /// Asset names learned from Kraken's `Assets` endpoint (altnames), on top of the legacy-code table.
 ///
 /// For the codes of the table, the table always wins, so a label never changes when the endpoint comes
@@ -276,6 +348,43 @@ mod tests {
 
     fn pair(asset: &str, family: &str) -> (String, String) {
         (asset.to_string(), family.to_string())
+    }
+
+    #[test]
+    fn operators_spellings_of_an_asset_read_as_krakens_label() {
+        for (written, label) in [
+            ("btc", "XBT"),
+            ("BTC", "XBT"),
+            ("xbt", "XBT"),
+            ("XXBT", "XBT"),
+            (" xxbt ", "XBT"),
+            ("DOGE", "XDG"),
+            ("doge", "XDG"),
+            ("XXDG", "XDG"),
+            ("zusd", "USD"),
+            ("usdt", "USDT"),
+            ("XTZ", "XTZ"),
+        ] {
+            assert_eq!(asset_label_of(written), label, "{written}");
+        }
+    }
+
+    #[test]
+    fn nearest_codes_suggest_what_was_meant() {
+        let listed = listed_labels([
+            ("XXBT", "XBT"),
+            ("XETH", "ETH"),
+            ("ZUSD", "USD"),
+            ("USDT", "USDT"),
+            ("DOT", "DOT"),
+        ]);
+        assert!(listed.contains("XBT") && listed.contains("USD") && !listed.contains("ZUSD"));
+        assert_eq!(nearest_codes("XTB", &listed, 1), vec!["XBT"]);
+        assert_eq!(nearest_codes("USDD", &listed, 2), vec!["USD", "USDT"]);
+        assert_eq!(edit_distance("", "ABC"), 3);
+        assert_eq!(edit_distance("ETH", "ETH"), 0);
+        assert_eq!(edit_distance("XTB", "XBT"), 1);
+        assert_eq!(edit_distance("DOGE", "XDG"), 3);
     }
 
     #[test]
