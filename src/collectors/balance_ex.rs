@@ -4,6 +4,12 @@
 //!
 //! The balance and spendable families are rendered by hand, one chunk per account and family (see
 //! `exposition`): thousands of series, rendered once per successful poll.
+//!
+//! A configured minimum always has the figure it is compared with: after each successful poll, an
+//! asset with a `min_spendable` and no spot or auto-earn row exports `kraken_spendable` 0, and an
+//! asset and family with a `min_available` and no row exports its balance series at 0. Kraken leaves
+//! rows out (never-funded accounts, assets spent to nothing, retired `.F` rows); without the 0 the
+//! shipped rules would compare a minimum with nothing and never page the account that holds none.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -181,6 +187,44 @@ struct Fetched {
     balances: Balances,
     labelled: LabelledKeys,
     spendable: Vec<(String, Decimal)>,
+    /// Asset and family of each `min_available` the answer has no row for: exported at 0.
+    missing: Vec<AssetLabels>,
+}
+
+/// `spendable` with a 0 for every asset of `minimums` it lacks, still sorted by asset.
+fn with_minimum_assets(
+    mut spendable: Vec<(String, Decimal)>,
+    minimums: &[MinSpendable],
+) -> Vec<(String, Decimal)> {
+    let before = spendable.len();
+    for minimum in minimums {
+        if !spendable[..before]
+            .iter()
+            .any(|(asset, _)| *asset == minimum.asset)
+        {
+            spendable.push((minimum.asset.clone(), Decimal::ZERO));
+        }
+    }
+    if spendable.len() != before {
+        spendable.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    spendable
+}
+
+/// The asset and family of each of `minimums` that no row of `labels` has.
+fn missing_rows(labels: &[AssetLabels], minimums: &[MinAvailable]) -> Vec<AssetLabels> {
+    minimums
+        .iter()
+        .filter(|m| {
+            !labels
+                .iter()
+                .any(|l| l.asset == m.asset && l.family == m.family)
+        })
+        .map(|m| AssetLabels {
+            asset: m.asset.clone(),
+            family: m.family.clone(),
+        })
+        .collect()
 }
 
 impl BalanceExCollector {
@@ -235,11 +279,14 @@ impl Collector for BalanceExCollector {
             );
             let spendable = spendable_by_asset(&self.shared.names, &balances.assets, &labelled)
                 .map_err(|asset| out_of_range(&asset))?;
+            let spendable = with_minimum_assets(spendable, &self.min_spendable);
+            let missing = missing_rows(&labelled.labels, &self.min_available);
             let count = balances.assets.len();
             self.fetched = Some(Fetched {
                 balances,
                 labelled,
                 spendable,
+                missing,
             });
             Ok(count)
         })
@@ -250,6 +297,7 @@ impl Collector for BalanceExCollector {
             balances,
             labelled,
             spendable,
+            missing,
         }) = self.fetched.take()
         else {
             return;
@@ -263,10 +311,21 @@ impl Collector for BalanceExCollector {
                 );
             }
         }
+        let none = AssetBalance {
+            key: String::new(),
+            balance: Decimal::ZERO,
+            hold_trade: Decimal::ZERO,
+            credit: Decimal::ZERO,
+            credit_used: Decimal::ZERO,
+        };
         self.families.replace_balances(
             metrics,
             account,
-            labelled.labels.iter().zip(&balances.assets),
+            labelled
+                .labels
+                .iter()
+                .zip(&balances.assets)
+                .chain(missing.iter().map(|labels| (labels, &none))),
         );
         self.families
             .replace_spendable(metrics, account, &spendable);
@@ -310,6 +369,51 @@ mod tests {
                 credit_used: Decimal::ZERO,
             },
         )
+    }
+
+    fn minimum(asset: &str) -> MinSpendable {
+        MinSpendable {
+            asset: asset.to_string(),
+            amount: Decimal::ONE,
+        }
+    }
+
+    #[test]
+    fn a_minimum_without_a_row_gets_a_zero_figure_and_rows_kraken_sent_stay() {
+        let spendable = vec![
+            ("ETH".to_string(), Decimal::TEN),
+            ("USD".to_string(), Decimal::ONE),
+        ];
+        let completed = with_minimum_assets(
+            spendable.clone(),
+            &[minimum("XBT"), minimum("USD"), minimum("ADA")],
+        );
+        assert_eq!(
+            completed,
+            vec![
+                ("ADA".to_string(), Decimal::ZERO),
+                ("ETH".to_string(), Decimal::TEN),
+                ("USD".to_string(), Decimal::ONE),
+                ("XBT".to_string(), Decimal::ZERO),
+            ]
+        );
+        assert_eq!(with_minimum_assets(spendable.clone(), &[]), spendable);
+
+        let labels = [classify("XXBT"), classify("DOT.S")];
+        let min_available = [
+            MinAvailable {
+                asset: "XBT".into(),
+                family: crate::kraken::AssetFamily::Spot,
+                amount: Decimal::ONE,
+            },
+            MinAvailable {
+                asset: "DOT".into(),
+                family: crate::kraken::AssetFamily::Spot,
+                amount: Decimal::ONE,
+            },
+        ];
+        // DOT has a staked row, not a spot one: its spot minimum gets a zero row.
+        assert_eq!(missing_rows(&labels, &min_available), vec![classify("DOT")]);
     }
 
     #[test]
