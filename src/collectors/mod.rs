@@ -118,6 +118,16 @@ impl Registered {
             .iter()
             .map(|endpoint| (endpoint.register)(metrics))
             .collect();
+        // What an alert on `kraken_endpoint_up` joins to name the permission a key lacks.
+        let info = metrics.gauge_vec(
+            "kraken_endpoint_info",
+            "Every Kraken endpoint the exporter knows, with the permission its key needs (always 1).",
+            &["endpoint", "permission"],
+        );
+        for endpoint in ENDPOINTS {
+            info.with_label_values(&[endpoint.method, endpoint.permission])
+                .set(1.0);
+        }
         Self {
             endpoints,
             valuation: Arc::new(ValuationFamilies::register(metrics)),
@@ -225,16 +235,10 @@ pub fn log_rate_warnings(settings: &crate::config::Settings) {
     }
 }
 
-/// What an account's configuration turns on, without secrets: the endpoints it polls, its
-/// thresholds by kind and its keys by their last four characters.
+/// What an account's configuration turns on, without secrets: the endpoints it polls, each
+/// threshold as it is compared (`XBT >= 0.5`) and its keys by their last four characters.
 pub fn account_summary(account: &AccountSettings) -> String {
     let endpoints: Vec<&str> = polled_by(account).map(|endpoint| endpoint.method).collect();
-    let margin_min = account.margin.as_ref().and_then(|m| m.min_level).is_some();
-    let futures_min = account
-        .futures
-        .as_ref()
-        .and_then(|f| f.min_margin_ratio)
-        .is_some();
     let futures_key = account.futures.as_ref().map_or(String::new(), |f| {
         format!(
             ", futures key {}",
@@ -242,16 +246,50 @@ pub fn account_summary(account: &AccountSettings) -> String {
         )
     });
     format!(
-        "account {:?}: endpoints [{}], thresholds: min_spendable {}, min_available {}, min_margin_level {}, futures_min_margin_ratio {}; key {}{futures_key}{}",
+        "account {:?}: endpoints [{}], thresholds: {}; key {}{futures_key}{}",
         account.name,
         endpoints.join(", "),
-        account.min_spendable.len(),
-        account.min_available.len(),
-        u8::from(margin_min),
-        u8::from(futures_min),
+        thresholds_summary(account),
         key_hint(secrecy::ExposeSecret::expose_secret(&account.api_key)),
-        if account.api_otp.is_some() { ", 2FA password set" } else { "" },
+        if account.api_otp.is_some() {
+            ", 2FA password set"
+        } else {
+            ""
+        },
     )
+}
+
+/// Every threshold of an account as it is compared: `spendable XBT >= 0.5, USD >= 1000; available
+/// DOT (staked) >= 100; margin level >= 2.0; futures margin ratio >= 3`, or `none`.
+fn thresholds_summary(account: &AccountSettings) -> String {
+    let mut kinds = Vec::new();
+    if !account.min_spendable.is_empty() {
+        let each: Vec<String> = account
+            .min_spendable
+            .iter()
+            .map(|m| format!("{} >= {}", m.asset, m.amount))
+            .collect();
+        kinds.push(format!("spendable {}", each.join(", ")));
+    }
+    if !account.min_available.is_empty() {
+        let each: Vec<String> = account
+            .min_available
+            .iter()
+            .map(|m| format!("{} ({}) >= {}", m.asset, m.family.label(), m.amount))
+            .collect();
+        kinds.push(format!("available {}", each.join(", ")));
+    }
+    if let Some(level) = account.margin.as_ref().and_then(|m| m.min_level) {
+        kinds.push(format!("margin level >= {level}"));
+    }
+    if let Some(ratio) = account.futures.as_ref().and_then(|f| f.min_margin_ratio) {
+        kinds.push(format!("futures margin ratio >= {ratio}"));
+    }
+    if kinds.is_empty() {
+        "none (nothing pages on low funds)".to_string()
+    } else {
+        kinds.join("; ")
+    }
 }
 
 /// An API key as its last four characters (`...Ab3d`), enough to tell keys apart in a log and
@@ -322,7 +360,34 @@ mod tests {
             "{summary}"
         );
         assert!(
-            summary.contains("min_spendable 0, min_available 0"),
+            summary.contains("thresholds: none (nothing pages on low funds)"),
+            "{summary}"
+        );
+        let mut with_thresholds = account(true, false);
+        with_thresholds.min_spendable = vec![
+            crate::config::MinSpendable {
+                asset: "XBT".into(),
+                amount: rust_decimal::Decimal::new(5, 1),
+            },
+            crate::config::MinSpendable {
+                asset: "USD".into(),
+                amount: rust_decimal::Decimal::new(1000, 0),
+            },
+        ];
+        with_thresholds.min_available = vec![crate::config::MinAvailable {
+            asset: "DOT".into(),
+            family: crate::kraken::AssetFamily::Staked,
+            amount: rust_decimal::Decimal::new(100, 0),
+        }];
+        with_thresholds.margin = Some(MarginSettings {
+            asset: "USD".to_string(),
+            min_level: Some(rust_decimal::Decimal::new(20, 1)),
+        });
+        let summary = account_summary(&with_thresholds);
+        assert!(
+            summary.contains(
+                "thresholds: spendable XBT >= 0.5, USD >= 1000; available DOT (staked) >= 100; margin level >= 2.0;"
+            ),
             "{summary}"
         );
         assert!(
