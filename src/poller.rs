@@ -1,17 +1,21 @@
-//! One task per account: poll its endpoints ([`crate::collectors`]) on a fixed schedule and update the
-//! metrics.
+//! One task per account: poll its endpoints ([`crate::collectors`]) each on its own schedule and
+//! update the metrics.
 //!
-//! The schedule is a grid `start + k * poll_interval`: a slow poll does not shift later polls (no drift),
-//! and polls missed while one hung are skipped rather than fired in a burst. Each endpoint of an
-//! account has one health record ([`EndpointHealth`]): its backoff after failures (`backoff.rs`), when
-//! it may be called again, and its last success, after which its series go once `stale_after` has
-//! passed. The first endpoint (the balances) decides `kraken_up` and the account's schedule: after its
-//! failure the next attempt waits out its backoff, then the grid restarts; a later endpoint that fails
-//! waits out its own backoff on the account's grid and never delays the balances. On failure the last
-//! values stay, the error is counted by reason and logged once with a hint. Accounts start spread over
-//! one interval ([`first_polls`]) and share a bound of [`MAX_CONCURRENT_POLLS`] requests in flight.
-//! [`run`] only schedules any [`PollTarget`], so the schedule is tested with paused time and no
-//! network.
+//! Every endpoint of an account has its own grid `start + k * poll_interval` ([`Schedule`]): a slow
+//! call does not shift later ones (no drift), and slots missed while one hung are skipped rather than
+//! fired in a burst. Each endpoint has one health record ([`EndpointHealth`]): its backoff after
+//! failures (`backoff.rs`), when it is called next, and its last success, after which its series go
+//! once `stale_after` has passed. After a failure an endpoint waits out its own backoff, then its grid
+//! restarts from there; a success keeps it on its grid.
+//!
+//! The first endpoint (the balances) decides `kraken_up` and `kraken_backoff_seconds`. While it fails
+//! (in the round it failed, and while it waits out its backoff) the other endpoints of the same key
+//! are not called (the key's problem would fail them too and cost rate budget); they keep their grid.
+//! An endpoint with a key of its own (Kraken Futures) is never held back by the spot key: it is
+//! called on its own schedule whatever the balances do. On failure the last values stay, the error
+//! is counted by reason and logged once with a hint. Accounts start spread over one interval
+//! ([`first_polls`]) and share a bound of [`MAX_CONCURRENT_POLLS`] rounds in flight. [`run`] only
+//! schedules any [`PollTarget`], so the schedule is tested with paused time and no network.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -54,7 +58,7 @@ impl Schedule {
     }
 }
 
-/// The health of one endpoint of one account.
+/// The health and schedule of one endpoint of one account.
 struct EndpointHealth {
     backoff: Backoff,
     /// After a failure: when the endpoint may be called again.
@@ -65,10 +69,14 @@ struct EndpointHealth {
     last_failed: Option<bool>,
     /// When its series were last set; they are removed once older than `stale_after`.
     last_success: Option<Instant>,
+    /// Its grid; restarts from the retry after a failure.
+    schedule: Schedule,
+    /// When it is called next.
+    next_due: Instant,
 }
 
 impl EndpointHealth {
-    fn new(timing: &PollTiming) -> Self {
+    fn new(timing: &PollTiming, first: Instant) -> Self {
         Self {
             // A random seed per endpoint, so accounts of one exporter do not retry in step.
             backoff: Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..)),
@@ -76,7 +84,20 @@ impl EndpointHealth {
             wait: Duration::ZERO,
             last_failed: None,
             last_success: None,
+            schedule: Schedule::new(first, timing.interval),
+            next_due: first,
         }
+    }
+
+    /// Its first call at `first`, on a grid from there.
+    fn start_at(&mut self, first: Instant) {
+        self.schedule = Schedule::new(first, self.schedule.interval);
+        self.next_due = first;
+    }
+
+    /// Whether it is in its backoff after a failure at `now`.
+    fn backing_off(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|at| now < at)
     }
 
     fn succeeded(&mut self, now: Instant) {
@@ -85,13 +106,27 @@ impl EndpointHealth {
         self.wait = Duration::ZERO;
         self.last_failed = Some(false);
         self.last_success = Some(now);
+        self.next_due = self.schedule.advance(now);
     }
 
     fn failed(&mut self, err: &PollError, now: Instant) -> Duration {
-        self.wait = self.backoff.after_failure(err, SystemTime::now());
+        // Never zero, so a round always moves the endpoint's next call past `now`.
+        self.wait = self
+            .backoff
+            .after_failure(err, SystemTime::now())
+            .max(Duration::from_millis(1));
         self.retry_at = Some(now + self.wait);
         self.last_failed = Some(true);
+        // Once it answers again, its grid restarts from the retry.
+        self.start_at(now + self.wait);
         self.wait
+    }
+
+    /// Not called this round (its key is failing): its next slot on its grid.
+    fn skipped(&mut self, now: Instant) {
+        if self.next_due <= now {
+            self.next_due = self.schedule.advance(now);
+        }
     }
 
     fn stale_at(&self, stale_after: Option<Duration>) -> Option<Instant> {
@@ -99,22 +134,40 @@ impl EndpointHealth {
     }
 }
 
-/// When an account's key may be polled next (its schedule or backoff), shared with the next
-/// configuration so a reload never polls earlier.
+/// Which endpoints a round calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Those whose schedule says they are due (the running exporter).
+    Scheduled,
+    /// All at once (`--once`, tests): the balances always, the others unless in their backoff.
+    Now,
+}
+
+/// When a key may be called next (its schedule or backoff), shared with the next configuration so a
+/// reload never calls it earlier.
 pub type NotBefore = Arc<std::sync::Mutex<Option<Instant>>>;
+
+/// When each key of an account may be called next: the spot key's (its balances' next call) and,
+/// for endpoints with a key of their own, that key's.
+#[derive(Clone, Default)]
+pub struct KeyPacing {
+    pub spot: NotBefore,
+    pub own: NotBefore,
+}
 
 /// Polls one account's endpoints and publishes what it learns.
 pub struct AccountPoller {
     account: String,
     client: KrakenClient,
-    /// The endpoints, polled in this order, each with its health; the first decides `kraken_up`.
+    /// The endpoints, called in this order when due, each with its health and schedule; the first
+    /// decides `kraken_up`.
     endpoints: Vec<(Box<dyn Collector>, EndpointHealth)>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     /// The wait last exported as `kraken_backoff_seconds`.
     exported_backoff: Duration,
     stale_after: Option<Duration>,
-    not_before: NotBefore,
+    pacing: KeyPacing,
     status: Arc<crate::status::Status>,
 }
 
@@ -129,18 +182,19 @@ impl AccountPoller {
         readiness: Arc<Readiness>,
         timing: PollTiming,
     ) -> Self {
+        let now = Instant::now();
         Self {
             account,
             client,
             endpoints: collectors
                 .into_iter()
-                .map(|collector| (collector, EndpointHealth::new(&timing)))
+                .map(|collector| (collector, EndpointHealth::new(&timing, now)))
                 .collect(),
             metrics,
             readiness,
             exported_backoff: Duration::ZERO,
             stale_after: timing.stale_after,
-            not_before: NotBefore::default(),
+            pacing: KeyPacing::default(),
             status: Arc::default(),
         }
     }
@@ -151,15 +205,21 @@ impl AccountPoller {
         self
     }
 
-    /// Shares when the next poll is due in `not_before` (kept across reloads for this key).
-    pub fn pacing(mut self, not_before: NotBefore) -> Self {
-        self.not_before = not_before;
+    /// Shares when each key is called next in `pacing` (kept across reloads per key).
+    pub fn pacing(mut self, pacing: KeyPacing) -> Self {
+        self.pacing = pacing;
         self
     }
 
-    /// When the schedule last said the next poll is due, if it has run.
-    pub fn not_before(&self) -> Option<Instant> {
-        *crate::sync::lock(&self.not_before)
+    /// Schedules every endpoint's first call at `first`, or later where its key's pacing (from a
+    /// configuration before a reload) says it may not be called yet.
+    pub fn start_at(&mut self, first: Instant) {
+        let spot = *crate::sync::lock(&self.pacing.spot);
+        let own = *crate::sync::lock(&self.pacing.own);
+        for (collector, health) in &mut self.endpoints {
+            let not_before = if collector.own_key() { own } else { spot };
+            health.start_at(not_before.map_or(first, |at| at.max(first)));
+        }
     }
 
     pub fn account(&self) -> &str {
@@ -180,23 +240,40 @@ impl AccountPoller {
         }
     }
 
-    /// Polls every endpoint once, in order (a later one only when its backoff allows), publishes each
-    /// outcome and logs it; the result is the first endpoint's. When it fails, the others of the same
-    /// key are not called (the key's problem would fail them too and cost rate budget); an endpoint
-    /// with a key of its own (Kraken Futures) still is. On success, the number of
-    /// rows the balances answered (0: the account holds nothing yet).
+    /// Calls every endpoint now, in order (the balances always, a later one only when its backoff
+    /// allows), publishes each outcome and logs it; the result is the balances'. When they fail, the
+    /// others of the same key are not called; an endpoint with a key of its own still is. On
+    /// success, the number of rows the balances answered (0: the account holds nothing yet).
     pub async fn poll_once(&mut self) -> Result<usize, PollError> {
+        self.round(Round::Now)
+            .await
+            .expect("a round that calls everything now calls the balances")
+    }
+
+    /// One round: calls the endpoints `round` selects, in the table's order; the balances' outcome
+    /// when they were called.
+    async fn round(&mut self, round: Round) -> Option<Result<usize, PollError>> {
         self.expire(Instant::now());
         let account = self.account.as_str();
-        let mut result = Ok(0);
-        let mut balances_failed = false;
+        let mut result = None;
+        // The spot key is failing: in this round, or its balances wait out their backoff.
+        let mut spot_key_failing = false;
         for (index, (collector, health)) in self.endpoints.iter_mut().enumerate() {
             let first = index == 0;
-            if health.retry_at.is_some_and(|at| Instant::now() < at) && !first {
+            let now = Instant::now();
+            let due = match round {
+                Round::Scheduled => health.next_due <= now,
+                Round::Now => first || !health.backing_off(now),
+            };
+            if first && !due && health.backing_off(now) {
+                spot_key_failing = true;
+            }
+            if !due {
                 continue;
             }
-            // After the balances failed, only endpoints with a key of their own are called.
-            if balances_failed && !collector.own_key() {
+            // While the balances fail, only endpoints with a key of their own are called.
+            if spot_key_failing && !collector.own_key() {
+                health.skipped(now);
                 continue;
             }
             let endpoint = collector.endpoint();
@@ -217,7 +294,7 @@ impl AccountPoller {
                     health.succeeded(Instant::now());
                     if first {
                         self.readiness.mark_succeeded(account);
-                        result = Ok(items);
+                        result = Some(Ok(items));
                     }
                 }
                 Err(err) => {
@@ -240,14 +317,43 @@ impl AccountPoller {
                         "call failed; its last values stay"
                     );
                     if first {
-                        result = Err(err);
-                        balances_failed = true;
+                        result = Some(Err(err));
+                        spot_key_failing = true;
                     }
                 }
             }
         }
         self.export_backoff();
+        self.share_pacing();
         result
+    }
+
+    /// When the next call of any endpoint is due.
+    pub fn next_due(&self) -> Instant {
+        self.endpoints
+            .iter()
+            .map(|(_, health)| health.next_due)
+            .min()
+            .unwrap_or_else(Instant::now)
+    }
+
+    /// Shares when each key is called next (for a reload) and shows the next call on the status page.
+    fn share_pacing(&self) {
+        let spot = self.endpoints.first().map(|(_, health)| health.next_due);
+        let own = self
+            .endpoints
+            .iter()
+            .filter(|(collector, _)| collector.own_key())
+            .map(|(_, health)| health.next_due)
+            .min();
+        *crate::sync::lock(&self.pacing.spot) = spot;
+        if own.is_some() {
+            *crate::sync::lock(&self.pacing.own) = own;
+        }
+        self.status.scheduled(
+            &self.account,
+            self.next_due().saturating_duration_since(Instant::now()),
+        );
     }
 
     /// Removes the series of every endpoint whose last success is older than `stale_after`.
@@ -312,18 +418,18 @@ fn log_success(
     }
 }
 
-/// What the schedule drives: one account's poll.
+/// What the schedule drives: one account's endpoints.
 pub trait PollTarget: Send {
     /// The account name, for logs.
     fn account(&self) -> &str;
-    /// Polls once: `Ok`, or the wait its failure asks for before the next attempt.
-    fn poll(&mut self) -> impl std::future::Future<Output = Result<(), Duration>> + Send;
+    /// Calls whatever is due now; afterwards [`PollTarget::next_due`] is later than now.
+    fn poll(&mut self) -> impl std::future::Future<Output = ()> + Send;
+    /// When the next call is due.
+    fn next_due(&self) -> Instant;
     /// When series go stale next, if ever; the schedule wakes then and calls [`PollTarget::expire`].
     fn stale_at(&self) -> Option<Instant>;
     /// Removes what went stale by `now`.
     fn expire(&mut self, now: Instant);
-    /// The schedule's next poll is due at `next`.
-    fn scheduled(&mut self, _next: Instant) {}
 }
 
 impl PollTarget for AccountPoller {
@@ -331,11 +437,12 @@ impl PollTarget for AccountPoller {
         &self.account
     }
 
-    async fn poll(&mut self) -> Result<(), Duration> {
-        match self.poll_once().await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(self.exported_backoff),
-        }
+    async fn poll(&mut self) {
+        self.round(Round::Scheduled).await;
+    }
+
+    fn next_due(&self) -> Instant {
+        AccountPoller::next_due(self)
     }
 
     fn stale_at(&self) -> Option<Instant> {
@@ -348,31 +455,20 @@ impl PollTarget for AccountPoller {
     fn expire(&mut self, now: Instant) {
         AccountPoller::expire(self, now);
     }
-
-    fn scheduled(&mut self, next: Instant) {
-        *crate::sync::lock(&self.not_before) = Some(next);
-        self.status.scheduled(
-            &self.account,
-            next.saturating_duration_since(Instant::now()),
-        );
-    }
 }
 
-/// Polls `target` at `first_poll`, then on the grid; after a failure, once its wait is over, after
-/// which the grid restarts; until `shutdown` changes. At most as many polls as `limiter` has permits
-/// run at once across all accounts; an in-flight request is abandoned at shutdown.
+/// Calls `target` whenever something of it is due, until `shutdown` changes. At most as many rounds
+/// as `limiter` has permits run at once across all accounts; an in-flight request is abandoned at
+/// shutdown.
 pub async fn run<T: PollTarget>(
     mut target: T,
-    timing: PollTiming,
-    first_poll: Instant,
     limiter: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut schedule = Schedule::new(first_poll, timing.interval);
-    let mut next = first_poll;
     loop {
-        // Wait for the next slot, removing stale series if they expire meanwhile.
+        // Wait for the next call, removing stale series if they expire meanwhile.
         loop {
+            let next = target.next_due();
             let stale_at = target.stale_at().filter(|at| *at < next);
             let stale = async {
                 match stale_at {
@@ -386,24 +482,13 @@ pub async fn run<T: PollTarget>(
                 () = stale => target.expire(Instant::now()),
             }
         }
-        let result = tokio::select! {
-            result = async {
+        tokio::select! {
+            () = async {
                 let _permit = limiter.acquire().await;
-                target.poll().await
-            } => result,
+                target.poll().await;
+            } => {}
             _ = shutdown.changed() => return,
-        };
-        let now = Instant::now();
-        next = match result {
-            Ok(()) => schedule.advance(now),
-            Err(wait) => {
-                tracing::info!(account = %target.account(), wait = %humantime::format_duration(round_to_ms(wait)), "next attempt after backoff");
-                // Once polls succeed again, the grid restarts from the retry.
-                schedule = Schedule::new(now + wait, timing.interval);
-                now + wait
-            }
-        };
-        target.scheduled(next);
+        }
     }
 }
 
@@ -444,6 +529,8 @@ mod tests {
         starts: Arc<Mutex<Vec<(usize, Instant)>>>,
         in_flight: Arc<AtomicUsize>,
         most_in_flight: Arc<AtomicUsize>,
+        schedule: Schedule,
+        next: Instant,
     }
 
     impl PollTarget for FakeTarget {
@@ -451,13 +538,17 @@ mod tests {
             &self.name
         }
 
-        async fn poll(&mut self) -> Result<(), Duration> {
+        async fn poll(&mut self) {
             self.starts.lock().unwrap().push((self.id, Instant::now()));
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(self.latency).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            Ok(())
+            self.next = self.schedule.advance(Instant::now());
+        }
+
+        fn next_due(&self) -> Instant {
+            self.next
         }
 
         fn stale_at(&self) -> Option<Instant> {
@@ -471,11 +562,6 @@ mod tests {
     async fn a_hundred_accounts_are_spread_bounded_and_do_not_drift_over_an_hour() {
         let interval = Duration::from_secs(30);
         let accounts = 100;
-        let timing = PollTiming {
-            interval,
-            max_backoff: Duration::from_secs(900),
-            stale_after: None,
-        };
         let starts = Arc::new(Mutex::new(Vec::new()));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let most_in_flight = Arc::new(AtomicUsize::new(0));
@@ -494,14 +580,10 @@ mod tests {
                     starts: Arc::clone(&starts),
                     in_flight: Arc::clone(&in_flight),
                     most_in_flight: Arc::clone(&most_in_flight),
+                    schedule: Schedule::new(*first, interval),
+                    next: *first,
                 };
-                tokio::spawn(run(
-                    target,
-                    timing,
-                    *first,
-                    Arc::clone(&limiter),
-                    stopped.clone(),
-                ))
+                tokio::spawn(run(target, Arc::clone(&limiter), stopped.clone()))
             })
             .collect();
         tokio::time::sleep(Duration::from_secs(3600) + Duration::from_millis(100)).await;

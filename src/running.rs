@@ -26,7 +26,9 @@ use crate::kraken::public::PublicClient;
 use crate::kraken::KrakenClient;
 use crate::kraken::RebaseMultiplier;
 use crate::metrics::Metrics;
-use crate::poller::{first_polls, AccountPoller, NotBefore, PollTiming, MAX_CONCURRENT_POLLS};
+use crate::poller::{
+    first_polls, AccountPoller, KeyPacing, NotBefore, PollTiming, MAX_CONCURRENT_POLLS,
+};
 use crate::prices::PriceRefresher;
 use crate::readiness::Readiness;
 use crate::status::Status;
@@ -88,7 +90,8 @@ pub struct PollerRecipe {
     nonce: NonceSequence,
     /// The sequence of the account's futures key, if it has one (unused otherwise).
     futures_nonce: NonceSequence,
-    not_before: NotBefore,
+    /// When each of its keys may be called next.
+    pacing: KeyPacing,
     shared: collectors::Shared,
     outputs: Outputs,
 }
@@ -121,7 +124,7 @@ impl PollerRecipe {
             Arc::clone(&self.outputs.readiness),
             self.timing,
         )
-        .pacing(Arc::clone(&self.not_before))
+        .pacing(self.pacing.clone())
         .reporting(Arc::clone(&self.outputs.status))
     }
 
@@ -192,15 +195,14 @@ pub fn build(
             next_nonces
                 .0
                 .insert(fingerprint(key), (nonce.clone(), Arc::clone(&not_before)));
-            // A futures key has its own sequence, kept by its own fingerprint (keys are distinct).
-            let futures_nonce = account
-                .futures
-                .as_ref()
-                .map_or_else(NonceSequence::default, |f| {
+            // A futures key has its own sequence and pacing, kept by its own fingerprint (keys are
+            // distinct).
+            let (futures_nonce, futures_not_before) =
+                account.futures.as_ref().map_or_else(Default::default, |f| {
                     let key = secrecy::ExposeSecret::expose_secret(&f.api_key);
                     let entry = nonces.entry_for(key);
                     next_nonces.0.insert(fingerprint(key), entry.clone());
-                    entry.0
+                    entry
                 });
             PollerRecipe {
                 account: account.clone(),
@@ -212,7 +214,10 @@ pub fn build(
                 timing,
                 http: http.clone(),
                 nonce,
-                not_before,
+                pacing: KeyPacing {
+                    spot: not_before,
+                    own: futures_not_before,
+                },
                 shared: shared.clone(),
                 outputs: outputs.clone(),
             }
@@ -287,7 +292,6 @@ impl Running {
         }
         self.nonces = nonces;
         self.quotes = Some(settings.quote_currencies.clone());
-        let timing = timing_of(settings);
         let (stop, stopped) = watch::channel(false);
         let firsts = first_polls(
             tokio::time::Instant::now(),
@@ -303,16 +307,10 @@ impl Running {
                 let account = recipe.account().to_string();
                 // Every start, the first included, makes its poller afresh from the recipe.
                 let start = move || {
-                    let poller = recipe.make();
-                    // An account that stays is not polled before its schedule or backoff allows.
-                    let first = poller.not_before().map_or(first, |at| at.max(first));
-                    crate::poller::run(
-                        poller,
-                        timing,
-                        first,
-                        Arc::clone(&limiter),
-                        stopped_poller.clone(),
-                    )
+                    let mut poller = recipe.make();
+                    // A key that stays is not called before its schedule or backoff allows.
+                    poller.start_at(first);
+                    crate::poller::run(poller, Arc::clone(&limiter), stopped_poller.clone())
                 };
                 let task = format!("poller/{account}");
                 tokio::spawn(supervise(
