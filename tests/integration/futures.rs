@@ -285,6 +285,52 @@ async fn a_failing_futures_key_never_touches_spot_and_a_failing_spot_key_never_s
     assert!(main_series(&m, "kraken_futures_flex_margin_equity", "").is_some());
 }
 
+/// The starvation an account's one schedule caused: BalanceEx failing backed the whole account off,
+/// futures calls came at 4.5, 9.2, 17.3 s and its ratio went stale. Each endpoint now keeps its own.
+#[tokio::test]
+async fn a_spot_key_failing_for_seconds_leaves_the_futures_key_polled_on_its_own_schedule() {
+    let main = TestAccount::new("main", "KEY-futures-own-schedule");
+    let (simulator, secret) =
+        simulator_with_futures(&main, kraken_exporter::demo::demo_futures()).await;
+    simulator.set_fault(Some(Fault::KrakenError("EAPI:Invalid key".to_string())));
+    let mut settings = crate::helpers::settings_for(&simulator, &[&main]);
+    settings.quote_currencies = Vec::new();
+    settings.futures_api_url = simulator.url().to_string();
+    settings.max_backoff = std::time::Duration::from_secs(60);
+    settings.stale_after = Some(std::time::Duration::from_secs(3));
+    settings.accounts[0].futures = Some(kraken_exporter::config::FuturesSettings {
+        api_key: FUTURES_KEY.to_string().into(),
+        api_secret: secret.clone().into(),
+        min_margin_ratio: Some(rust_decimal::Decimal::new(3, 0)),
+    });
+    let app = crate::helpers::TestApp::spawn(&settings).await;
+    let watched = std::time::Duration::from_secs(8);
+    tokio::time::sleep(watched).await;
+    let m = app.scrape().await;
+    let calls = |key: &str| {
+        simulator
+            .requests()
+            .iter()
+            .filter(|r| r.api_key == key)
+            .count()
+    };
+    let (spot, futures) = (calls(main.api_key), calls(FUTURES_KEY));
+    // One call a second (poll_interval 1 s) for 8 s; the spot key backs off (2 s, 4 s, ...).
+    assert!(futures >= 7, "futures calls: {futures}, spot calls: {spot}");
+    assert!(spot <= 4, "the failing spot key backs off: {spot} calls");
+    assert_eq!(m.up("main"), 0.0);
+    assert_eq!(
+        m.get(r#"kraken_endpoint_up{account="main",endpoint="futures/accounts"}"#),
+        Some(1.0)
+    );
+    // Fresh, so stale_after (3 s) never removed it.
+    assert!(
+        main_series(&m, "kraken_futures_flex_margin_ratio", "").is_some(),
+        "the ratio stays exported"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_failed_futures_poll_keeps_its_last_values_and_backs_off_on_its_own() {
     let main = TestAccount::new("main", "KEY-futures-backoff");

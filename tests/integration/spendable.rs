@@ -125,3 +125,73 @@ amount = "500"
     assert_eq!(value("USD"), Some(850.0));
     assert_eq!(value("DOT"), None);
 }
+
+/// A threshold on an asset the account does not hold pages: the figure is exported at 0 instead of
+/// missing, and `btc` or `DOGE` are read as Kraken's `XBT` and `XDG`.
+#[tokio::test]
+async fn an_asset_with_a_minimum_and_no_row_is_exported_at_zero_whatever_its_spelling() {
+    let (simulator, main) = simulator_with_main(portfolio(&[(
+        "ZUSD",
+        SimBalance::new("100.0000", "0.0000", 4),
+    )]))
+    .await;
+    let extra = r#"
+[[accounts.min_spendable]]
+asset = "btc"
+amount = "0.5"
+
+[[accounts.min_spendable]]
+asset = "DOGE"
+amount = "1000"
+
+[[accounts.min_spendable]]
+asset = "usd"
+amount = "50"
+
+[[accounts.min_available]]
+asset = "ETH"
+family = "staked"
+amount = "1"
+"#;
+    let (code, m, logs) = crate::helpers::once(&simulator, &main, extra).await;
+    assert_eq!(code, Some(0), "{logs}");
+    for (asset, minimum) in [("XBT", 0.5), ("XDG", 1000.0), ("USD", 50.0)] {
+        assert_eq!(
+            m.get(&format!(
+                r#"kraken_spendable_min{{account="main",asset="{asset}"}}"#
+            )),
+            Some(minimum),
+            "{asset}"
+        );
+    }
+    // Held nowhere: 0, so `kraken_spendable < kraken_spendable_min` matches and pages.
+    for asset in ["XBT", "XDG"] {
+        assert_eq!(
+            m.get(&format!(
+                r#"kraken_spendable{{account="main",asset="{asset}"}}"#
+            )),
+            Some(0.0),
+            "{asset}"
+        );
+    }
+    // Rows Kraken sent are as they were.
+    assert_eq!(
+        m.get(r#"kraken_spendable{account="main",asset="USD"}"#),
+        Some(100.0)
+    );
+    assert_eq!(
+        m.balance("kraken_balance", "main", "USD", "spot"),
+        Some(100.0)
+    );
+    // The min_available family without a row: its balance series at 0.
+    assert_eq!(
+        m.balance("kraken_balance_available", "main", "ETH", "staked"),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(r#"kraken_balance_available_min{account="main",asset="ETH",family="staked"}"#),
+        Some(1.0)
+    );
+    // No figure for an asset nobody set a minimum on.
+    assert_eq!(m.count_for_account("kraken_spendable", "main"), 3);
+}
