@@ -206,6 +206,46 @@ async fn poll_each_once(pollers: Vec<AccountPoller>) -> Vec<(String, Result<usiz
     results
 }
 
+/// `--check-config`'s look at Kraken's public asset list (no key needed): a warning per threshold on
+/// an asset Kraken does not list, or a note that the list could not be read (offline checks pass).
+async fn check_threshold_assets(settings: &Settings) -> Vec<String> {
+    let thresholds = settings
+        .accounts
+        .iter()
+        .any(|a| !a.min_spendable.is_empty() || !a.min_available.is_empty());
+    if !thresholds {
+        return Vec::new();
+    }
+    let timeout = settings
+        .request_timeout
+        .min(std::time::Duration::from_secs(5));
+    let assets = match crate::kraken::client::http_client(timeout) {
+        Ok(http) => {
+            crate::kraken::public::PublicClient::new(http, &settings.api_url)
+                .assets()
+                .await
+        }
+        Err(err) => return vec![format!("note: threshold assets not checked: {err}")],
+    };
+    match assets {
+        Ok(assets) => {
+            let listed = crate::kraken::assets::listed_labels(
+                assets
+                    .iter()
+                    .map(|(code, info)| (code.as_str(), info.altname.as_str())),
+            );
+            crate::collectors::unlisted_threshold_assets(&settings.accounts, &listed)
+                .into_iter()
+                .map(|warning| format!("warning: {warning}"))
+                .collect()
+        }
+        Err(err) => vec![format!(
+            "note: threshold assets not checked against Kraken's asset list ({}: {}); the exporter checks them when it starts",
+            err.reason, err.message
+        )],
+    }
+}
+
 /// Exit code of a successful run.
 pub const EXIT_OK: u8 = 0;
 /// Exit code of `--once` when a poll failed.
@@ -283,6 +323,9 @@ pub async fn launch(launch: Launch) -> u8 {
         }
         for warning in crate::collectors::rate_warnings(&settings) {
             eprintln!("kraken_exporter: warning: {warning}");
+        }
+        for warning in check_threshold_assets(&settings).await {
+            eprintln!("kraken_exporter: {warning}");
         }
         return EXIT_OK;
     }

@@ -156,7 +156,13 @@ pub struct PriceRefresher {
     pairs: Option<BTreeMap<String, PairInfo>>,
     names_at: Option<Instant>,
     pairs_at: Option<Instant>,
+    /// Told Kraken's asset list the first time this refresher reads it (at start and after each
+    /// reload), to check what the configuration names against it.
+    on_listed: Option<OnListed>,
 }
+
+/// What is done with Kraken's asset list (the `asset` label values it lists) once it is read.
+pub type OnListed = Arc<dyn Fn(&std::collections::BTreeSet<String>) + Send + Sync>;
 
 fn due(at: Option<Instant>) -> bool {
     at.is_none_or(|at| at.elapsed() >= METADATA_REFRESH)
@@ -179,7 +185,14 @@ impl PriceRefresher {
             pairs: None,
             names_at: None,
             pairs_at: None,
+            on_listed: None,
         }
+    }
+
+    /// Calls `on_listed` with Kraken's asset list the first time it is read.
+    pub fn checking(mut self, on_listed: OnListed) -> Self {
+        self.on_listed = Some(on_listed);
+        self
     }
 
     /// One refresh: names and pairs when due, then last prices, then every account's values; a success
@@ -194,6 +207,13 @@ impl PriceRefresher {
                             .map(|(code, info)| (code.as_str(), info.altname.as_str())),
                     );
                     self.names_at = Some(Instant::now());
+                    if let Some(on_listed) = self.on_listed.take() {
+                        on_listed(&crate::kraken::assets::listed_labels(
+                            assets
+                                .iter()
+                                .map(|(code, info)| (code.as_str(), info.altname.as_str())),
+                        ));
+                    }
                 }
                 // The built-in table names the common codes meanwhile.
                 Err(err) => {

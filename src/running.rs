@@ -183,6 +183,7 @@ pub fn build(
             Arc::clone(&outputs.families.valuation),
             Arc::clone(&shared.names),
         )
+        .checking(threshold_check(settings))
     });
     let timing = timing_of(settings);
     let mut next_nonces = NonceBook::default();
@@ -241,6 +242,16 @@ pub fn build(
         prices,
         nonces: next_nonces,
     }
+}
+
+/// Warns about each threshold on an asset Kraken does not list, once Kraken's list is read.
+fn threshold_check(settings: &Settings) -> crate::prices::OnListed {
+    let accounts = settings.accounts.clone();
+    Arc::new(move |listed| {
+        for warning in collectors::unlisted_threshold_assets(&accounts, listed) {
+            tracing::warn!("{warning}");
+        }
+    })
 }
 
 /// The tasks of the current configuration.

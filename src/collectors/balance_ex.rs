@@ -170,6 +170,40 @@ impl BalanceFamilies {
     }
 }
 
+/// One warning per threshold whose asset Kraken does not list (`listed`: the `asset` label values of
+/// `GET /0/public/Assets`, see [`crate::kraken::assets::listed_labels`]), naming the nearest codes.
+/// Such a threshold compares its minimum with a figure of 0 for ever, so it pages until corrected.
+pub fn unlisted_threshold_assets(
+    accounts: &[AccountSettings],
+    listed: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for account in accounts {
+        let assets = account
+            .min_spendable
+            .iter()
+            .map(|m| ("min_spendable", &m.asset))
+            .chain(
+                account
+                    .min_available
+                    .iter()
+                    .map(|m| ("min_available", &m.asset)),
+            );
+        for (kind, asset) in assets {
+            if listed.contains(asset) {
+                continue;
+            }
+            let nearest = crate::kraken::assets::nearest_codes(asset, listed, 3);
+            warnings.push(format!(
+                "account {:?}: {kind} asset {asset:?} is not an asset Kraken lists, so its figure stays 0 and the threshold pages; did you mean {}? Use the code of the asset label (e.g. XBT for bitcoin)",
+                account.name,
+                nearest.join(", ")
+            ));
+        }
+    }
+    warnings
+}
+
 /// Polls `BalanceEx` and exports every row as Kraken sent it.
 pub struct BalanceExCollector {
     rebase_multiplier: Option<RebaseMultiplier>,
@@ -414,6 +448,38 @@ mod tests {
         ];
         // DOT has a staked row, not a spot one: its spot minimum gets a zero row.
         assert_eq!(missing_rows(&labels, &min_available), vec![classify("DOT")]);
+    }
+
+    #[test]
+    fn a_threshold_on_an_asset_kraken_does_not_list_is_named_with_the_nearest_codes() {
+        let listed = crate::kraken::assets::listed_labels([
+            ("XXBT", "XBT"),
+            ("ZUSD", "USD"),
+            ("USDT", "USDT"),
+            ("XETH", "ETH"),
+        ]);
+        let mut account = AccountSettings::new("treasury", "KEY-abcdefgh-1234", vec![1; 64]);
+        account.min_spendable = vec![minimum("XBT"), minimum("XTB")];
+        account.min_available = vec![MinAvailable {
+            asset: "USDD".into(),
+            family: crate::kraken::AssetFamily::Spot,
+            amount: Decimal::ONE,
+        }];
+        let warnings = unlisted_threshold_assets(&[account], &listed);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("\"treasury\"")
+                && warnings[0].contains("min_spendable asset \"XTB\"")
+                && warnings[0].contains("did you mean XBT,"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].contains("min_available asset \"USDD\"")
+                && warnings[1].contains("did you mean USD, USDT"),
+            "{}",
+            warnings[1]
+        );
     }
 
     #[test]

@@ -308,3 +308,68 @@ fn json_logs_are_one_object_per_line() {
         && l["account"] == "treasury"
         && l["endpoint"] == "BalanceEx"));
 }
+
+#[tokio::test]
+async fn check_config_shows_each_threshold_and_names_an_asset_kraken_does_not_list() {
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &simulator.url(), main.api_key, &main.secret);
+    let with_thresholds = std::fs::read_to_string(&config).unwrap()
+        + "[[accounts.min_spendable]]\nasset = \"btc\"\namount = \"0.5\"\n[[accounts.min_spendable]]\nasset = \"XTB\"\namount = \"1\"\n";
+    std::fs::write(&config, &with_thresholds).unwrap();
+    let out = exporter_async(vec![
+        "--config".into(),
+        config.clone(),
+        "--check-config".into(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "a warning, not a refusal: {}",
+        text(&out.stderr)
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains("thresholds: spendable XBT >= 0.5, XTB >= 1;"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "warning: account \"main\": min_spendable asset \"XTB\" is not an asset Kraken lists"
+        ) && stderr.contains("did you mean XBT"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("asset \"XBT\""), "XBT is listed: {stderr}");
+    // Kraken out of reach: the check is skipped with a note, the configuration still passes.
+    let offline = with_thresholds.replace(&simulator.url(), "http://127.0.0.1:9");
+    std::fs::write(&config, offline).unwrap();
+    let out = exporter_async(vec!["--config".into(), config, "--check-config".into()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("note: threshold assets not checked against Kraken's asset list"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_threshold_on_an_asset_kraken_does_not_list_is_warned_about_once_prices_are_read() {
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // quote_currencies defaults to USD: the price task reads Kraken's asset list.
+    let config = write_config(dir.path(), &simulator.url(), main.api_key, &main.secret);
+    let with_threshold = std::fs::read_to_string(&config).unwrap()
+        + "[[accounts.min_available]]\nasset = \"USDD\"\namount = \"1\"\n";
+    std::fs::write(&config, with_threshold).unwrap();
+    let out = exporter_async(vec!["--config".into(), config, "--once".into()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("min_available asset \"USDD\" is not an asset Kraken lists")
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
