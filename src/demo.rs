@@ -2,7 +2,9 @@
 //! allocations in flight, fee credits, fiat on hold) and trading (margin and a Kraken Futures
 //! wallet), with thresholds that make the
 //! shipped alerts fire on demo data, and fresh, an account that was never funded (Kraken answers it
-//! `{"error":[]}`: up, with no balances).
+//! `{"error":[]}`: up, with no balances) whose minimum of 0.5 `btc` (read as `XBT`) pages because it
+//! holds none, and whose key lacks the Earn permission it was configured for, so the endpoint-down
+//! alert can be seen.
 
 use std::time::{Duration, SystemTime};
 
@@ -123,13 +125,23 @@ fn demo_accounts() -> Vec<DemoAccount> {
             vec![("USD", "spot", "250"), ("SOL", "spot", "50")],
             vec![("SOL", "50")],
         ),
-        (FRESH, FRESH_KEY, Portfolio::new(), vec![], vec![]),
+        // Holds nothing; a minimum written as operators write it still pages.
+        (
+            FRESH,
+            FRESH_KEY,
+            Portfolio::new(),
+            vec![],
+            vec![("btc", "0.5")],
+        ),
     ]
 }
 
 /// The demo account that was never funded, and its key.
 const FRESH: &str = "fresh";
 const FRESH_KEY: &str = "DEMO-fresh-key";
+
+/// Kraken's answer to a key without the permission an endpoint needs.
+const PERMISSION_DENIED_ANSWER: &[u8] = br#"{"error":["EGeneral:Permission denied"]}"#;
 
 /// Kraken's `BalanceEx` answer for an account with no funding history: no `result` at all.
 const NEVER_FUNDED_ANSWER: &[u8] = br#"{"error":[]}"#;
@@ -218,7 +230,7 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
         account.min_available = min_available
             .into_iter()
             .map(|(asset, family, amount)| MinAvailable {
-                asset: asset.to_string(),
+                asset: crate::kraken::assets::asset_label_of(asset),
                 family: AssetFamily::from_label(family),
                 amount: dec(amount),
             })
@@ -226,7 +238,8 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
         account.min_spendable = min_spendable
             .into_iter()
             .map(|(asset, amount)| MinSpendable {
-                asset: asset.to_string(),
+                // As the configuration reads it: `btc` is Kraken's `XBT`.
+                asset: crate::kraken::assets::asset_label_of(asset),
                 amount: dec(amount),
             })
             .collect();
@@ -253,6 +266,15 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
             min_margin_ratio: Some(dec("2.0")),
         });
     }
+    // Fresh asks for Earn with a key that lacks the permission: Kraken refuses every call.
+    simulator.set_recorded(
+        FRESH_KEY,
+        crate::kraken::earn_allocations::PATH,
+        Some(PERMISSION_DENIED_ANSWER.to_vec()),
+    );
+    if let Some(fresh) = accounts.iter_mut().find(|a| a.name == FRESH) {
+        fresh.earn = true;
+    }
     // Treasury has Earn allocations bonding and on their way out.
     simulator.set_earn("DEMO-treasury-key", treasury_earn(SystemTime::now()));
     if let Some(treasury) = accounts.iter_mut().find(|a| a.name == "treasury") {
@@ -262,6 +284,9 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     settings.poll_interval = DEMO_POLL_INTERVAL;
     settings.futures_api_url = simulator.url();
     settings.quote_currencies = vec!["USD".to_string(), "EUR".to_string()];
+    // The simulator keeps no rate counter, and the demo polls every 5 s to show values move: a
+    // Starter key would be warned about, which is not what a first look should teach.
+    settings.rate_limit_tier = "pro".to_string();
     Ok((simulator, settings))
 }
 

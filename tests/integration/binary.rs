@@ -85,6 +85,27 @@ fn once_in_demo_mode_prints_what_was_polled_every_time_with_the_other_core_busy(
         // The never-funded demo account: up, with no balances.
         assert_eq!(m.up("fresh"), 1.0, "run {run}");
         assert_eq!(m.count_for_account("kraken_balance", "fresh"), 0);
+        // Its minimum of 0.5 "btc" has its figure, 0 XBT, so the spendable alert pages; its key
+        // lacks the Earn permission.
+        assert_eq!(
+            m.get(r#"kraken_spendable{account="fresh",asset="XBT"}"#),
+            Some(0.0),
+            "run {run}"
+        );
+        assert_eq!(
+            m.get(r#"kraken_spendable_min{account="fresh",asset="XBT"}"#),
+            Some(0.5)
+        );
+        assert_eq!(
+            m.get(r#"kraken_endpoint_up{account="fresh",endpoint="Earn/Allocations"}"#),
+            Some(0.0)
+        );
+        // The demo does not warn about its own polling.
+        assert!(
+            !text(&out.stderr).contains("calls/s"),
+            "{}",
+            text(&out.stderr)
+        );
         assert!(m
             .balance("kraken_balance", "treasury", "KFEE", "fee_credits")
             .is_some());
