@@ -416,3 +416,8 @@ pub async fn once_at(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A file of this repository.
+pub fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}

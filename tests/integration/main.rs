@@ -9,6 +9,7 @@ mod hardening;
 mod helpers;
 mod lifecycle;
 mod margin_earn;
+mod pager;
 mod prometheus_e2e;
 mod promtool;
 mod properties;
