@@ -1,6 +1,7 @@
 //! The shipped deployment files: rules checked and unit-tested with promtool, the Kubernetes base and the
 //! PrometheusRule kept identical to the rules file, and the invariants operators rely on.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -48,7 +49,7 @@ fn promtool_accepts_and_unit_tests_the_shipped_rules_and_config() {
         &promtool,
         &["check", "rules", "deploy/prometheus/kraken.rules.yml"],
     );
-    assert!(checked.contains("10 rules found"), "{checked}");
+    assert!(checked.contains("14 rules found"), "{checked}");
     run_ok(
         &promtool,
         &["check", "config", "deploy/prometheus/prometheus.yml"],
@@ -64,18 +65,48 @@ fn promtool_accepts_and_unit_tests_the_shipped_rules_and_config() {
     assert!(tested.contains("SUCCESS"), "{tested}");
 }
 
-#[test]
-fn every_alert_has_severity_summary_description_runbook_and_a_unit_test() {
-    let rules = yaml("deploy/prometheus/kraken.rules.yml");
-    let tests = read("deploy/prometheus/tests/kraken.rules.test.yml");
-    let readme = read("README.md").to_lowercase();
-    let alerts: Vec<&Value> = rules["groups"]
+/// Every alerting rule of the rules file, in order.
+fn alert_rules(rules: &Value) -> Vec<&Value> {
+    rules["groups"]
         .as_sequence()
         .unwrap()
         .iter()
         .flat_map(|group| group["rules"].as_sequence().unwrap())
-        .collect();
-    assert_eq!(alerts.len(), 10);
+        .collect()
+}
+
+/// The base of every runbook_url: the rules file names it once, on its `# Runbook base:` line (which
+/// deploy/prometheus/set-runbook-base.sh reads).
+fn runbook_base(rules: &str) -> &str {
+    rules
+        .lines()
+        .find_map(|line| line.strip_prefix("# Runbook base: "))
+        .expect("kraken.rules.yml names its runbook base on a \"# Runbook base:\" line")
+        .trim()
+}
+
+#[test]
+fn every_alert_has_severity_summary_description_runbook_and_a_unit_test() {
+    let text = read("deploy/prometheus/kraken.rules.yml");
+    let rules: Value = serde_yaml::from_str(&text).unwrap();
+    let base = runbook_base(&text);
+    assert!(
+        base.starts_with("https://") && base.ends_with("/docs/alerts.md"),
+        "runbook base {base}: an absolute link to docs/alerts.md"
+    );
+    let tests = read("deploy/prometheus/tests/kraken.rules.test.yml");
+    let runbooks = read("docs/alerts.md").to_lowercase();
+    let readme = read("README.md");
+    assert!(
+        readme.contains("(docs/alerts.md)"),
+        "the README links the runbooks"
+    );
+    assert!(
+        readme.contains("set-runbook-base.sh"),
+        "the README says how to point the runbook links elsewhere"
+    );
+    let alerts = alert_rules(&rules);
+    assert_eq!(alerts.len(), 14);
     for alert in alerts {
         let name = alert["alert"].as_str().unwrap();
         assert!(
@@ -91,17 +122,202 @@ fn every_alert_has_severity_summary_description_runbook_and_a_unit_test() {
                 "{name} {annotation}"
             );
         }
-        let anchor = alert["annotations"]["runbook_url"].as_str().unwrap();
-        assert_eq!(anchor, format!("README.md#{}", name.to_lowercase()));
+        let url = alert["annotations"]["runbook_url"].as_str().unwrap();
+        assert_eq!(url, format!("{base}#{}", name.to_lowercase()));
         assert!(
-            readme.contains(&format!("### {}", name.to_lowercase())),
-            "README runbook for {name}"
+            runbooks.contains(&format!("### {}\n", name.to_lowercase())),
+            "docs/alerts.md runbook for {name}"
         );
         assert!(
             tests.contains(&format!("alertname: {name}")),
             "a promtool test for {name}"
         );
     }
+}
+
+/// Alert texts print numbers as people write them: every annotation that prints an amount defines
+/// the template "amount" with the same text, and none prints a raw `$value`.
+#[test]
+fn alert_texts_print_amounts_with_one_template() {
+    let rules = read("deploy/prometheus/kraken.rules.yml");
+    let start = "{{ define \"amount\" }}";
+    let end = "{{ end }}{{ end }}";
+    let definitions: Vec<&str> = rules
+        .match_indices(start)
+        .map(|(at, _)| {
+            let length = rules[at..].find(end).expect("the definition ends") + end.len();
+            &rules[at..at + length]
+        })
+        .collect();
+    assert!(definitions.len() >= 6, "{definitions:#?}");
+    assert!(
+        definitions.iter().all(|text| *text == definitions[0]),
+        "the \"amount\" definitions differ: {definitions:#?}"
+    );
+    assert!(
+        !rules.contains("{{ $value }}"),
+        "an annotation prints a raw float"
+    );
+}
+
+/// What each configured minimum's figure comes from: the minimum's metric, the endpoint whose answer
+/// carries the figure, and the minimum's labels besides account, job and instance.
+const MINIMUM_SOURCES: &[(&str, &str, &str)] = &[
+    ("kraken_spendable_min", "BalanceEx", r#"asset="XBT","#),
+    (
+        "kraken_balance_available_min",
+        "BalanceEx",
+        r#"asset="XBT",family="spot","#,
+    ),
+    ("kraken_margin_level_min_ratio", "TradeBalance", ""),
+    ("kraken_futures_margin_ratio_min", "futures/accounts", ""),
+];
+
+/// The configured minimums a PromQL expression reads: metric names ending in `_min` or `_min_ratio`.
+fn minimum_metrics(expr: &str) -> BTreeSet<&str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| word.ends_with("_min") || word.ends_with("_min_ratio"))
+        .collect()
+}
+
+/// A rule's `for:` in whole minutes, rounded up (`90s`, `5m`, `1h`); 0 without one.
+fn for_minutes(alert: &Value) -> u64 {
+    let Some(text) = alert["for"].as_str() else {
+        return 0;
+    };
+    let (number, unit) = text.split_at(text.len() - 1);
+    let number: u64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("for: {text}: write it in one unit (s, m or h)"));
+    match unit {
+        "s" => number.div_ceil(60),
+        "m" => number,
+        "h" => number * 60,
+        _ => panic!("for: {text}: write it in one unit (s, m or h)"),
+    }
+}
+
+/// The pager is never silent about a minimum: for every shipped alert that compares a figure with a
+/// configured minimum, promtool evaluates the shipped rules on a minimum without its figure, with the
+/// health series of an exporter whose endpoint for that figure fails, and some alert must fire for
+/// the account once every `for:` has passed.
+#[test]
+fn an_alert_fires_when_a_minimum_is_set_and_its_figure_is_missing_because_its_endpoint_fails() {
+    let Some(promtool) = prometheus_tool("promtool") else {
+        return;
+    };
+    let rules = yaml("deploy/prometheus/kraken.rules.yml");
+    let alerts = alert_rules(&rules);
+    // After every `for:`, with a few evaluations to spare.
+    let eval_minutes = alerts.iter().copied().map(for_minutes).max().unwrap_or(0) + 5;
+    let samples = eval_minutes + 5;
+    let endpoints: BTreeSet<&str> = MINIMUM_SOURCES
+        .iter()
+        .map(|(_, endpoint, _)| *endpoint)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_path("deploy/prometheus/kraken.rules.yml"),
+        dir.path().join("kraken.rules.yml"),
+    )
+    .unwrap();
+    let target = r#"job="kraken_exporter",instance="exporter:9877""#;
+    let account = format!(r#"account="a",{target}"#);
+    let mut cases = 0;
+    for alert in &alerts {
+        let name = alert["alert"].as_str().unwrap();
+        for minimum in minimum_metrics(alert["expr"].as_str().unwrap()) {
+            let Some((_, endpoint, labels)) = MINIMUM_SOURCES
+                .iter()
+                .find(|(metric, _, _)| *metric == minimum)
+            else {
+                panic!(
+                    "{name} compares a figure with {minimum}, which this test does not know: add it to MINIMUM_SOURCES with the endpoint that exports the figure"
+                );
+            };
+            let mut series = vec![
+                (
+                    format!("{minimum}{{{labels}{account}}}"),
+                    format!("2x{samples}"),
+                ),
+                (format!("up{{{target}}}"), format!("1x{samples}")),
+                (
+                    format!(r#"kraken_endpoint_up{{endpoint="{endpoint}",{account}}}"#),
+                    format!("0x{samples}"),
+                ),
+                (
+                    format!(
+                        r#"kraken_endpoint_errors_total{{endpoint="{endpoint}",reason="timeout",{account}}}"#
+                    ),
+                    format!("0+1x{samples}"),
+                ),
+            ];
+            for known in &endpoints {
+                series.push((
+                    format!(
+                        r#"kraken_endpoint_info{{endpoint="{known}",permission="P",{target}}}"#
+                    ),
+                    format!("1x{samples}"),
+                ));
+            }
+            if *endpoint == "BalanceEx" {
+                // The account's polls fail: kraken_up 0, the last success long ago (Unix time 60).
+                series.extend([
+                    (format!("kraken_up{{{account}}}"), format!("0x{samples}")),
+                    (
+                        format!("kraken_last_success_timestamp_seconds{{{account}}}"),
+                        format!("60x{samples}"),
+                    ),
+                    (
+                        format!(r#"kraken_poll_errors_total{{reason="timeout",{account}}}"#),
+                        format!("0+1x{samples}"),
+                    ),
+                ]);
+            } else {
+                // The balances are fine: polled a moment ago.
+                series.extend([
+                    (format!("kraken_up{{{account}}}"), format!("1x{samples}")),
+                    (
+                        format!("kraken_last_success_timestamp_seconds{{{account}}}"),
+                        format!("1+60x{samples}"),
+                    ),
+                    (
+                        format!(r#"kraken_endpoint_up{{endpoint="BalanceEx",{account}}}"#),
+                        format!("1x{samples}"),
+                    ),
+                ]);
+            }
+            let mut test = String::from(
+                "rule_files:\n  - kraken.rules.yml\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n",
+            );
+            for (selector, values) in &series {
+                test.push_str(&format!(
+                    "      - series: '{selector}'\n        values: \"{values}\"\n"
+                ));
+            }
+            test.push_str(&format!(
+                "    promql_expr_test:\n      - expr: 'clamp_max(count(ALERTS{{alertstate=\"firing\",account=\"a\"}}), 1)'\n        eval_time: {eval_minutes}m\n        exp_samples:\n          - labels: '{{}}'\n            value: 1\n"
+            ));
+            let file = dir.path().join(format!("minimum-{cases}.test.yml"));
+            std::fs::write(&file, test).unwrap();
+            let out = Command::new(&promtool)
+                .args(["test", "rules"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: with {minimum} set, no figure and {endpoint} failing, no alert fires for the account:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            cases += 1;
+        }
+    }
+    assert!(
+        cases >= MINIMUM_SOURCES.len(),
+        "every known minimum is compared by a shipped alert ({cases} cases)"
+    );
 }
 
 #[test]
@@ -281,7 +497,8 @@ fn no_dashboard_query_turns_a_zero_timestamp_into_an_age() {
         .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
         .filter_map(|target| target["expr"].as_str().map(str::to_string))
         .filter(|expr| expr.contains("kraken_last_success_timestamp_seconds"))
-        .map(|expr| expr.replace("$account", ".+"))
+        // The input series have no instance label: the variable's All value.
+        .map(|expr| expr.replace("$account", ".+").replace("$instance", ".*"))
         .collect();
     assert!(!exprs.is_empty());
     let dir = tempfile::tempdir().unwrap();
