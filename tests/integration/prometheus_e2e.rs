@@ -68,10 +68,12 @@ fn dashboard_queries(dashboard: &Value) -> (Vec<(String, String)>, Vec<String>) 
     (targets, variables)
 }
 
-/// Grafana's variables replaced by values a user would have: every account, asset and family.
+/// Grafana's variables replaced by values a user would have: every exporter, account, asset and
+/// family.
 fn with_variables(expr: &str) -> String {
     expr.replace("$__rate_interval", "1m")
         .replace("$quote", "USD")
+        .replace("$instance", ".+")
         .replace("$account", ".+")
         .replace("$asset", ".+")
         .replace("$family", ".+")
