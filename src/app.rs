@@ -286,7 +286,8 @@ pub async fn launch(launch: Launch) -> u8 {
     let (_simulator, settings) = if launch.demo {
         match crate::demo::start_demo().await {
             Ok((simulator, settings)) => {
-                tracing::warn!(api_url = %settings.api_url, "DEMO MODE: polling a simulated Kraken with generated keys; every number is simulated");
+                // Said, not warned: a first look should not teach that warnings are to be ignored.
+                tracing::info!(api_url = %settings.api_url, "DEMO MODE: polling a simulated Kraken with generated keys; every number is simulated");
                 (Some(simulator), settings)
             }
             Err(err) => return fail(format!("cannot start the demo simulator: {err}")),

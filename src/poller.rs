@@ -307,15 +307,27 @@ impl AccountPoller {
                     let wait = health.failed(&err, Instant::now());
                     let hint = collector.hint(&err);
                     self.status.failed(account, endpoint, &err, &hint, elapsed);
-                    tracing::warn!(
-                        account,
-                        endpoint,
-                        reason = %err.reason,
-                        error = %err.message,
-                        hint = %hint,
-                        retry_in = %humantime::format_duration(round_to_ms(wait)),
-                        "call failed; its last values stay"
-                    );
+                    if round == Round::Scheduled {
+                        tracing::warn!(
+                            account,
+                            endpoint,
+                            reason = %err.reason,
+                            error = %err.message,
+                            hint = %hint,
+                            retry_in = %humantime::format_duration(round_to_ms(wait)),
+                            "call failed; its last values stay"
+                        );
+                    } else {
+                        // A round called at once (`--once`) retries nothing.
+                        tracing::warn!(
+                            account,
+                            endpoint,
+                            reason = %err.reason,
+                            error = %err.message,
+                            hint = %hint,
+                            "call failed"
+                        );
+                    }
                     if first {
                         result = Some(Err(err));
                         spot_key_failing = true;
@@ -402,7 +414,7 @@ fn log_success(
         tracing::info!(
             account,
             endpoint,
-            "Kraken reports no balances for this account: it holds nothing yet (new or never funded); kraken_up is 1 and no balance series are exported until it does"
+            "Kraken reports no balances for this account: it holds nothing yet (new or never funded); kraken_up is 1, and until it holds something its only balance series are the 0s of the assets it has minimums for"
         );
     }
     match last_failed {

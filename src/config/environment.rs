@@ -1,4 +1,6 @@
-//! `KRAKEN_EXPORTER_*` overrides and the `default` account from `KRAKEN_API_KEY`.
+//! `KRAKEN_EXPORTER_*` overrides and the `default` account from `KRAKEN_API_KEY`, with its thresholds
+//! from `KRAKEN_MIN_SPENDABLE` and `KRAKEN_MIN_AVAILABLE`. A problem with a value that came from a
+//! variable names the variable.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,7 +8,7 @@ use std::path::Path;
 use super::secrets::{read_otp_file, read_secret_file};
 use secrecy::{SecretSlice, SecretString};
 
-use super::{err, AccountSettings, ConfigError, FuturesSettings, ENV_PREFIX};
+use super::{err, AccountSettings, ConfigError, FuturesSettings, MinSpendable, ENV_PREFIX};
 
 /// Top-level keys that `KRAKEN_EXPORTER_<KEY>` may override (accounts come from the file or from
 /// `KRAKEN_API_KEY`).
@@ -70,7 +72,50 @@ pub const ACCOUNT_VARIABLES: &[&str] = &[
     "KRAKEN_FUTURES_API_KEY",
     "KRAKEN_FUTURES_API_SECRET",
     "KRAKEN_FUTURES_API_SECRET_FILE",
+    "KRAKEN_MIN_SPENDABLE",
+    "KRAKEN_MIN_AVAILABLE",
 ];
+
+/// The environment account's variables that are set (`KRAKEN_API_KEY is` / `A, B are`), if any: a
+/// file with accounts makes them ignored, which is worth a warning.
+pub(super) fn account_variables_set(env: &BTreeMap<String, String>) -> Option<String> {
+    let set: Vec<&str> = ACCOUNT_VARIABLES
+        .iter()
+        .copied()
+        .filter(|name| set_value(env, name).is_some())
+        .collect();
+    match set.as_slice() {
+        [] => None,
+        [one] => Some(format!("{one} is")),
+        many => Some(format!("{} are", many.join(", "))),
+    }
+}
+
+/// `message` about a top-level key, prefixed with the variable it came from when a
+/// `KRAKEN_EXPORTER_<KEY>` variable set it (`KRAKEN_EXPORTER_POLL_INTERVAL: poll_interval = "1" is
+/// not a duration ...`), so the operator looks where the value is.
+pub(super) fn name_the_variable(message: String, env: &BTreeMap<String, String>) -> String {
+    let mentions = |key: &str| {
+        message.match_indices(key).any(|(at, _)| {
+            let before = message[..at].chars().next_back();
+            let after = message[at + key.len()..].chars().next();
+            let word =
+                |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            !word(before) && !word(after)
+        })
+    };
+    let from: Vec<String> = ENV_KEYS
+        .iter()
+        .filter(|key| mentions(key))
+        .map(|key| format!("{ENV_PREFIX}_{}", key.to_ascii_uppercase()))
+        .filter(|variable| set_value(env, variable).is_some())
+        .collect();
+    if from.is_empty() {
+        message
+    } else {
+        format!("{} (set by the environment): {message}", from.join(", "))
+    }
+}
 
 /// The `default` account from `KRAKEN_API_KEY` and `KRAKEN_API_SECRET` / `KRAKEN_API_SECRET_FILE`,
 /// with its futures key pair from `KRAKEN_FUTURES_API_KEY` and `KRAKEN_FUTURES_API_SECRET` /
@@ -98,6 +143,12 @@ pub(super) fn account_from_env(
         return Ok(None);
     };
     let api_secret = key_secret(env, "KRAKEN_API_KEY", "KRAKEN_API_SECRET")?;
+    let source = if get("KRAKEN_API_SECRET").is_some() {
+        "KRAKEN_API_SECRET"
+    } else {
+        "KRAKEN_API_SECRET_FILE"
+    };
+    super::secrets::check_private_key_length(&api_secret, source).map_err(err)?;
     let api_otp = get("KRAKEN_API_OTP_FILE")
         .map(|file| {
             read_otp_file(Path::new(file)).map_err(|e| err(format!("KRAKEN_API_OTP_FILE: {e}")))
@@ -106,6 +157,42 @@ pub(super) fn account_from_env(
     let mut account = AccountSettings::new("default", api_key, Vec::new());
     account.api_secret = api_secret;
     account.api_otp = api_otp;
+    if let Some(list) = get("KRAKEN_MIN_SPENDABLE") {
+        for (index, (asset, amount)) in thresholds("KRAKEN_MIN_SPENDABLE", list)?
+            .into_iter()
+            .enumerate()
+        {
+            let at = format!("KRAKEN_MIN_SPENDABLE[{index}]");
+            account.min_spendable.push(MinSpendable {
+                asset: super::validate::threshold_asset(&at, Some(asset))?,
+                amount: super::validate::threshold_amount(&at, Some(amount))?,
+            });
+        }
+    }
+    if let Some(list) = get("KRAKEN_MIN_AVAILABLE") {
+        for (index, (asset, amount)) in thresholds("KRAKEN_MIN_AVAILABLE", list)?
+            .into_iter()
+            .enumerate()
+        {
+            let at = format!("KRAKEN_MIN_AVAILABLE[{index}]");
+            // `DOT/staked=100`: a family after a slash; spot without one.
+            let (asset, family) = match asset.split_once('/') {
+                Some((asset, family)) => (asset.to_string(), Some(family.to_string())),
+                None => (asset, None),
+            };
+            account
+                .min_available
+                .push(super::validate::validate_min_available(
+                    &at,
+                    super::schema::RawMinAvailable {
+                        asset: Some(asset),
+                        family,
+                        amount: Some(amount),
+                    },
+                )?);
+        }
+    }
+    super::validate::no_repeated_thresholds("the environment account", &account)?;
     account.futures = match get("KRAKEN_FUTURES_API_KEY") {
         Some(key) => Some(FuturesSettings {
             api_key: SecretString::from(key.to_string()),
@@ -122,6 +209,23 @@ pub(super) fn account_from_env(
         None => None,
     };
     Ok(Some(account))
+}
+
+/// The `ASSET=amount` pairs of a comma-separated threshold list (`XBT=0.5,USD=1000`).
+fn thresholds(variable: &str, list: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.split_once('=')
+                .map(|(asset, amount)| (asset.trim().to_string(), amount.trim().to_string()))
+                .ok_or_else(|| {
+                    err(format!(
+                        "{variable}: {item:?} is not ASSET=AMOUNT; write e.g. {variable}=\"XBT=0.5,USD=1000\""
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// The decoded secret of the key in `key_variable`, from `secret_variable` (base64) or

@@ -217,8 +217,13 @@ impl Settings {
         let raw: RawSettings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| err(explain_config_error(&e.to_string(), where_)))?;
-        validate::settings(raw, &env)
+            .map_err(|e| {
+                err(environment::name_the_variable(
+                    explain_config_error(&e.to_string(), where_),
+                    &env,
+                ))
+            })?;
+        validate::settings(raw, &env).map_err(|e| err(environment::name_the_variable(e.0, &env)))
     }
 
     /// A one-line summary without secrets, for `--check-config` and the start-up log.
@@ -758,6 +763,164 @@ mod tests {
         );
         let settings = Fixture::new().load(&toml, &[]).unwrap();
         assert_eq!(settings.accounts[0].min_spendable[0].asset, "XDG");
+    }
+
+    #[test]
+    fn durations_past_their_bound_are_refused_naming_the_bound() {
+        for (key, value, bound) in [
+            ("poll_interval", "300000000000y", "1day"),
+            ("poll_interval", "2days", "1day"),
+            ("max_backoff", "300000000000y", "1day"),
+            ("price_interval", "1000d", "1day"),
+            ("stale_after", "300000000000y", "30days"),
+            ("request_timeout", "1000d", "5m"),
+        ] {
+            let message = Fixture::new()
+                .load(&format!("{key} = \"{value}\"\n{ONE_ACCOUNT}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "{key} = \"{value}\" is longer than the longest allowed, {bound};"
+                )),
+                "{key}: {message}"
+            );
+        }
+        // The bounds themselves are accepted.
+        let settings = Fixture::new()
+            .load(&format!("poll_interval = \"1day\"\nmax_backoff = \"1day\"\nstale_after = \"30days\"\nrequest_timeout = \"5m\"\n{ONE_ACCOUNT}"), &[])
+            .unwrap();
+        assert_eq!(settings.stale_after, Some(Duration::from_secs(30 * 86400)));
+    }
+
+    #[test]
+    fn a_problem_with_a_value_from_the_environment_names_the_variable() {
+        let fixture = Fixture::new();
+        let message = fixture
+            .load(
+                &format!("poll_interval = \"30s\"\n{ONE_ACCOUNT}"),
+                &[("KRAKEN_EXPORTER_POLL_INTERVAL", "1")],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("KRAKEN_EXPORTER_POLL_INTERVAL (set by the environment): poll_interval = \"1\" is not a duration"),
+            "{message}"
+        );
+        let message = fixture
+            .load(ONE_ACCOUNT, &[("KRAKEN_EXPORTER_MAX_ASSETS", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("KRAKEN_EXPORTER_MAX_ASSETS"), "{message}");
+        // The same mistake in the file names no variable.
+        let message = fixture
+            .load(&format!("poll_interval = \"1\"\n{ONE_ACCOUNT}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(message.starts_with("poll_interval = \"1\""), "{message}");
+    }
+
+    #[test]
+    fn a_private_key_that_does_not_decode_to_64_bytes_is_refused() {
+        let fixture = Fixture::new();
+        std::fs::write(fixture.path("short-secret"), "c2Vj\n").unwrap();
+        let toml = ONE_ACCOUNT.replace("$DIR/secret", "$DIR/short-secret");
+        let message = fixture.load(&toml, &[]).unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "api_secret_file decodes to 3 bytes, but a Kraken API private key decodes to 64"
+            ),
+            "{message}"
+        );
+        let message = fixture
+            .load(
+                "",
+                &[("KRAKEN_API_KEY", "KEY-env"), ("KRAKEN_API_SECRET", "c2Vj")],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("KRAKEN_API_SECRET decodes to 3 bytes"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn names_and_keys_must_be_strings() {
+        for (line, key) in [
+            ("name = 123", "accounts[0].name"),
+            ("api_key = 42", "accounts[0].api_key"),
+        ] {
+            let toml = format!(
+                "[[accounts]]\n{line}\n{}",
+                if key.ends_with("name") {
+                    "api_key = \"KEY-abcd\"\napi_secret_file = \"$DIR/secret\"\n"
+                } else {
+                    "name = \"main\"\napi_secret_file = \"$DIR/secret\"\n"
+                }
+            );
+            let message = Fixture::new().load(&toml, &[]).unwrap_err().to_string();
+            assert!(
+                message.contains("expected a string in quotes") && message.contains(key),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_environment_account_takes_thresholds() {
+        let env = [
+            ("KRAKEN_API_KEY", "KEY-env"),
+            ("KRAKEN_API_SECRET", SECRET),
+            ("KRAKEN_MIN_SPENDABLE", "btc=0.5, USD=1000"),
+            ("KRAKEN_MIN_AVAILABLE", "DOT/staked=100,EUR=5"),
+        ];
+        let settings = Fixture::new().load("", &env).unwrap();
+        let account = &settings.accounts[0];
+        assert_eq!(
+            account.min_spendable,
+            vec![
+                MinSpendable {
+                    asset: "XBT".into(),
+                    amount: Decimal::new(5, 1)
+                },
+                MinSpendable {
+                    asset: "USD".into(),
+                    amount: Decimal::new(1000, 0)
+                },
+            ]
+        );
+        assert_eq!(
+            account.min_available,
+            vec![
+                MinAvailable {
+                    asset: "DOT".into(),
+                    family: AssetFamily::Staked,
+                    amount: Decimal::new(100, 0)
+                },
+                MinAvailable {
+                    asset: "EUR".into(),
+                    family: AssetFamily::Spot,
+                    amount: Decimal::new(5, 0)
+                },
+            ]
+        );
+        let mut bad = env;
+        bad[2] = ("KRAKEN_MIN_SPENDABLE", "XBT 0.5");
+        let message = Fixture::new().load("", &bad).unwrap_err().to_string();
+        assert!(
+            message.starts_with("KRAKEN_MIN_SPENDABLE: \"XBT 0.5\" is not ASSET=AMOUNT"),
+            "{message}"
+        );
+        bad[2] = ("KRAKEN_MIN_SPENDABLE", "XBT=-1");
+        let message = Fixture::new().load("", &bad).unwrap_err().to_string();
+        assert!(
+            message.contains("KRAKEN_MIN_SPENDABLE[0]") && message.contains("negative"),
+            "{message}"
+        );
+        bad[2] = ("KRAKEN_MIN_SPENDABLE", "BTC=1,xbt=2");
+        let message = Fixture::new().load("", &bad).unwrap_err().to_string();
+        assert!(message.contains("\"XBT\" twice"), "{message}");
     }
 
     #[test]

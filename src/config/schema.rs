@@ -26,7 +26,9 @@ pub(super) struct RawSettings {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccount {
+    #[serde(default, deserialize_with = "strict_string")]
     pub(super) name: Option<String>,
+    #[serde(default, deserialize_with = "strict_string")]
     pub(super) api_key: Option<String>,
     pub(super) api_secret_file: Option<PathBuf>,
     pub(super) api_otp_file: Option<PathBuf>,
@@ -36,6 +38,7 @@ pub(super) struct RawAccount {
     pub(super) min_margin_level: Option<String>,
     #[serde(default, deserialize_with = "strict_bool")]
     pub(super) earn: Option<bool>,
+    #[serde(default, deserialize_with = "strict_string")]
     pub(super) futures_api_key: Option<String>,
     pub(super) futures_api_secret_file: Option<PathBuf>,
     pub(super) futures_min_margin_ratio: Option<String>,
@@ -72,6 +75,27 @@ fn strict_bool<'de, D: serde::Deserializer<'de>>(
             f.write_str("true or false (without quotes)")
         }
         fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Self::Value, E> {
+            Ok(Some(value))
+        }
+    }
+    deserializer.deserialize_any(Strict)
+}
+
+/// A string written as a string: the config crate would otherwise turn `name = 123` or
+/// `api_key = 42` into text, hiding a value that was never a name or a key.
+fn strict_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    struct Strict;
+    impl serde::de::Visitor<'_> for Strict {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string in quotes")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(Some(value.to_string()))
+        }
+        fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Self::Value, E> {
             Ok(Some(value))
         }
     }

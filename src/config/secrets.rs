@@ -104,6 +104,24 @@ pub fn read_secret_file(path: &Path, key: &str) -> Result<SecretSlice<u8>, Strin
     Ok(SecretSlice::from(decoded))
 }
 
+/// The length a Kraken API private key decodes to.
+pub const PRIVATE_KEY_BYTES: usize = 64;
+
+/// A spot key's private key decodes to [`PRIVATE_KEY_BYTES`]; anything else is a cut or wrong copy
+/// that Kraken would only answer with `EAPI:Invalid signature` (`source` names where it came from).
+pub(super) fn check_private_key_length(
+    secret: &SecretSlice<u8>,
+    source: &str,
+) -> Result<(), String> {
+    let length = secret.expose_secret().len();
+    if length == PRIVATE_KEY_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "{source} decodes to {length} bytes, but a Kraken API private key decodes to {PRIVATE_KEY_BYTES} (88 base64 characters); copy the whole Private Key shown when the key was created"
+    ))
+}
+
 /// Reads a 2FA password file (`api_otp_file`): its content without surrounding whitespace, never
 /// empty; warns when group or others can read it.
 pub fn read_otp_file(path: &Path) -> Result<SecretString, String> {

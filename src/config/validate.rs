@@ -26,19 +26,30 @@ pub(super) fn settings(
         None => DEFAULT_API_URL.to_string(),
         Some(url) => validate_url("api_url", &url, DEFAULT_API_URL)?,
     };
-    let poll_interval = parse_duration("poll_interval", raw.poll_interval, DEFAULT_POLL_INTERVAL)?;
+    let poll_interval = bounded_duration(
+        "poll_interval",
+        raw.poll_interval,
+        DEFAULT_POLL_INTERVAL,
+        LONGEST_INTERVAL,
+    )?;
     if poll_interval < MIN_POLL_INTERVAL {
         return Err(err(format!(
                 "poll_interval = {:?} is below the minimum of 1s; Kraken's rate limits make faster polling pointless",
                 humantime::format_duration(poll_interval).to_string()
             )));
     }
-    let request_timeout = parse_duration(
+    let request_timeout = bounded_duration(
         "request_timeout",
         raw.request_timeout,
         DEFAULT_REQUEST_TIMEOUT,
+        LONGEST_REQUEST_TIMEOUT,
     )?;
-    let max_backoff = parse_duration("max_backoff", raw.max_backoff, DEFAULT_MAX_BACKOFF)?;
+    let max_backoff = bounded_duration(
+        "max_backoff",
+        raw.max_backoff,
+        DEFAULT_MAX_BACKOFF,
+        LONGEST_INTERVAL,
+    )?;
     if max_backoff < poll_interval {
         return Err(err(format!(
             "max_backoff ({}) is shorter than poll_interval ({}); make it at least as long",
@@ -61,8 +72,12 @@ pub(super) fn settings(
         }
     };
     let quote_currencies = validate_quotes(raw.quote_currencies)?;
-    let price_interval =
-        parse_duration("price_interval", raw.price_interval, DEFAULT_PRICE_INTERVAL)?;
+    let price_interval = bounded_duration(
+        "price_interval",
+        raw.price_interval,
+        DEFAULT_PRICE_INTERVAL,
+        LONGEST_INTERVAL,
+    )?;
     if price_interval < MIN_PRICE_INTERVAL {
         return Err(err(format!(
                 "price_interval ({}) is below the minimum of 5s; prices come from Kraken's public API, which limits call rates",
@@ -97,6 +112,10 @@ pub(super) fn settings(
         if let Some(account) = account_from_env(env)? {
             accounts.push(account);
         }
+    } else if let Some(set) = super::environment::account_variables_set(env) {
+        tracing::warn!(
+            "{set} ignored: the configuration file has [[accounts]], which replace the environment's account; remove the variable, or add the key to the file"
+        );
     }
     if accounts.is_empty() {
         return Err(err(
@@ -307,11 +326,25 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-/// Parses a humantime duration (`30s`, `1m 30s`); zero is never valid.
+/// Parses a humantime duration (`30s`, `1m 30s`); zero is never valid, and nothing longer than
+/// [`LONGEST_DURATION`], so no schedule can overflow.
 pub fn parse_duration(
     key: &str,
     value: Option<String>,
     default: Duration,
+) -> Result<Duration, ConfigError> {
+    bounded_duration(key, value, default, LONGEST_DURATION)
+}
+
+/// The longest duration any setting takes: 30 days.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// [`parse_duration`] with its own upper bound `longest`, named in the error.
+fn bounded_duration(
+    key: &str,
+    value: Option<String>,
+    default: Duration,
+    longest: Duration,
 ) -> Result<Duration, ConfigError> {
     let Some(text) = value else {
         return Ok(default);
@@ -326,8 +359,19 @@ pub fn parse_duration(
             "{key} = {text:?} must be longer than zero, e.g. \"30s\""
         )));
     }
+    if duration > longest {
+        return Err(err(format!(
+            "{key} = {text:?} is longer than the longest allowed, {}; use a shorter duration",
+            humantime::format_duration(longest)
+        )));
+    }
     Ok(duration)
 }
+
+/// The longest `poll_interval`, `max_backoff` and `price_interval`: a day.
+const LONGEST_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest `request_timeout`: five minutes (Kraken answers in well under a second).
+const LONGEST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub(super) fn validate_account(
     index: usize,
@@ -357,6 +401,8 @@ pub(super) fn validate_account(
     })?;
     let api_secret =
         read_secret_file(&path, "api_secret_file").map_err(|e| err(format!("{at}: {e}")))?;
+    super::secrets::check_private_key_length(&api_secret, "api_secret_file")
+        .map_err(|e| err(format!("{at}: {e}")))?;
     let api_otp = raw
         .api_otp_file
         .map(|path| read_otp_file(&path).map_err(|e| err(format!("{at}: {e}"))))
@@ -370,35 +416,20 @@ pub(super) fn validate_account(
     )?;
     let mut min_available: Vec<MinAvailable> = Vec::with_capacity(raw.min_available.len());
     for (index, raw) in raw.min_available.into_iter().enumerate() {
-        let minimum = validate_min_available(&format!("{at}: min_available[{index}]"), raw)?;
-        if min_available
-            .iter()
-            .any(|m| m.asset == minimum.asset && m.family == minimum.family)
-        {
-            return Err(err(format!(
-                "{at}: min_available lists asset {:?} family {:?} twice; keep one threshold per asset and family",
-                minimum.asset,
-                minimum.family.label()
-            )));
-        }
-        min_available.push(minimum);
+        min_available.push(validate_min_available(
+            &format!("{at}: min_available[{index}]"),
+            raw,
+        )?);
     }
     let mut min_spendable: Vec<MinSpendable> = Vec::with_capacity(raw.min_spendable.len());
     for (index, raw) in raw.min_spendable.into_iter().enumerate() {
         let at = format!("{at}: min_spendable[{index}]");
-        let minimum = MinSpendable {
+        min_spendable.push(MinSpendable {
             asset: threshold_asset(&at, raw.asset)?,
             amount: threshold_amount(&at, raw.amount)?,
-        };
-        if min_spendable.iter().any(|m| m.asset == minimum.asset) {
-            return Err(err(format!(
-                "{at}: min_spendable lists asset {:?} twice; keep one threshold per asset",
-                minimum.asset
-            )));
-        }
-        min_spendable.push(minimum);
+        });
     }
-    Ok(AccountSettings {
+    let account = AccountSettings {
         name,
         api_key: SecretString::from(api_key),
         api_secret,
@@ -408,7 +439,41 @@ pub(super) fn validate_account(
         margin,
         earn: raw.earn.unwrap_or(false),
         futures,
-    })
+    };
+    no_repeated_thresholds(&at, &account)?;
+    Ok(account)
+}
+
+/// One threshold per asset (and family, for `min_available`): two spellings of one asset (`BTC` and
+/// `xbt`) are the same threshold written twice.
+pub(super) fn no_repeated_thresholds(
+    at: &str,
+    account: &AccountSettings,
+) -> Result<(), ConfigError> {
+    for (index, minimum) in account.min_available.iter().enumerate() {
+        if account.min_available[..index]
+            .iter()
+            .any(|m| m.asset == minimum.asset && m.family == minimum.family)
+        {
+            return Err(err(format!(
+                "{at}: min_available lists asset {:?} family {:?} twice; keep one threshold per asset and family",
+                minimum.asset,
+                minimum.family.label()
+            )));
+        }
+    }
+    for (index, minimum) in account.min_spendable.iter().enumerate() {
+        if account.min_spendable[..index]
+            .iter()
+            .any(|m| m.asset == minimum.asset)
+        {
+            return Err(err(format!(
+                "{at}: min_spendable lists asset {:?} twice; keep one threshold per asset",
+                minimum.asset
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `futures_api_key` with `futures_api_secret_file` (both or neither) and
@@ -522,7 +587,10 @@ fn validate_margin(
     Ok(Some(MarginSettings { asset, min_level }))
 }
 
-fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable, ConfigError> {
+pub(super) fn validate_min_available(
+    at: &str,
+    raw: RawMinAvailable,
+) -> Result<MinAvailable, ConfigError> {
     let asset = threshold_asset(at, raw.asset)?;
     let family = raw
         .family
@@ -542,7 +610,7 @@ fn validate_min_available(at: &str, raw: RawMinAvailable) -> Result<MinAvailable
 
 /// The `asset` of a threshold, as its label value, read like every asset code of the configuration
 /// ([`asset_label_of`]: any case, `ZUSD` -> `USD`, `BTC` -> `XBT`), so it matches the balances.
-fn threshold_asset(at: &str, asset: Option<String>) -> Result<String, ConfigError> {
+pub(super) fn threshold_asset(at: &str, asset: Option<String>) -> Result<String, ConfigError> {
     let asset = asset.map(|a| a.trim().to_string()).unwrap_or_default();
     if asset.is_empty() {
         return Err(err(format!(
@@ -567,7 +635,7 @@ fn exact_decimal(at: &str, key: &str, text: &str, how: &str) -> Result<Decimal, 
 }
 
 /// The `amount` of a threshold: an exact decimal, 0 or more.
-fn threshold_amount(at: &str, amount: Option<String>) -> Result<Decimal, ConfigError> {
+pub(super) fn threshold_amount(at: &str, amount: Option<String>) -> Result<Decimal, ConfigError> {
     let text = amount.unwrap_or_default();
     let amount = exact_decimal(
         at,

@@ -394,3 +394,78 @@ async fn a_threshold_on_an_asset_kraken_does_not_list_is_warned_about_once_price
         "{stderr}"
     );
 }
+
+/// The first hour's papercuts, as a new user meets them: each message names what to fix.
+#[test]
+fn configuration_mistakes_name_the_variable_the_bound_and_the_key_length() {
+    let (dir, config) = config_for_kraken("KEY-papercuts-1234");
+    // A value from the environment: the variable is named, not only the key.
+    let out = exporter(
+        &["--config", &config, "--check-config"],
+        &[("KRAKEN_EXPORTER_POLL_INTERVAL", "1")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("KRAKEN_EXPORTER_POLL_INTERVAL (set by the environment): poll_interval = \"1\" is not a duration"),
+        "{stderr}"
+    );
+    // A duration that would overflow the schedule is refused with its bound, not a panic later.
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("stale_after = \"300000000000y\"\n{base}")).unwrap();
+    let out = exporter(&["--config", &config, "--check-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("stale_after = \"300000000000y\" is longer than the longest allowed, 30days")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    // A private key cut short.
+    std::fs::write(&config, &base).unwrap();
+    crate::helpers::write_secret_file(dir.path(), "secret", b"abc");
+    let out = exporter(&["--config", &config, "--check-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "api_secret_file decodes to 3 bytes, but a Kraken API private key decodes to 64"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    // An environment account next to a file with accounts: said, not silently dropped.
+    let main = TestAccount::new("main", "KEY-papercuts-1234");
+    crate::helpers::write_secret_file(dir.path(), "secret", &main.secret);
+    let out = exporter(
+        &["--config", &config, "--check-config"],
+        &[("KRAKEN_API_KEY", "KEY-from-the-environment")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("KRAKEN_API_KEY is ignored: the configuration file has [[accounts]]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn once_does_not_speak_of_retries_it_will_not_make() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-once-no-retry");
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    simulator.set_fault(Some(kraken_exporter::simulator::Fault::KrakenError(
+        "EService:Unavailable".to_string(),
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &simulator.url(), main.api_key, &main.secret);
+    let out = exporter_async(vec!["--config".into(), config, "--once".into()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("call failed"), "{stderr}");
+    assert!(
+        !stderr.contains("retry_in") && !stderr.contains("last values stay"),
+        "{stderr}"
+    );
+}
