@@ -129,7 +129,7 @@ async fn every_way_the_page_could_go_silent_reaches_an_alert_on_a_real_prometheu
         )
     };
     let config_text = format!(
-        "api_url = \"{}\"\npoll_interval = \"1s\"\nprice_interval = \"1s\"\nrate_limit_tier = \"pro\"\nquote_currencies = [\"USD\"]\n\n{}{}",
+        "api_url = \"{}\"\npoll_interval = \"1s\"\nprice_interval = \"5s\"\nrate_limit_tier = \"pro\"\nquote_currencies = [\"USD\"]\n\n{}{}",
         simulator.url(),
         account(
             &none,
