@@ -303,6 +303,15 @@ impl Running {
         }
         self.nonces = nonces;
         self.quotes = Some(settings.quote_currencies.clone());
+        // Every task's restart counter from 0, in one update.
+        self.outputs.metrics.update(|metrics| {
+            for recipe in &recipes {
+                metrics.declare_task(&format!("poller/{}", recipe.account()));
+            }
+            if prices.is_some() {
+                metrics.declare_task("prices");
+            }
+        });
         let (stop, stopped) = watch::channel(false);
         let firsts = first_polls(
             tokio::time::Instant::now(),

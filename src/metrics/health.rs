@@ -174,6 +174,11 @@ impl Changes<'_> {
         }
     }
 
+    /// Creates a task's restart counter at 0, so `increase()` counts its first restart too.
+    pub fn declare_task(&mut self, task: &str) {
+        self.metrics.health.task_restarts.with_label_values(&[task]);
+    }
+
     /// Counts a task that ended unexpectedly and is started again.
     pub fn record_task_restart(&mut self, task: &str) {
         self.metrics

@@ -270,3 +270,26 @@ async fn every_way_the_page_could_go_silent_reaches_an_alert_on_a_real_prometheu
     )
     .await;
 }
+
+/// KrakenExporterTaskRestarting uses `increase()`, which cannot see a counter's first value: every
+/// task's counter is exported at 0 from the start, so its first restart counts.
+#[tokio::test]
+async fn every_task_has_its_restart_counter_at_zero_from_the_start() {
+    let (simulator, main) =
+        crate::helpers::simulator_with_main(kraken_exporter::demo::demo_portfolio()).await;
+    let settings = crate::helpers::settings_for(&simulator, &[&main]);
+    let app = crate::helpers::TestApp::spawn(&settings).await;
+    let m = app
+        .scrape_until("the first poll", |m| m.up("main") == 1.0)
+        .await;
+    for task in ["poller/main", "prices"] {
+        assert_eq!(
+            m.get(&format!(
+                r#"kraken_exporter_task_restarts_total{{task="{task}"}}"#
+            )),
+            Some(0.0),
+            "{task}"
+        );
+    }
+    app.stop().await;
+}
