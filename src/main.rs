@@ -19,7 +19,8 @@ const LONG_VERSION: &str = concat!(
 /// Every route, for `--help`.
 const ROUTES: &str = "\
 Routes:
-  /               landing page with links
+  /               status page (reloads every 10 s): each account's threshold closest to
+                  paging, red when below; endpoints up or down with reasons and hints
   /metrics        the metrics (--web.telemetry-path moves it)
   /health         200 while the process serves
   /ready          200 once every account has had a successful poll

@@ -291,6 +291,8 @@ impl AccountPoller {
                     });
                     log_success(account, endpoint, items, elapsed, health.last_failed, first);
                     self.status.succeeded(account, endpoint, items, elapsed);
+                    self.status
+                        .compared(account, endpoint, collector.comparisons());
                     health.succeeded(Instant::now());
                     if first {
                         self.readiness.mark_succeeded(account);

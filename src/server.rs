@@ -414,6 +414,9 @@ async fn ready(State(state): State<ServerState>) -> Response {
     }
 }
 
+/// How often the status page reloads itself in the browser.
+pub const STATUS_REFRESH_SECONDS: u64 = 10;
+
 async fn landing_page(State(state): State<ServerState>) -> Html<String> {
     let status = state
         .status
@@ -423,7 +426,7 @@ async fn landing_page(State(state): State<ServerState>) -> Html<String> {
     Html(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Kraken Exporter</title>
+<head><meta charset="utf-8"><meta http-equiv="refresh" content="{refresh}"><title>Kraken Exporter</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; }}
 table {{ border-collapse: collapse; margin-bottom: 1em; }}
@@ -432,6 +435,9 @@ tr.down td.state {{ background: #f8d0d0; font-weight: bold; }}
 tr.up td.state {{ background: #d4f0d4; }}
 tr.waiting td.state {{ background: #f0ecd0; }}
 tr.down td.hint {{ background: #fdf3e0; }}
+tr.below td {{ background: #f8d0d0; }}
+tr.below td.figure {{ font-weight: bold; color: #a00000; }}
+tr.above td.figure {{ background: #d4f0d4; }}
 </style></head>
 <body>
 <h1>Kraken Exporter</h1>
@@ -444,6 +450,7 @@ tr.down td.hint {{ background: #fdf3e0; }}
 {status}</body>
 </html>
 "#,
+        refresh = STATUS_REFRESH_SECONDS,
         version = env!("CARGO_PKG_VERSION"),
         revision = env!("BUILD_GIT_REVISION"),
         metrics_link = state.telemetry_path.trim_start_matches('/'),

@@ -1,6 +1,7 @@
 //! What the landing page shows about each account (as blackbox_exporter's page does for its probes):
-//! per endpoint, up or down, the last success, the last error with its reason and hint; the next
-//! attempt; and the account's recent poll events. The pollers write it, the server renders it as
+//! the threshold closest to paging (its figure against its minimum, red when below); per endpoint,
+//! up or down, the last success, the last error with its reason and hint; the next attempt; and the
+//! account's recent poll events. The pollers write it, the server renders it as
 //! plain HTML, every text escaped. It holds what the log holds and nothing more: error messages are
 //! already scrubbed of the request's secrets, and no key is ever recorded.
 
@@ -9,6 +10,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use crate::collectors::Comparison;
 use crate::kraken::PollError;
 use crate::sync::lock;
 
@@ -35,6 +37,8 @@ struct AccountStatus {
     endpoints: Vec<EndpointStatus>,
     next_attempt: Option<SystemTime>,
     events: VecDeque<Event>,
+    /// Each endpoint's minimums with their figures, as of its last success.
+    compared: BTreeMap<&'static str, Vec<Comparison>>,
 }
 
 struct EndpointStatus {
@@ -85,6 +89,8 @@ impl Status {
                 })
                 .collect();
             old.endpoints = endpoints;
+            // The minimums may have changed: the next success of each endpoint tells.
+            old.compared.clear();
             kept.insert(account.to_string(), old);
         }
         *all = kept;
@@ -119,6 +125,13 @@ impl Status {
             status.up = Some(false);
             status.last_error = Some(last);
         });
+    }
+
+    /// The minimums of `endpoint` with the figures its last successful call compared them with.
+    pub fn compared(&self, account: &str, endpoint: &'static str, comparisons: Vec<Comparison>) {
+        if let Some(status) = lock(&self.accounts).get_mut(account) {
+            status.compared.insert(endpoint, comparisons);
+        }
     }
 
     /// The account's next poll is due in `after`.
@@ -160,7 +173,8 @@ impl Status {
     pub fn render_html(&self) -> String {
         let all = lock(&self.accounts);
         let now = SystemTime::now();
-        let mut html = String::from(
+        let mut html = render_thresholds(&all);
+        html.push_str(
             "<h2>Accounts</h2>\n<table id=\"status\">\n<tr><th>Account</th><th>Endpoint</th><th>State</th><th>Last success</th><th>Last error</th><th>Hint</th><th>Next attempt</th></tr>\n",
         );
         for (account, status) in all.iter() {
@@ -226,6 +240,48 @@ impl Status {
         }
         html
     }
+}
+
+/// The table of each account's threshold closest to paging: the one with the least headroom (its
+/// figure over its minimum), red when below; how many of its minimums are below.
+fn render_thresholds(all: &BTreeMap<String, AccountStatus>) -> String {
+    let mut html = String::from(
+        "<h2>Thresholds</h2>\n<table id=\"thresholds\">\n<tr><th>Account</th><th>Closest to its minimum</th><th>Figure</th><th>Minimum</th><th>Below</th></tr>\n",
+    );
+    for (account, status) in all {
+        let compared: Vec<&Comparison> = status.compared.values().flatten().collect();
+        let below = compared.iter().filter(|c| c.below()).count();
+        // Below first, then the least headroom; a minimum of 0 has all the room there is.
+        let closest = compared.iter().min_by(|a, b| {
+            b.below()
+                .cmp(&a.below())
+                .then_with(|| match (a.headroom(), b.headroom()) {
+                    (Some(a), Some(b)) => a.cmp(&b),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                })
+        });
+        let _ = match closest {
+            Some(closest) => writeln!(
+                html,
+                "<tr class=\"{}\"><td>{}</td><td>{}</td><td class=\"figure\">{}</td><td>{}</td><td>{below} of {}</td></tr>",
+                if closest.below() { "below" } else { "above" },
+                escape(account),
+                escape(&closest.what),
+                closest.figure.normalize(),
+                closest.minimum.normalize(),
+                compared.len(),
+            ),
+            None => writeln!(
+                html,
+                "<tr class=\"none\"><td>{}</td><td colspan=\"4\">no minimum with a figure yet (none configured, or not polled yet)</td></tr>",
+                escape(account)
+            ),
+        };
+    }
+    html.push_str("</table>\n");
+    html
 }
 
 /// `2026-12-01T10:00:00Z (12 s ago)`.
@@ -321,6 +377,50 @@ mod tests {
             !html.contains("<td>main</td><td>TradeBalance</td>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn the_threshold_closest_to_paging_is_shown_red_when_below() {
+        let status = Status::default();
+        status.configure(&[
+            ("low", vec!["BalanceEx"]),
+            ("fine", vec!["BalanceEx"]),
+            ("none", vec!["BalanceEx"]),
+        ]);
+        let comparison = |what: &str, figure: &str, minimum: &str| Comparison {
+            what: what.to_string(),
+            figure: figure.parse().unwrap(),
+            minimum: minimum.parse().unwrap(),
+        };
+        status.compared(
+            "low",
+            "BalanceEx",
+            vec![
+                comparison("spendable USD", "100", "10"),
+                comparison("spendable XBT", "0", "0.5"),
+                comparison("available EUR (spot)", "4250.00", "10000"),
+            ],
+        );
+        status.compared(
+            "fine",
+            "BalanceEx",
+            vec![
+                comparison("spendable USD", "100", "10"),
+                comparison("spendable ETH", "3", "2"),
+                comparison("spendable DOT", "5", "0"),
+            ],
+        );
+        let html = status.render_html();
+        // The one below with the least headroom (0 XBT of 0.5), red, and how many are below.
+        assert!(
+            html.contains("<tr class=\"below\"><td>low</td><td>spendable XBT</td><td class=\"figure\">0</td><td>0.5</td><td>2 of 3</td></tr>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr class=\"above\"><td>fine</td><td>spendable ETH</td><td class=\"figure\">3</td><td>2</td><td>0 of 3</td></tr>"),
+            "{html}"
+        );
+        assert!(html.contains("<tr class=\"none\"><td>none</td>"), "{html}");
     }
 
     #[test]

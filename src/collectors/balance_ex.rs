@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::{families_of, Collector, Context, Endpoint, Fetch, RegisteredFamilies, Shared};
+use super::{
+    families_of, Collector, Comparison, Context, Endpoint, Fetch, RegisteredFamilies, Shared,
+};
 use crate::config::{AccountSettings, MinAvailable, MinSpendable};
 use crate::exposition::{render_labels, to_f64, Encoded, GaugeFamily};
 use crate::kraken::assets::{label_all_with, LabelledKeys};
@@ -204,6 +206,41 @@ pub fn unlisted_threshold_assets(
     warnings
 }
 
+/// Each minimum with the figure it is compared with: spendable per asset, and the available amount
+/// of the row of each `min_available` asset and family (0 without one, as exported).
+fn compare<'a>(
+    min_spendable: &[MinSpendable],
+    spendable: &[(String, Decimal)],
+    min_available: &[MinAvailable],
+    rows: impl Iterator<Item = (&'a AssetLabels, &'a AssetBalance)> + Clone,
+) -> Vec<Comparison> {
+    let spendable_of = |asset: &str| {
+        spendable
+            .iter()
+            .find(|(a, _)| a == asset)
+            .map_or(Decimal::ZERO, |(_, amount)| *amount)
+    };
+    let available_of = |minimum: &MinAvailable| {
+        rows.clone()
+            .find(|(labels, _)| labels.asset == minimum.asset && labels.family == minimum.family)
+            .and_then(|(_, row)| row.checked_available())
+            .unwrap_or(Decimal::ZERO)
+    };
+    min_spendable
+        .iter()
+        .map(|m| Comparison {
+            what: format!("spendable {}", m.asset),
+            figure: spendable_of(&m.asset),
+            minimum: m.amount,
+        })
+        .chain(min_available.iter().map(|m| Comparison {
+            what: format!("available {} ({})", m.asset, m.family.label()),
+            figure: available_of(m),
+            minimum: m.amount,
+        }))
+        .collect()
+}
+
 /// Polls `BalanceEx` and exports every row as Kraken sent it.
 pub struct BalanceExCollector {
     rebase_multiplier: Option<RebaseMultiplier>,
@@ -214,6 +251,8 @@ pub struct BalanceExCollector {
     min_spendable: Vec<MinSpendable>,
     warned_collisions: HashSet<String>,
     fetched: Option<Fetched>,
+    /// Each minimum with its figure, as of the last successful call.
+    compared: Vec<Comparison>,
 }
 
 /// One answer with everything computed from it before it is handed to the metrics.
@@ -276,6 +315,7 @@ impl BalanceExCollector {
             min_spendable: account.min_spendable.clone(),
             warned_collisions: HashSet::new(),
             fetched: None,
+            compared: Vec::new(),
         }
     }
 }
@@ -363,6 +403,12 @@ impl Collector for BalanceExCollector {
         );
         self.families
             .replace_spendable(metrics, account, &spendable);
+        self.compared = compare(
+            &self.min_spendable,
+            &spendable,
+            &self.min_available,
+            labelled.labels.iter().zip(&balances.assets),
+        );
         // Valued inside the update, so values and the price task's revaluations are published in
         // the order they were computed.
         if let Some(valuation) = &self.shared.valuation {
@@ -376,6 +422,10 @@ impl Collector for BalanceExCollector {
                 families.set_prices(metrics, &prices);
             }
         }
+    }
+
+    fn comparisons(&self) -> Vec<Comparison> {
+        self.compared.clone()
     }
 
     fn clear(&mut self, account: &str, metrics: &mut Changes<'_>) {

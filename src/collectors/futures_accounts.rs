@@ -42,6 +42,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
             valuation: context.shared.valuation.clone(),
             families: families_of(families),
             fetched: None,
+            ratio: None,
         }))
     },
 };
@@ -202,6 +203,8 @@ pub struct FuturesCollector {
     valuation: Option<Arc<Valuation>>,
     families: Arc<FuturesFamilies>,
     fetched: Option<FuturesAccounts>,
+    /// The flex margin ratio of the last successful call (`None` without open positions).
+    ratio: Option<Decimal>,
 }
 
 /// One series without labels, or none.
@@ -255,8 +258,20 @@ impl Collector for FuturesCollector {
 
     fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
         if let Some(accounts) = self.fetched.take() {
+            self.ratio = accounts.flex.as_ref().and_then(|flex| flex.margin_ratio());
             self.families
                 .publish(metrics, account, &accounts, self.valuation.as_deref());
+        }
+    }
+
+    fn comparisons(&self) -> Vec<super::Comparison> {
+        match (self.ratio, self.min_ratio) {
+            (Some(figure), Some(minimum)) => vec![super::Comparison {
+                what: "futures margin ratio".to_string(),
+                figure,
+                minimum,
+            }],
+            _ => Vec::new(),
         }
     }
 }

@@ -69,9 +69,36 @@ pub trait Collector: Send {
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a>;
     /// Sets the account's series from the last successful fetch.
     fn apply(&mut self, account: &str, metrics: &mut Changes<'_>);
+    /// Each configured minimum of this endpoint with the figure its last successful call compared
+    /// with it (for the status page).
+    fn comparisons(&self) -> Vec<Comparison> {
+        Vec::new()
+    }
     /// Removes the account's data series of this endpoint (they went stale); thresholds stay.
     fn clear(&mut self, account: &str, metrics: &mut Changes<'_>) {
         metrics.clear_endpoint(account, self.endpoint(), false);
+    }
+}
+
+/// A configured minimum and the figure it is compared with (`spendable XBT`: 0.7 against 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    /// What is compared, as the operator names it: `spendable XBT`, `available EUR (spot)`.
+    pub what: String,
+    pub figure: rust_decimal::Decimal,
+    pub minimum: rust_decimal::Decimal,
+}
+
+impl Comparison {
+    /// Whether the figure is below its minimum (what pages).
+    pub fn below(&self) -> bool {
+        self.figure < self.minimum
+    }
+
+    /// How much room is left: the figure over its minimum (`None` for a minimum of 0, which only a
+    /// negative figure is below).
+    pub fn headroom(&self) -> Option<rust_decimal::Decimal> {
+        self.figure.checked_div(self.minimum)
     }
 }
 

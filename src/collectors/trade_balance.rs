@@ -27,6 +27,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
             min_level: margin.min_level,
             families: families_of(families),
             fetched: None,
+            level: None,
         }))
     },
 };
@@ -109,6 +110,8 @@ pub struct TradeBalanceCollector {
     min_level: Option<Decimal>,
     families: Arc<MarginFamilies>,
     fetched: Option<TradeBalance>,
+    /// The margin level of the last successful call (a ratio; `None` without open positions).
+    level: Option<Decimal>,
 }
 
 impl Collector for TradeBalanceCollector {
@@ -148,11 +151,25 @@ impl Collector for TradeBalanceCollector {
             );
         }
         // The level only while Kraken reports one (open positions).
-        let level: Vec<(Vec<String>, f64)> = figures
+        self.level = figures
             .margin_level_percent
-            .map(|percent| (Vec::new(), to_f64(percent / Decimal::ONE_HUNDRED)))
+            .map(|percent| percent / Decimal::ONE_HUNDRED);
+        let level: Vec<(Vec<String>, f64)> = self
+            .level
+            .map(|ratio| (Vec::new(), to_f64(ratio)))
             .into_iter()
             .collect();
         self.families.level.replace(metrics, account, &level);
+    }
+
+    fn comparisons(&self) -> Vec<super::Comparison> {
+        match (self.level, self.min_level) {
+            (Some(figure), Some(minimum)) => vec![super::Comparison {
+                what: "margin level".to_string(),
+                figure,
+                minimum,
+            }],
+            _ => Vec::new(),
+        }
     }
 }

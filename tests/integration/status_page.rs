@@ -69,7 +69,13 @@ async fn the_status_page_shows_a_failing_account_with_its_reason_and_hint_in_a_b
         &TestAccount::new("other", "x").secret,
         demo_portfolio(),
     );
-    let app = TestApp::spawn(&settings_for(&simulator, &[&main, &broken])).await;
+    let mut settings = settings_for(&simulator, &[&main, &broken]);
+    // More bitcoin than main holds: its threshold is below, and shown red.
+    settings.accounts[0].min_spendable = vec![kraken_exporter::config::MinSpendable {
+        asset: "XBT".to_string(),
+        amount: rust_decimal::Decimal::new(1000, 0),
+    }];
+    let app = TestApp::spawn(&settings).await;
     app.scrape_until("broken is down and main up", |m| {
         m.get(r#"kraken_up{account="broken"}"#) == Some(0.0)
             && m.get(r#"kraken_up{account="main"}"#) == Some(1.0)
@@ -82,6 +88,20 @@ async fn the_status_page_shows_a_failing_account_with_its_reason_and_hint_in_a_b
     )
     .await;
     assert!(dom.contains("<h1>Kraken Exporter</h1>"), "{dom}");
+    // The page reloads itself, and main's threshold breach is the red row of the thresholds table.
+    assert!(
+        dom.contains(r#"<meta http-equiv="refresh" content="10">"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr class="below"><td>main</td><td>spendable XBT</td><td class="figure">"#)
+            && dom.contains("<td>1000</td><td>1 of 1</td></tr>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("tr.below td { background: #f8d0d0; }"),
+        "{dom}"
+    );
     assert!(
         dom.contains(
             r#"<tr class="down"><td>broken</td><td>BalanceEx</td><td class="state">DOWN</td>"#
