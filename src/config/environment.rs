@@ -164,8 +164,8 @@ pub(super) fn account_from_env(
         {
             let at = format!("KRAKEN_MIN_SPENDABLE[{index}]");
             account.min_spendable.push(MinSpendable {
-                asset: super::validate::threshold_asset(&at, Some(asset))?,
-                amount: super::validate::threshold_amount(&at, Some(amount))?,
+                asset: super::thresholds::threshold_asset(&at, Some(asset))?,
+                amount: super::thresholds::threshold_amount(&at, Some(amount))?,
             });
         }
     }
@@ -182,7 +182,7 @@ pub(super) fn account_from_env(
             };
             account
                 .min_available
-                .push(super::validate::validate_min_available(
+                .push(super::thresholds::validate_min_available(
                     &at,
                     super::schema::RawMinAvailable {
                         asset: Some(asset),
@@ -192,7 +192,7 @@ pub(super) fn account_from_env(
                 )?);
         }
     }
-    super::validate::no_repeated_thresholds("the environment account", &account)?;
+    super::thresholds::no_repeated_thresholds("the environment account", &account)?;
     account.futures = match get("KRAKEN_FUTURES_API_KEY") {
         Some(key) => Some(FuturesSettings {
             api_key: SecretString::from(key.to_string()),

@@ -12,6 +12,7 @@
 mod environment;
 mod schema;
 mod secrets;
+mod thresholds;
 mod validate;
 
 use std::collections::BTreeMap;
