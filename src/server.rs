@@ -149,8 +149,24 @@ async fn reload(State(state): State<ServerState>, headers: HeaderMap) -> Respons
 /// cross-site requests (`Sec-Fetch-Site`) and send the page's `Origin` with every POST; a form from
 /// any page can POST without a preflight only as one of the "simple" content types. A client such as
 /// curl sends none of these.
+///
+/// A browser's request is also refused when its `Host` is a name other than `localhost`: a page on
+/// `rebind.evil.example` whose name is made to resolve to this server (DNS rebinding) sends `Host`
+/// and `Origin` that agree with each other, and only the name gives it away.
 fn cross_site(headers: &HeaderMap) -> Option<String> {
     let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let from_browser = headers.contains_key(header::ORIGIN)
+        || headers
+            .keys()
+            .any(|name| name.as_str().starts_with("sec-fetch-"));
+    if from_browser {
+        let host = text(header::HOST.as_str()).unwrap_or_default();
+        if !is_address_or_localhost(host) {
+            return Some(format!(
+                "a browser's request for the host name {host:?} (reached by address or localhost only, so a rebound DNS name cannot reload)"
+            ));
+        }
+    }
     if let Some(site) = text("sec-fetch-site") {
         if site != "same-origin" && site != "none" {
             return Some(format!("Sec-Fetch-Site is {site:?}"));
@@ -178,6 +194,22 @@ fn cross_site(headers: &HeaderMap) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a `Host` header (with or without its port) names an IP address or `localhost`.
+fn is_address_or_localhost(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]:9877`
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 struct Guard {

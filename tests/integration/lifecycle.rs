@@ -523,6 +523,15 @@ async fn the_lifecycle_endpoint_refuses_what_a_browser_sends_for_another_site() 
         vec![("content-type", "application/x-www-form-urlencoded")],
         vec![("content-type", "text/plain;charset=UTF-8")],
         vec![("sec-fetch-site", "cross-site")],
+        // DNS rebinding: the page's own name now resolves to the exporter; Host and Origin agree.
+        vec![
+            ("host", "rebind.evil.example:9877"),
+            ("origin", "http://rebind.evil.example:9877"),
+        ],
+        vec![
+            ("host", "rebind.evil.example"),
+            ("sec-fetch-site", "same-origin"),
+        ],
     ] {
         let response = post(&headers).await;
         assert_eq!(response.status(), 403, "{headers:?}");
@@ -532,12 +541,21 @@ async fn the_lifecycle_endpoint_refuses_what_a_browser_sends_for_another_site() 
         );
     }
     let origin = format!("http://{host}");
+    let port = host.rsplit_once(':').unwrap().1;
+    let localhost = format!("localhost:{port}");
+    let localhost_origin = format!("http://{localhost}");
     for headers in [
         vec![],
         vec![
             ("origin", origin.as_str()),
             ("sec-fetch-site", "same-origin"),
         ],
+        vec![
+            ("host", localhost.as_str()),
+            ("origin", localhost_origin.as_str()),
+        ],
+        // curl with a name: no browser marker, so the name does not matter.
+        vec![("host", "exporter.internal:9877")],
     ] {
         let response = post(&headers).await;
         assert_eq!(response.status(), 200, "{headers:?}");
