@@ -117,11 +117,74 @@ struct RawEnvelope<'a> {
     #[serde(default)]
     reason: Option<String>,
     #[serde(borrow, default)]
-    accounts: Option<BTreeMap<String, &'a RawValue>>,
+    accounts: Option<RawObject<'a>>,
 }
 
-/// A wallet's fields, read one by one (figures as raw JSON text, so amounts stay exact).
-type RawObject<'a> = BTreeMap<String, &'a RawValue>;
+/// A JSON object read member by member (figures as raw JSON text, so amounts stay exact), refused
+/// when a name appears twice: which of two wallets, currencies or margin figures counts would be a
+/// guess about money.
+#[derive(Default)]
+struct RawObject<'a>(BTreeMap<String, &'a RawValue>);
+
+impl<'a> RawObject<'a> {
+    fn get(&self, name: &str) -> Option<&&'a RawValue> {
+        self.0.get(name)
+    }
+}
+
+impl<'a> IntoIterator for RawObject<'a> {
+    type Item = (String, &'a RawValue);
+    type IntoIter = std::collections::btree_map::IntoIter<String, &'a RawValue>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Members<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members = BTreeMap::new();
+                while let Some((name, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    if members.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format!(
+                            "{:?} appears twice",
+                            printable(&name)
+                        )));
+                    }
+                    members.insert(name, value);
+                }
+                Ok(RawObject(members))
+            }
+        }
+        deserializer.deserialize_map(Members(std::marker::PhantomData))
+    }
+}
+
+/// `currency` upper-cased, refused when another member already named the same currency in
+/// another case (`xbt` and `XBT`).
+fn one_currency(
+    at: &str,
+    currency: &str,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> Result<String, PollError> {
+    let upper = currency.to_ascii_uppercase();
+    if !seen.insert(upper.clone()) {
+        return Err(decode_error(format!(
+            "{at}: currency {:?} appears twice (in upper and lower case); refused rather than guess which counts",
+            printable(&upper)
+        )));
+    }
+    Ok(upper)
+}
 
 #[derive(Deserialize)]
 struct RawFlexCurrency<'a> {
@@ -182,7 +245,7 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
     let wallets = envelope
         .accounts
         .ok_or_else(|| decode_error("Kraken Futures' answer has no \"accounts\""))?;
-    let mut rows = wallets.len();
+    let mut rows = wallets.0.len();
     let mut accounts = FuturesAccounts::default();
     for (name, raw) in wallets {
         let shape = |err: serde_json::Error| {
@@ -206,20 +269,24 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
         });
         match kind {
             "cashAccount" => {
+                let mut seen = std::collections::BTreeSet::new();
                 for (currency, amount) in object("balances")? {
                     let value = decimal(&at(&currency), amount)?;
-                    accounts.cash.insert(currency.to_ascii_uppercase(), value);
+                    let currency = one_currency(&at("balances"), &currency, &mut seen)?;
+                    accounts.cash.insert(currency, value);
                     rows += 1;
                 }
             }
             "multiCollateralMarginAccount" => {
                 let mut flex = FlexWallet::default();
+                let mut seen = std::collections::BTreeSet::new();
                 for (currency, raw) in object("currencies")? {
+                    let upper = one_currency(&at("currencies"), &currency, &mut seen)?;
                     let at = |field: &str| at(&format!("currencies.{currency}.{field}"));
                     let figures: RawFlexCurrency = serde_json::from_str(raw.get())
                         .map_err(|err| decode_error(format!("{}: {err}", at(""))))?;
                     flex.currencies.push(FlexCurrency {
-                        currency: currency.to_ascii_uppercase(),
+                        currency: upper,
                         quantity: decimal(&at("quantity"), figures.quantity)?,
                         value: decimal(&at("value"), figures.value)?,
                         collateral: decimal(&at("collateral"), figures.collateral)?,
@@ -253,7 +320,7 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
                 let currency = currency.trim();
                 let auxiliary = object("auxiliary")?;
                 let requirements = object("marginRequirements")?;
-                let figure = |map: &BTreeMap<String, &RawValue>, group: &str, field: &str| {
+                let figure = |map: &RawObject, group: &str, field: &str| {
                     map.get(field)
                         .map(|raw| decimal(&at(&format!("{group}.{field}")), raw))
                         .transpose()
@@ -378,5 +445,37 @@ mod tests {
         );
         let err = decode_accounts(DOCUMENTED.as_bytes(), 3).unwrap_err();
         assert!(err.message.contains("max_assets"), "{err}");
+    }
+
+    #[test]
+    fn a_currency_wallet_or_field_given_twice_is_refused_not_guessed() {
+        for (body, named) in [
+            // One currency in two cases: 1 or 1000 XBT?
+            (
+                r#"{"result":"success","accounts":{"cash":{"type":"cashAccount","balances":{"xbt":"1","XBT":"1000"}}}}"#,
+                "\"XBT\" appears twice",
+            ),
+            (
+                r#"{"result":"success","accounts":{"flex":{"type":"multiCollateralMarginAccount","currencies":{"usd":{"quantity":"1","value":"1","collateral":"1","available":"1"},"USD":{"quantity":"2","value":"2","collateral":"2","available":"2"}}}}}"#,
+                "\"USD\" appears twice",
+            ),
+            // The same wallet, or the same field, twice.
+            (
+                r#"{"result":"success","accounts":{"cash":{"type":"cashAccount","balances":{"XBT":"1"}},"cash":{"type":"cashAccount","balances":{"XBT":"1000"}}}}"#,
+                "\"cash\" appears twice",
+            ),
+            (
+                r#"{"result":"success","accounts":{"cash":{"type":"cashAccount","balances":{"XBT":"1","XBT":"1000"}}}}"#,
+                "\"XBT\" appears twice",
+            ),
+            (
+                r#"{"result":"success","accounts":{"flex":{"type":"multiCollateralMarginAccount","currencies":{},"marginEquity":"1","marginEquity":"9"}}}"#,
+                "\"marginEquity\" appears twice",
+            ),
+        ] {
+            let err = decode_accounts(body.as_bytes(), 100).unwrap_err();
+            assert_eq!(err.reason, ErrorReason::Decode, "{body}");
+            assert!(err.message.contains(named), "{body}: {err}");
+        }
     }
 }
