@@ -164,11 +164,24 @@ fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode();
-        if mode & 0o044 != 0 {
+        // Any bit for group or others: a writable file can be swapped for another key as well.
+        if mode & 0o077 != 0 {
             tracing::warn!(
                 file = %path.display(),
                 mode = format!("{:o}", mode & 0o777),
-                "a secret file (API secret or 2FA password) is readable by group or others; restrict it with chmod 600"
+                "a secret file (API secret or 2FA password) is readable or writable by group or others; restrict it with chmod 600"
+            );
+        }
+    }
+    let directory = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(meta) = directory.and_then(|d| std::fs::metadata(d).ok()) {
+        let mode = meta.permissions().mode();
+        // Without the sticky bit, whoever may write the directory may replace the file in it.
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            tracing::warn!(
+                directory = %directory.unwrap_or(path).display(),
+                mode = format!("{:o}", mode & 0o7777),
+                "a secret file's directory is writable by group or others, who could replace the file; restrict it with chmod go-w"
             );
         }
     }

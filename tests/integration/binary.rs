@@ -297,17 +297,44 @@ fn a_secret_file_readable_by_others_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;
     let (dir, config) = config_for_kraken("KEY-main");
     let secret = dir.path().join("secret");
-    for (mode, warned) in [(0o600, false), (0o640, true), (0o604, true)] {
+    for (mode, warned) in [
+        (0o600, false),
+        (0o400, false),
+        (0o640, true),
+        (0o604, true),
+        (0o620, true),
+        (0o602, true),
+    ] {
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
         let out = exporter(&["--config", &config, "--check-config"], &[]);
         assert!(out.status.success());
         let stderr = text(&out.stderr);
         assert_eq!(
-            stderr.contains("readable by group or others"),
+            stderr.contains("readable or writable by group or others"),
             warned,
             "{mode:o}: {stderr}"
         );
     }
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A directory others may write: they could replace the file. The sticky bit (as on /tmp)
+    // keeps them from it.
+    for (mode, warned) in [
+        (0o700, false),
+        (0o777, true),
+        (0o770, true),
+        (0o1777, false),
+    ] {
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = exporter(&["--config", &config, "--check-config"], &[]);
+        assert!(out.status.success());
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            stderr.contains("directory is writable by group or others"),
+            warned,
+            "{mode:o}: {stderr}"
+        );
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 #[test]
