@@ -487,6 +487,14 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{url} refused: {e}"));
             assert_eq!(settings.api_url, url);
         }
+        // A name under .localhost may be resolved through DNS: not loopback for certain.
+        for url in ["http://kraken.localhost:8080", "http://LOCALHOST.localhost"] {
+            let message = fixture
+                .load(&format!("api_url = \"{url}\"\n{ONE_ACCOUNT}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("use 127.0.0.1"), "{url}: {message}");
+        }
     }
 
     #[test]

@@ -299,22 +299,21 @@ fn validate_url(key: &str, url: &str, example: &str) -> Result<String, ConfigErr
     }
     if parsed.scheme() == "http" && !is_loopback(&parsed) {
         return Err(err(format!(
-            "{key} = {shown:?} is plain http to a host that is not this machine: the API key, signatures and balances would cross the network in clear text; use https (plain http is allowed to loopback addresses only, for local proxies)"
+            "{key} = {shown:?} is plain http to a host that is not this machine: the API key, signatures and balances would cross the network in clear text; use https (plain http is allowed to loopback addresses and localhost only, for local proxies; for a name under .localhost use 127.0.0.1)"
         )));
     }
     Ok(trimmed.to_string())
 }
 
-/// Whether the URL's host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`.
+/// Whether the URL's host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost` itself. A
+/// name under `.localhost` is not taken: the resolver may ask DNS for it, and whoever answers would
+/// receive the key and signatures in clear text.
 fn is_loopback(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
-        Err(_) => {
-            let host = host.to_ascii_lowercase();
-            host == "localhost" || host.ends_with(".localhost")
-        }
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
