@@ -47,4 +47,5 @@ pub mod status;
 pub(crate) mod sync;
 pub mod telemetry;
 pub mod valuation;
+pub mod warn_once;
 pub mod web_config;

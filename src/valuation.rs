@@ -14,7 +14,7 @@
 //!
 //! All arithmetic is in `Decimal`; values become `f64` only for the gauges.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, RwLock};
 
 use rust_decimal::Decimal;
@@ -248,7 +248,7 @@ pub struct Valuation {
     quotes: Vec<String>,
     market: RwLock<Option<Market>>,
     holdings: Mutex<BTreeMap<String, Holdings>>,
-    warned: Mutex<HashSet<(String, String)>>,
+    warned: Mutex<crate::warn_once::WarnOnce<(String, String)>>,
 }
 
 impl Valuation {
@@ -257,7 +257,7 @@ impl Valuation {
             quotes,
             market: RwLock::new(None),
             holdings: Mutex::new(BTreeMap::new()),
-            warned: Mutex::new(HashSet::new()),
+            warned: Mutex::new(crate::warn_once::WarnOnce::default()),
         }
     }
 
@@ -333,8 +333,13 @@ impl Valuation {
         let (values, missing) = value_holdings(market, &self.quotes, holdings);
         let mut warned = crate::sync::lock(&self.warned);
         for (asset, quote) in missing {
-            if warned.insert((asset.clone(), quote.clone())) {
-                tracing::warn!(account, asset = %asset, quote = %quote, "no price for this asset in this quote currency (no direct, inverse, peg or one-hop pair); it gets no value series");
+            match warned.check((asset.clone(), quote.clone())) {
+                crate::warn_once::Warn::Now => tracing::warn!(account, asset = ?asset, quote = ?quote, "no price for this asset in this quote currency (no direct, inverse, peg or one-hop pair); it gets no value series"),
+                crate::warn_once::Warn::LimitReached => tracing::warn!(
+                    limit = crate::warn_once::WARN_ONCE_LIMIT,
+                    "more assets without a price than are named one by one; the others are not named (kraken_unpriced_assets counts them)"
+                ),
+                crate::warn_once::Warn::Quiet => {}
             }
         }
         values

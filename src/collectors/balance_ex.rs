@@ -11,7 +11,6 @@
 //! rows out (never-funded accounts, assets spent to nothing, retired `.F` rows); without the 0 the
 //! shipped rules would compare a minimum with nothing and never page the account that holds none.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -249,7 +248,7 @@ pub struct BalanceExCollector {
     families: Arc<BalanceFamilies>,
     min_available: Vec<MinAvailable>,
     min_spendable: Vec<MinSpendable>,
-    warned_collisions: HashSet<String>,
+    warned_collisions: crate::warn_once::WarnOnce<String>,
     fetched: Option<Fetched>,
     /// Each minimum with its figure, as of the last successful call.
     compared: Vec<Comparison>,
@@ -313,7 +312,7 @@ impl BalanceExCollector {
             families: families_of(families),
             min_available: account.min_available.clone(),
             min_spendable: account.min_spendable.clone(),
-            warned_collisions: HashSet::new(),
+            warned_collisions: crate::warn_once::WarnOnce::default(),
             fetched: None,
             compared: Vec::new(),
         }
@@ -377,12 +376,17 @@ impl Collector for BalanceExCollector {
             return;
         };
         for key in &labelled.collisions {
-            if self.warned_collisions.insert(key.clone()) {
-                tracing::warn!(
+            match self.warned_collisions.check(key.clone()) {
+                crate::warn_once::Warn::Now => tracing::warn!(
                     account = %account,
-                    raw_key = %key,
+                    raw_key = ?key,
                     "two asset keys map to the same asset and family; both are exported under their raw key"
-                );
+                ),
+                crate::warn_once::Warn::LimitReached => tracing::warn!(
+                    account = %account,
+                    "more colliding asset keys than are named one by one; the others are not named"
+                ),
+                crate::warn_once::Warn::Quiet => {}
             }
         }
         let none = AssetBalance {

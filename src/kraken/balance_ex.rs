@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::client::{KrakenClient, RebaseMultiplier};
-use super::envelope::{decode_error, envelope_result_if_any, parse_decimal};
+use super::envelope::{decode_error, envelope_result_if_any, parse_decimal, MAX_NAME_CHARS};
 use super::error::PollError;
 
 /// The path that is both requested (after `api_url`) and signed.
@@ -136,6 +136,16 @@ pub fn decode_balance_ex(body: &[u8]) -> Result<Balances, PollError> {
         }
         duplicate
     });
+    if let Some((key, _)) = raw
+        .iter()
+        .find(|(key, _)| key.chars().count() > MAX_NAME_CHARS)
+    {
+        return Err(decode_error(format!(
+            "an asset key of {} characters ({:?}...) is longer than the {MAX_NAME_CHARS} any Kraken asset code needs; refused",
+            key.chars().count(),
+            key.chars().take(16).collect::<String>()
+        )));
+    }
     let assets = raw
         .into_iter()
         .map(|(key, raw)| {
@@ -237,6 +247,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(balances.assets[0].balance, Decimal::ONE);
+    }
+
+    #[test]
+    fn an_asset_key_longer_than_any_kraken_code_is_refused_naming_the_limit() {
+        let long = "A".repeat(900);
+        let body = format!(
+            r#"{{"error":[],"result":{{"{long}":{{"balance":"1","hold_trade":"0"}},"XXBT":{{"balance":"1","hold_trade":"0"}}}}}}"#
+        );
+        let err = decode_balance_ex(body.as_bytes()).unwrap_err();
+        assert_eq!(err.reason, crate::kraken::ErrorReason::Decode);
+        assert!(
+            err.message.contains("an asset key of 900 characters")
+                && err.message.contains("longer than the 64")
+                && err.message.len() < 200,
+            "{}",
+            err.message
+        );
+        let ok = format!(
+            r#"{{"error":[],"result":{{"{}":{{"balance":"1","hold_trade":"0"}}}}}}"#,
+            "B".repeat(64)
+        );
+        assert_eq!(decode_balance_ex(ok.as_bytes()).unwrap().assets.len(), 1);
     }
 
     #[test]

@@ -209,7 +209,30 @@ fn scrub(mut err: PollError, secrets: &[SecretString]) -> PollError {
             err.message = err.message.replace(secret, "[redacted]");
         }
     }
+    // Bounded only once scrubbed, so a cut never leaves part of a secret the scrub would not match.
+    err.message = bounded_message(&err.message);
     err
+}
+
+/// The most characters of an error message kept, logged and shown on the status page.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `message` on one line (control characters such as newlines as spaces, so an upstream text can
+/// never split a log line) and at most [`MAX_MESSAGE_CHARS`] characters, saying how much was cut.
+pub fn bounded_message(message: &str) -> String {
+    let total = message.chars().count();
+    let mut bounded: String = message
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if total > MAX_MESSAGE_CHARS {
+        bounded.push_str(&format!(
+            "... ({} more characters; messages are cut at {MAX_MESSAGE_CHARS})",
+            total - MAX_MESSAGE_CHARS
+        ));
+    }
+    bounded
 }
 
 /// Appends `value` form-encoded (`application/x-www-form-urlencoded`): unreserved bytes as they are,
@@ -317,4 +340,40 @@ fn transport_error(err: reqwest::Error) -> PollError {
         source = cause.source();
     }
     PollError::new(reason, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line_and_bounded_after_the_scrub() {
+        let secret = SecretString::from("s3cret-signature".to_string());
+        let long = format!(
+            "line one\nline \"two\"\r{}{}",
+            "x".repeat(400),
+            "s3cret-signature"
+        );
+        let err = scrub(
+            PollError::new(crate::kraken::ErrorReason::Decode, long),
+            &[secret],
+        );
+        assert!(!err.message.contains('\n') && !err.message.contains('\r'));
+        assert!(
+            err.message.starts_with("line one line \"two\" xxx"),
+            "{}",
+            err.message
+        );
+        // 300 characters kept, the rest counted (the redaction happened before the cut).
+        let total = "line one\nline \"two\"\r".len() + 400 + "[redacted]".len();
+        assert!(
+            err.message.ends_with(&format!(
+                "... ({} more characters; messages are cut at 300)",
+                total - 300
+            )),
+            "{}",
+            err.message
+        );
+        assert_eq!(bounded_message("short"), "short");
+    }
 }

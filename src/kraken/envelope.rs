@@ -13,6 +13,11 @@ use serde_json::value::RawValue;
 
 use super::error::{ErrorReason, PollError};
 
+/// The longest name taken from an answer as a label (an asset key, a futures wallet or currency):
+/// Kraken's codes are a few characters; a longer one is refused rather than multiplied into every
+/// series, log line and page that carries it.
+pub const MAX_NAME_CHARS: usize = 64;
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     error: Vec<String>,

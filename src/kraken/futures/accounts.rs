@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::{reason_of, FuturesClient};
 use crate::kraken::client::printable;
-use crate::kraken::envelope::{decode_error, parse_decimal};
+use crate::kraken::envelope::{decode_error, parse_decimal, MAX_NAME_CHARS};
 use crate::kraken::error::{ErrorReason, PollError};
 
 /// The path requested (after `futures_api_url`); it is signed without `/derivatives`.
@@ -169,6 +169,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
     }
 }
 
+/// Refuses a name longer than [`MAX_NAME_CHARS`] (`what`: a wallet or a currency, at `at`).
+fn long_name(at: &str, what: &str, name: &str) -> Result<(), PollError> {
+    let length = name.chars().count();
+    if length <= MAX_NAME_CHARS {
+        return Ok(());
+    }
+    Err(decode_error(format!(
+        "{at}: a {what} name of {length} characters ({:?}...) is longer than the {MAX_NAME_CHARS} any Kraken code needs; refused",
+        printable(&name.chars().take(16).collect::<String>())
+    )))
+}
+
 /// `currency` upper-cased, refused when another member already named the same currency in
 /// another case (`xbt` and `XBT`).
 fn one_currency(
@@ -176,6 +188,7 @@ fn one_currency(
     currency: &str,
     seen: &mut std::collections::BTreeSet<String>,
 ) -> Result<String, PollError> {
+    long_name(at, "currency", currency)?;
     let upper = currency.to_ascii_uppercase();
     if !seen.insert(upper.clone()) {
         return Err(decode_error(format!(
@@ -248,6 +261,7 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
     let mut rows = wallets.0.len();
     let mut accounts = FuturesAccounts::default();
     for (name, raw) in wallets {
+        long_name("Kraken Futures' accounts", "wallet", &name)?;
         let shape = |err: serde_json::Error| {
             decode_error(format!(
                 "futures wallet {:?}: unexpected shape ({err})",
@@ -318,6 +332,7 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
                     return Err(decode_error(format!("{} is missing", at("currency"))));
                 };
                 let currency = currency.trim();
+                long_name(&at("currency"), "currency", currency)?;
                 let auxiliary = object("auxiliary")?;
                 let requirements = object("marginRequirements")?;
                 let figure = |map: &RawObject, group: &str, field: &str| {
@@ -445,6 +460,31 @@ mod tests {
         );
         let err = decode_accounts(DOCUMENTED.as_bytes(), 3).unwrap_err();
         assert!(err.message.contains("max_assets"), "{err}");
+    }
+
+    #[test]
+    fn a_wallet_or_currency_name_longer_than_any_kraken_code_is_refused() {
+        let long = "w".repeat(900);
+        for body in [
+            format!(
+                r#"{{"result":"success","accounts":{{"{long}":{{"type":"cashAccount","balances":{{}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"result":"success","accounts":{{"cash":{{"type":"cashAccount","balances":{{"{long}":"1"}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"result":"success","accounts":{{"fi_xbtusd":{{"type":"marginAccount","currency":"{long}"}}}}}}"#
+            ),
+        ] {
+            let err = decode_accounts(body.as_bytes(), 100).unwrap_err();
+            assert!(
+                err.message.contains("name of 900 characters")
+                    && err.message.contains("longer than the 64")
+                    && err.message.len() < 300,
+                "{}",
+                err.message
+            );
+        }
     }
 
     #[test]
