@@ -144,20 +144,52 @@ fn render_values(account: &str, values: &AccountValues) -> Vec<Encoded> {
 /// How often asset names and pairs are re-read.
 pub const METADATA_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// What Kraken's public API says about assets and pairs, which changes rarely: made once and kept
+/// across reloads, so a reload asks again only when it is due ([`METADATA_REFRESH`]) or when
+/// `api_url` changed, and asset labels never fall back to raw codes meanwhile.
+#[derive(Default)]
+pub struct MarketCache {
+    /// The asset names learned from `Assets` (shared with the balance collectors).
+    pub names: Arc<AssetNames>,
+    metadata: std::sync::Mutex<Metadata>,
+}
+
+#[derive(Default)]
+struct Metadata {
+    /// The `api_url` the metadata came from.
+    api_url: String,
+    pairs: Option<BTreeMap<String, PairInfo>>,
+    /// The `asset` label values Kraken lists, from the last `Assets`.
+    listed: Option<std::collections::BTreeSet<String>>,
+    names_at: Option<Instant>,
+    pairs_at: Option<Instant>,
+}
+
+impl MarketCache {
+    /// The metadata, forgotten first if it came from another `api_url`.
+    fn metadata_for(&self, api_url: &str) -> std::sync::MutexGuard<'_, Metadata> {
+        let mut metadata = crate::sync::lock(&self.metadata);
+        if metadata.api_url != api_url {
+            *metadata = Metadata {
+                api_url: api_url.to_string(),
+                ..Metadata::default()
+            };
+        }
+        metadata
+    }
+}
+
 /// Refreshes prices for every account. A clone made before it runs starts afresh (the supervisor
-/// keeps one to start the task again).
+/// keeps one to start the task again); asset names and pairs come from the [`MarketCache`].
 #[derive(Clone)]
 pub struct PriceRefresher {
     client: PublicClient,
     valuation: Arc<Valuation>,
     metrics: Arc<Metrics>,
     families: Arc<ValuationFamilies>,
-    names: Arc<AssetNames>,
-    pairs: Option<BTreeMap<String, PairInfo>>,
-    names_at: Option<Instant>,
-    pairs_at: Option<Instant>,
-    /// Told Kraken's asset list the first time this refresher reads it (at start and after each
-    /// reload), to check what the configuration names against it.
+    cache: Arc<MarketCache>,
+    /// Told Kraken's asset list once this refresher has it (from Kraken or the cache: at start and
+    /// after each reload), to check what the configuration names against it.
     on_listed: Option<OnListed>,
 }
 
@@ -174,17 +206,14 @@ impl PriceRefresher {
         valuation: Arc<Valuation>,
         metrics: Arc<Metrics>,
         families: Arc<ValuationFamilies>,
-        names: Arc<AssetNames>,
+        cache: Arc<MarketCache>,
     ) -> Self {
         Self {
             client,
             valuation,
             metrics,
             families,
-            names,
-            pairs: None,
-            names_at: None,
-            pairs_at: None,
+            cache,
             on_listed: None,
         }
     }
@@ -198,22 +227,24 @@ impl PriceRefresher {
     /// One refresh: names and pairs when due, then last prices, then every account's values; a success
     /// is published with the new values.
     pub async fn refresh(&mut self) -> Result<(), PollError> {
-        if due(self.names_at) {
+        let api_url = self.client.api_url().to_string();
+        let (names_due, pairs_due) = {
+            let metadata = self.cache.metadata_for(&api_url);
+            (due(metadata.names_at), due(metadata.pairs_at))
+        };
+        if names_due {
             match self.client.assets().await {
                 Ok(assets) => {
-                    self.names.learn(
+                    let pairs = || {
                         assets
                             .iter()
-                            .map(|(code, info)| (code.as_str(), info.altname.as_str())),
-                    );
-                    self.names_at = Some(Instant::now());
-                    if let Some(on_listed) = self.on_listed.take() {
-                        on_listed(&crate::kraken::assets::listed_labels(
-                            assets
-                                .iter()
-                                .map(|(code, info)| (code.as_str(), info.altname.as_str())),
-                        ));
-                    }
+                            .map(|(code, info)| (code.as_str(), info.altname.as_str()))
+                    };
+                    self.cache.names.learn(pairs());
+                    let listed = crate::kraken::assets::listed_labels(pairs());
+                    let mut metadata = self.cache.metadata_for(&api_url);
+                    metadata.names_at = Some(Instant::now());
+                    metadata.listed = Some(listed);
                 }
                 // The built-in table names the common codes meanwhile.
                 Err(err) => {
@@ -221,23 +252,33 @@ impl PriceRefresher {
                 }
             }
         }
-        if due(self.pairs_at) {
+        if self.on_listed.is_some() {
+            let listed = self.cache.metadata_for(&api_url).listed.clone();
+            if let (Some(listed), Some(on_listed)) = (listed, self.on_listed.take()) {
+                on_listed(&listed);
+            }
+        }
+        if pairs_due {
             match self.client.asset_pairs().await {
                 Ok(pairs) => {
-                    self.pairs = Some(pairs);
-                    self.pairs_at = Some(Instant::now());
+                    let mut metadata = self.cache.metadata_for(&api_url);
+                    metadata.pairs = Some(pairs);
+                    metadata.pairs_at = Some(Instant::now());
                 }
-                Err(err) if self.pairs.is_none() => return Err(err),
+                Err(err) if self.cache.metadata_for(&api_url).pairs.is_none() => return Err(err),
                 Err(err) => {
                     tracing::warn!(reason = %err.reason, error = %err.message, "cannot refresh Kraken's asset pairs; keeping the previous list")
                 }
             }
         }
-        let Some(pairs) = &self.pairs else {
-            unreachable!("pairs are loaded or the refresh returned above")
-        };
         let last_prices = self.client.last_prices().await?;
-        let market = Market::from_kraken(pairs, &last_prices, &self.names);
+        let market = {
+            let metadata = self.cache.metadata_for(&api_url);
+            let Some(pairs) = &metadata.pairs else {
+                unreachable!("pairs are loaded or the refresh returned above")
+            };
+            Market::from_kraken(pairs, &last_prices, &self.cache.names)
+        };
         let families = &self.families;
         self.metrics.update(|metrics| {
             let (values, prices) = self.valuation.set_market(market);

@@ -20,7 +20,6 @@ use tokio::task::JoinHandle;
 use crate::collectors;
 use crate::config::AccountSettings;
 use crate::config::Settings;
-use crate::kraken::assets::AssetNames;
 use crate::kraken::client::{http_client, NonceSequence};
 use crate::kraken::public::PublicClient;
 use crate::kraken::KrakenClient;
@@ -62,6 +61,8 @@ pub struct Outputs {
     pub families: Arc<collectors::Registered>,
     /// What the landing page shows of each account.
     pub status: Arc<Status>,
+    /// Kraken's asset names and pairs, so a reload does not ask for them again.
+    pub market: Arc<crate::prices::MarketCache>,
 }
 
 impl Outputs {
@@ -74,6 +75,7 @@ impl Outputs {
             readiness: Arc::new(Readiness::new(accounts)),
             families,
             status: Arc::new(Status::default()),
+            market: Arc::default(),
         }
     }
 }
@@ -170,7 +172,7 @@ pub fn build(
     let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
     outputs.readiness.set_accounts(&names);
     let shared = collectors::Shared {
-        names: Arc::new(AssetNames::default()),
+        names: Arc::clone(&outputs.market.names),
         valuation: (!settings.quote_currencies.is_empty())
             .then(|| Arc::new(Valuation::new(settings.quote_currencies.clone()))),
         valuation_families: Arc::clone(&outputs.families.valuation),
@@ -181,7 +183,7 @@ pub fn build(
             Arc::clone(valuation),
             Arc::clone(&outputs.metrics),
             Arc::clone(&outputs.families.valuation),
-            Arc::clone(&shared.names),
+            Arc::clone(&outputs.market),
         )
         .checking(threshold_check(settings))
     });

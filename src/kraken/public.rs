@@ -41,6 +41,11 @@ impl PublicClient {
         }
     }
 
+    /// The base URL it calls.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
     async fn get<T>(
         &self,
         path: &str,

@@ -281,6 +281,8 @@ struct SimInner {
     futures_fault: Option<Fault>,
     fault: Option<Fault>,
     public_fault: Option<Fault>,
+    /// Calls of each public endpoint (`Assets`, `AssetPairs`, `Ticker`).
+    public_calls: std::collections::BTreeMap<&'static str, usize>,
     requests: Vec<SimRequest>,
     drift: bool,
     rng: fastrand::Rng,
@@ -468,6 +470,11 @@ impl Simulator {
     /// Sets or clears the fault applied to every following request.
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.lock().fault = fault;
+    }
+
+    /// How many times the public endpoint `name` (`Assets`, `AssetPairs`, `Ticker`) was called.
+    pub fn public_calls(&self, name: &str) -> usize {
+        self.lock().public_calls.get(name).copied().unwrap_or(0)
     }
 
     /// Sets or clears the fault of the public endpoints (`Assets`, `AssetPairs`, `Ticker`).

@@ -55,8 +55,13 @@ fn envelope(result: Value) -> Response {
         .into_response()
 }
 
-async fn public_fault(inner: &Shared) -> Option<Response> {
-    let fault = crate::sync::lock(inner).public_fault.clone();
+/// Counts a call of the public endpoint `name` and returns its fault's answer, if one is set.
+async fn public_fault(inner: &Shared, name: &'static str) -> Option<Response> {
+    let fault = {
+        let mut state = crate::sync::lock(inner);
+        *state.public_calls.entry(name).or_default() += 1;
+        state.public_fault.clone()
+    };
     if let Some(Fault::KrakenError(text)) = &fault {
         return Some(kraken_error(text));
     }
@@ -64,7 +69,7 @@ async fn public_fault(inner: &Shared) -> Option<Response> {
 }
 
 pub(super) async fn assets(State(inner): State<Shared>) -> Response {
-    if let Some(response) = public_fault(&inner).await {
+    if let Some(response) = public_fault(&inner, "Assets").await {
         return response;
     }
     let assets: Map<String, Value> = SIM_ASSETS
@@ -78,7 +83,7 @@ pub(super) async fn assets(State(inner): State<Shared>) -> Response {
 }
 
 pub(super) async fn asset_pairs(State(inner): State<Shared>) -> Response {
-    if let Some(response) = public_fault(&inner).await {
+    if let Some(response) = public_fault(&inner, "AssetPairs").await {
         return response;
     }
     let pairs: Map<String, Value> = SIM_PAIRS
@@ -92,7 +97,7 @@ pub(super) async fn asset_pairs(State(inner): State<Shared>) -> Response {
 }
 
 pub(super) async fn ticker(State(inner): State<Shared>) -> Response {
-    if let Some(response) = public_fault(&inner).await {
+    if let Some(response) = public_fault(&inner, "Ticker").await {
         return response;
     }
     let mut state = crate::sync::lock(&inner);

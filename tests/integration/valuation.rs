@@ -229,3 +229,67 @@ async fn asset_names_come_from_kraken_without_renaming_known_codes() {
         Some(1.2435)
     );
 }
+
+/// Each reload used to start a price task with nothing cached: three public calls per reload. Asset
+/// names and pairs are kept across reloads; a reload costs one `Ticker`, and the threshold check
+/// still runs against the kept asset list.
+#[tokio::test]
+async fn reloads_keep_kraken_asset_names_and_pairs() {
+    let simulator = Simulator::start().await.unwrap();
+    let main = TestAccount::new("main", "KEY-main-reloads");
+    simulator.add_account(main.api_key, &main.secret, holdings());
+    let mut settings = settings_for(&simulator, &[&main]);
+    settings.price_interval = Duration::from_secs(3600);
+    let reloaded = settings.clone();
+    let options = kraken_exporter::app::ServeOptions {
+        enable_lifecycle: true,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(
+        &settings,
+        options,
+        Some(Box::new(move || Ok(reloaded.clone()))),
+    )
+    .await;
+    app.scrape_until("prices", |s| s.get("kraken_prices_up") == Some(1.0))
+        .await;
+    assert_eq!(
+        (
+            simulator.public_calls("Assets"),
+            simulator.public_calls("AssetPairs")
+        ),
+        (1, 1)
+    );
+    let tickers = simulator.public_calls("Ticker");
+    for _ in 0..3 {
+        let response = app
+            .http
+            .post(format!("{}/-/reload", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // Reloads are taken at most once a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    crate::helpers::eventually("each reload's price refresh", || async {
+        (simulator.public_calls("Ticker") >= tickers + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        (
+            simulator.public_calls("Assets"),
+            simulator.public_calls("AssetPairs")
+        ),
+        (1, 1),
+        "names and pairs asked for once"
+    );
+    // Labels learned from Kraken stay: XREPV2 is REPV2 throughout.
+    let m = app.scrape().await;
+    assert!(
+        m.balance("kraken_balance", "main", "REPV2", "spot")
+            .is_some(),
+        "learned names kept across reloads"
+    );
+    app.stop().await;
+}
