@@ -23,6 +23,10 @@ use serde::Deserialize;
 
 use tls::build_tls;
 
+/// The highest bcrypt cost taken for `basic_auth_users` (cost 10, a common choice, takes tens of
+/// milliseconds; each step doubles it).
+pub const MAX_BCRYPT_COST: u32 = 14;
+
 /// The parsed and checked web configuration.
 #[derive(Debug, Default)]
 pub struct WebConfig {
@@ -118,11 +122,19 @@ impl WebConfig {
             .transpose()
             .map_err(fail)?;
         for (user, hash) in &raw.basic_auth_users {
-            hash.parse::<bcrypt::HashParts>().map_err(|_| {
+            let parts = hash.parse::<bcrypt::HashParts>().map_err(|_| {
                 fail(format!(
                     "basic_auth_users.{user}: not a bcrypt hash; create one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`"
                 ))
             })?;
+            // Each login that is not remembered yet costs one verification: a cost of 31 would
+            // take days, and even 16 lets a handful of requests hold every slot for minutes.
+            if parts.get_cost() > MAX_BCRYPT_COST {
+                return Err(fail(format!(
+                    "basic_auth_users.{user}: bcrypt cost {} is above the {MAX_BCRYPT_COST} the exporter accepts (each check would take seconds); create the hash with `htpasswd -nBC 10`",
+                    parts.get_cost()
+                )));
+            }
         }
         let mut headers = Vec::new();
         if let Some(http) = raw.http_server_config {

@@ -420,6 +420,11 @@ fn web_config_mistakes_are_refused_with_the_key_named() {
             "basic_auth_users:\n  alice: plaintext\n".to_string(),
             "basic_auth_users.alice",
         ),
+        // A cost-31 hash would make each login take days (and hold a verification slot).
+        (
+            "basic_auth_users:\n  alice: $2y$31$OsdlPJmDdjVSrfcmGdNTDOOcmyBSz3bQJTvk9B9WTlJmVjPdUvtT6\n".to_string(),
+            "bcrypt cost 31 is above the 14",
+        ),
         (
             "http_server_config:\n  headers:\n    Server: nginx\n".to_string(),
             "headers.Server",
