@@ -403,9 +403,10 @@ fn systemd_reloads_by_signal_and_kubernetes_sees_configmap_changes() {
         serde_yaml::from_str(&read("deploy/kubernetes/deployment.yaml")).unwrap();
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let args = serde_yaml::to_string(&container["args"]).unwrap();
-    // Off unless the operator turns it on (the README's reload step says how).
+    // Off unless the operator turns it on (the deployment guide's reload step says how).
     assert!(!args.contains("--web.enable-lifecycle"), "{args}");
-    assert!(read("README.md").contains("add `--web.enable-lifecycle` to the Deployment's `args`"));
+    assert!(read("docs/deployment.md")
+        .contains("add `--web.enable-lifecycle` to the Deployment's `args`"));
     let policy: serde_yaml::Value =
         serde_yaml::from_str(&read("deploy/kubernetes/networkpolicy.yaml")).unwrap();
     assert_eq!(policy["spec"]["policyTypes"][0], "Ingress");
