@@ -2,6 +2,7 @@
 
 mod binary;
 mod deploy;
+mod docs;
 mod failures;
 mod futures;
 mod golden;
