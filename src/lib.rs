@@ -31,6 +31,7 @@ pub mod collectors;
 pub mod config;
 pub mod demo;
 pub(crate) mod exposition;
+pub mod fair_slots;
 pub(crate) mod files;
 pub mod kraken;
 pub mod listener;

@@ -95,7 +95,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = tracked(router.clone(), Arc::clone(&admitted.activity));
+        let service = tracked(router.clone(), Arc::clone(&admitted.activity), address);
         let builder = builder.clone();
         let acceptor = acceptor.clone();
         let connections = Arc::clone(&connections);
@@ -183,11 +183,16 @@ struct Activity {
     served: AtomicBool,
 }
 
+/// The address a request came from, in its extensions (for fairness between clients).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
+
 /// The router as a hyper service that keeps `activity` up to date: busy from a request's arrival
-/// until its response is ready.
+/// until its response is ready. Each request carries its [`ClientAddress`].
 fn tracked(
     router: Router,
     activity: Arc<Activity>,
+    address: IpAddr,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = axum::response::Response,
@@ -199,7 +204,8 @@ fn tracked(
         let activity = Arc::clone(&activity);
         async move {
             let _busy = BusyWhile::new(&activity);
-            let request = request.map(axum::body::Body::new);
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ClientAddress(address));
             tower::ServiceExt::oneshot(router, request).await
         }
     })

@@ -23,7 +23,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
 use crate::exposition::ChunkedBytes;
 use crate::metrics::{Metrics, CONTENT_TYPE};
@@ -243,8 +242,12 @@ async fn check_and_run(guard: &Guard, request: Request, next: Next) -> Response 
     let run = async {
         let open_path = matches!(request.uri().path(), "/health" | "/ready");
         if let (Some(auth), false) = (&guard.auth, open_path) {
+            let client = request
+                .extensions()
+                .get::<crate::listener::ClientAddress>()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.0);
             if !auth
-                .allows(request.headers().get(header::AUTHORIZATION))
+                .allows(request.headers().get(header::AUTHORIZATION), client)
                 .await
             {
                 return (
@@ -267,7 +270,9 @@ async fn check_and_run(guard: &Guard, request: Request, next: Next) -> Response 
 ///
 /// bcrypt is deliberately slow (tens of milliseconds), so a verified `user:password` is remembered by
 /// its SHA-256 (never in clear), in a cache that evicts its oldest entry when full; at most
-/// [`BCRYPT_SLOTS`] verifications run at once, so a flood of wrong passwords cannot take every core.
+/// [`BCRYPT_SLOTS`] verifications run at once, so a flood of wrong passwords cannot take every core,
+/// and they are shared between client addresses in turn ([`crate::fair_slots::FairSlots`]), so a flood from some
+/// addresses cannot keep Prometheus' first login waiting behind it.
 /// An unknown user is checked against a dummy hash of the same cost as the configured ones, built at
 /// start, so the time of an answer does not tell which user names exist. Passwords longer than
 /// bcrypt's 72 bytes are refused rather than truncated, so suffixes cannot pass for the password.
@@ -275,7 +280,7 @@ struct BasicAuth {
     users: BTreeMap<String, String>,
     dummy_hash: String,
     verified: Mutex<Remembered>,
-    verifications: Semaphore,
+    verifications: crate::fair_slots::FairSlots,
 }
 
 /// How many bcrypt verifications may run at once.
@@ -329,11 +334,11 @@ impl BasicAuth {
             dummy_hash: dummy_hash_like(&users),
             users,
             verified: Mutex::new(Remembered::default()),
-            verifications: Semaphore::new(BCRYPT_SLOTS),
+            verifications: crate::fair_slots::FairSlots::new(BCRYPT_SLOTS),
         }
     }
 
-    async fn allows(&self, authorization: Option<&HeaderValue>) -> bool {
+    async fn allows(&self, authorization: Option<&HeaderValue>, client: std::net::IpAddr) -> bool {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
             return false;
         };
@@ -349,9 +354,7 @@ impl BasicAuth {
         if crate::sync::lock(&self.verified).contains(&fingerprint) {
             return true;
         }
-        let Ok(_permit) = self.verifications.acquire().await else {
-            return false;
-        };
+        let _slot = self.verifications.acquire(client).await;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
         let matches = tokio::task::spawn_blocking(move || {

@@ -335,6 +335,77 @@ async fn passwords_past_bcrypts_72_bytes_are_refused_not_truncated() {
     assert_eq!(status("short", format!("{short}x")).await, 401);
 }
 
+/// A flood of wrong passwords from four addresses fills the bcrypt queue; Prometheus' first login
+/// (not remembered yet) from a fifth waits its turn among the addresses, not behind the whole
+/// flood, as it did in a first-come-first-served queue.
+#[tokio::test]
+async fn a_flood_of_wrong_passwords_does_not_keep_prometheus_first_login_waiting_behind_it() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("s3cret-scrape", 10).unwrap();
+    let web = load(
+        dir.path(),
+        &format!("basic_auth_users:\n  prometheus: '{hash}'\n"),
+    )
+    .unwrap();
+    let app = spawn_with_web(web, "http").await;
+    let metrics = format!("{}/metrics", app.url);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for last in 3..=6u8 {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .unwrap();
+        for _ in 0..10 {
+            let (client, metrics) = (client.clone(), metrics.clone());
+            let (refused, stop) = (Arc::clone(&refused), Arc::clone(&stop));
+            attackers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(response) = client
+                        .get(&metrics)
+                        .basic_auth("prometheus", Some("guess"))
+                        .send()
+                        .await
+                    {
+                        assert_eq!(response.status(), 401);
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+    }
+    // The queue fills: 40 requests wait for 2 verifications at a time.
+    crate::helpers::eventually("the flood is under way", || {
+        let refused = Arc::clone(&refused);
+        async move { (refused.load(Ordering::SeqCst) >= 20).then_some(()) }
+    })
+    .await;
+    let prometheus = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let before = refused.load(Ordering::SeqCst);
+    let response = prometheus
+        .get(&metrics)
+        .basic_auth("prometheus", Some("s3cret-scrape"))
+        .send()
+        .await
+        .unwrap();
+    let while_waiting = refused.load(Ordering::SeqCst) - before;
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(response.status(), 200);
+    // One turn of each flooding address and the two in progress, not the 40 queued.
+    assert!(
+        while_waiting <= 12,
+        "{while_waiting} wrong passwords were checked while Prometheus waited"
+    );
+    for attacker in attackers {
+        let _ = attacker.await;
+    }
+}
+
 #[tokio::test]
 async fn unknown_users_take_as_long_as_known_users_with_a_wrong_password() {
     let dir = tempfile::tempdir().unwrap();
