@@ -26,7 +26,7 @@ use crate::valuation::{AccountValues, AssetPrice, Market, Valuation, ValueRow};
 /// The families valued in a quote currency: balances `{account, asset, family, quote}`, then
 /// spendable amounts `{account, asset, quote}`.
 const VALUE_FAMILIES: &[GaugeFamily] = &[
-    GaugeFamily { name: "kraken_balance_value", help: "kraken_balance valued in the quote currency at Kraken's last trade price (see the README for how prices are found); fee credits are never valued." },
+    GaugeFamily { name: "kraken_balance_value", help: "kraken_balance valued in the quote currency at Kraken's last trade price (docs/metrics.md says how prices are found); fee credits are never valued." },
     GaugeFamily { name: "kraken_balance_available_value", help: "kraken_balance_available valued in the quote currency at Kraken's last trade price." },
     GaugeFamily { name: "kraken_spendable_value", help: "kraken_spendable valued in the quote currency at Kraken's last trade price." },
 ];
@@ -47,7 +47,7 @@ impl ValuationFamilies {
         Self {
             values: RenderedFamilies::register(metrics, balances, VALUE_FAMILIES),
             unpriced: AccountSeries::register(metrics, balances, "kraken_unpriced_assets", "Balances of the account (asset and family) without a price in at least one quote currency; they get no value series.", &[]),
-            asset_price: AccountSeries::register(metrics, Scope::Global, "kraken_asset_price", "Price of one unit of the asset in the quote currency, from Kraken's last trades (ETH2 at ETH's price; see the README).", &["asset", "quote"]),
+            asset_price: AccountSeries::register(metrics, Scope::Global, "kraken_asset_price", "Price of one unit of the asset in the quote currency, from Kraken's last trades (ETH2 at ETH's price; see docs/metrics.md).", &["asset", "quote"]),
             prices_up: metrics.gauge_vec("kraken_prices_up", "1 if the last refresh of prices from Kraken's public API succeeded, 0 if it failed.", &[]),
             prices_last_success: metrics.gauge_vec("kraken_prices_last_success_timestamp_seconds", "Unix time of the last successful refresh of prices.", &[]),
         }

@@ -1,5 +1,5 @@
 //! Fuzzes the BalanceEx response decoder, the asset-key mapper and the spendable sums with arbitrary
-//! bytes. `.ci/run` runs every target for a bounded time (see the README's *Fuzzing*).
+//! bytes. `.ci/run` runs every target for a bounded time (see docs/development.md, *Fuzzing*).
 #![no_main]
 
 use kraken_exporter::kraken::assets::{label_all_with, AssetNames};

@@ -235,7 +235,7 @@ pub(super) fn explain_config_error(message: &str, where_: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let field = rest.split(',').next().unwrap_or(rest).trim_matches('`');
         return format!(
-            "unknown key {field:?} in {where_}; check the spelling against the README's configuration reference"
+            "unknown key {field:?} in {where_}; check the spelling against docs/configuration.md"
         );
     }
     // TOML syntax errors span several lines with a source excerpt: keep the position and the cause.
