@@ -4,6 +4,7 @@ mod binary;
 mod deploy;
 mod docs;
 mod failures;
+mod first_hour;
 mod futures;
 mod golden;
 mod hardening;
