@@ -518,3 +518,127 @@ fn no_dashboard_query_turns_a_zero_timestamp_into_an_age() {
     let out = run_ok(&promtool, &["test", "rules", file.to_str().unwrap()]);
     assert!(out.contains("SUCCESS"), "{out}");
 }
+
+/// The systemd steps without the package, as docs/deployment.md lays them out, run for real (as
+/// root, with /etc/kraken_exporter moved to a scratch directory): the unit's user reads the
+/// configuration through its group and cannot read the secret, which reaches the service only as
+/// the credential the unit names. The old steps made the configuration root-only (`Permission
+/// denied` at start). Runs as root only; CI sets REQUIRE_SYSTEMD_LAYOUT=1.
+#[test]
+fn the_documented_systemd_steps_let_the_units_user_read_the_configuration_and_not_the_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = running_as_root();
+    if !root {
+        assert!(
+            std::env::var("REQUIRE_SYSTEMD_LAYOUT").ok().as_deref() != Some("1"),
+            "REQUIRE_SYSTEMD_LAYOUT=1 needs root"
+        );
+        eprintln!("SKIPPED: the systemd layout test creates the kraken_exporter user: run as root");
+        return;
+    }
+    let docs = read("docs/deployment.md");
+    let section = &docs[docs.find("### Without the package").unwrap()..];
+    let start = section.find("```sh\n").unwrap() + 6;
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    // Continuation lines joined, one command a line.
+    let commands: Vec<String> = block
+        .replace("\\\n", " ")
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let unit = read("deploy/systemd/kraken_exporter.service");
+    let user = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("User="))
+        .unwrap()
+        .to_string();
+    let credential = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("LoadCredential="))
+        .unwrap()
+        .to_string();
+    // A scratch /etc/kraken_exporter others may traverse to, as /etc is.
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let etc = scratch.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let place = |text: &str| {
+        text.replace(
+            "/etc/kraken_exporter",
+            &etc.join("kraken_exporter").display().to_string(),
+        )
+    };
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("kraken_exporter.toml"),
+        "poll_interval = \"30s\"\n",
+    )
+    .unwrap();
+    std::fs::write(work.path().join("treasury.secret"), "c2VjcmV0\n").unwrap();
+    let mut ran = 0;
+    for command in &commands {
+        let words: Vec<String> = place(command)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        match words[0].as_str() {
+            // Installing the binary and the unit, and systemd itself, are not part of this machine.
+            "systemctl" => continue,
+            "install"
+                if words
+                    .iter()
+                    .any(|w| w.contains("/usr/bin") || w.contains("/etc/systemd")) =>
+            {
+                continue
+            }
+            "useradd" if run_ok_status("getent", &["passwd", &user]) => continue,
+            "useradd" | "install" => {}
+            other => panic!("a step this test does not know: {other:?} in {command:?}"),
+        }
+        let status = std::process::Command::new(&words[0])
+            .args(&words[1..])
+            .current_dir(work.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{command}");
+        ran += 1;
+    }
+    assert!(
+        ran >= 3,
+        "the steps install the directory, the configuration and the secret: {commands:?}"
+    );
+    let as_user = |file: &str| run_ok_status("runuser", &["-u", &user, "--", "cat", file]);
+    let config = etc.join("kraken_exporter/kraken_exporter.toml");
+    let secret = etc.join("kraken_exporter/treasury.secret");
+    assert!(
+        as_user(config.to_str().unwrap()),
+        "the unit's user reads the configuration"
+    );
+    assert!(
+        !as_user(secret.to_str().unwrap()),
+        "the secret stays root's"
+    );
+    // The secret the steps install is the one the unit's credential reads.
+    let (_, source) = credential.split_once(':').unwrap();
+    assert_eq!(place(source), secret.display().to_string());
+}
+
+/// Whether this process runs as root.
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Whether `program args` exits 0 (its output discarded).
+fn run_ok_status(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
