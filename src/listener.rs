@@ -1,17 +1,21 @@
 //! The accept loop: plain TCP or TLS, HTTP/1.1, with the limits that keep `/metrics` fast for Prometheus
 //! whatever other clients do, and a graceful shutdown.
 //!
-//! - At most [`MAX_PER_ADDRESS`] connections from one IP address, so one address cannot take the slots
-//!   everyone else needs. When an address is at its share, its connections with no request in
-//!   progress give way to a newcomer from the same address, oldest first (those that never sent a
-//!   request before those that did): a scraper behind the same NAT, sidecar or proxy as a client
-//!   that opens idle connections still gets in. Only when every one of them is serving a request is
-//!   the newcomer closed at once.
-//! - At most [`MAX_CONNECTIONS`] connections in all. When they are taken (several addresses at their
-//!   share), a newcomer from an address with fewer connections than the busiest one is let in and the
-//!   busiest address's oldest idle connection (or, if all are busy, its oldest) is asked to close
-//!   after its current response (at once if it is idle); a newcomer from the busiest address itself
-//!   is closed. Connections asked to close still
+//! - At most [`MAX_PER_ADDRESS`] connections from one IP address (an IPv6 /64 counts as one address,
+//!   as one host holds all of it), so one address cannot take the slots everyone else needs. When an
+//!   address is at its share, its connections with no request in progress give way to a newcomer
+//!   from the same address, oldest first: first those that never sent a request though they had
+//!   [`FIRST_REQUEST_GRACE`] to do so, then those that did, and last those still within it (in
+//!   their TLS handshake or about to send their first request). So a scraper behind the same NAT,
+//!   sidecar or proxy as a client that opens idle connections still gets in, and its new connection
+//!   is not the one the next newcomer pushes out. Only when every one of them is serving a request
+//!   is the newcomer closed at once.
+//! - At most [`MAX_CONNECTIONS`] connections in all. When they are taken, a newcomer from an address
+//!   with fewer connections than the busiest one is let in and the busiest address's oldest idle
+//!   connection (or, if all are busy, its oldest) is asked to close after its current response (at
+//!   once if it is idle); when no address has more than one connection more than the newcomer's
+//!   (many addresses with one each), the idle connection that gives way is chosen among all
+//!   addresses in the same order. A newcomer from the busiest address itself is closed. Connections asked to close still
 //!   count until they are gone, and at [`MAX_CONNECTIONS`] + [`EVICTION_SLACK`] every newcomer is closed,
 //!   so file descriptors stay bounded. Prometheus keeps one connection per target: it is never the
 //!   busiest address unless it is the only client.
@@ -30,7 +34,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::server::conn::http1;
@@ -51,6 +55,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+/// How long a new connection may take for its TLS handshake and first request before, still
+/// without one, it is among the first to give way to a newcomer.
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 /// The read buffer of a connection, so the most its request headers may take (hyper's minimum is
 /// 8 KiB): with every slot taken, about 9 MiB in all.
 pub const MAX_REQUEST_BUFFER: usize = 16 * 1024;
@@ -89,7 +96,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let address = peer.ip();
+        let address = fairness_address(peer.ip());
         let Some(admitted) = lock(&connections).admit(address) else {
             tracing::debug!(%address, "connection refused: the address has its share of connections");
             continue;
@@ -133,6 +140,19 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("some connections were still open after the shutdown grace period");
+    }
+}
+
+/// The address connections are counted under: an IPv4 address as it is, an IPv6 address as its /64
+/// (one host is given a whole /64 and can use any address of it), an IPv4-mapped IPv6 address as
+/// its IPv4 address.
+pub fn fairness_address(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
     }
 }
 
@@ -243,11 +263,27 @@ struct Open {
     activity: Arc<Activity>,
     /// Asked to close (it still counts until it is gone).
     leaving: bool,
+    opened_at: Instant,
 }
 
 impl Open {
     fn idle(&self) -> bool {
         !self.leaving && !self.activity.busy.load(Ordering::Relaxed)
+    }
+
+    /// Which idle connections give way first (lower first), or `None` if it is not idle: those
+    /// that never sent a request in their grace, then those that did, then those still in it.
+    fn giving_way_class(&self, now: Instant) -> Option<u8> {
+        if !self.idle() {
+            return None;
+        }
+        let served = self.activity.served.load(Ordering::Relaxed);
+        let in_grace = now.saturating_duration_since(self.opened_at) < FIRST_REQUEST_GRACE;
+        Some(match (served, in_grace) {
+            (false, false) => 0,
+            (true, _) => 1,
+            (false, true) => 2,
+        })
     }
 }
 
@@ -262,13 +298,18 @@ struct Connections {
 impl Connections {
     /// Admits a connection from `address`, or `None` to close it at once (see the module docs).
     fn admit(&mut self, address: IpAddr) -> Option<Admitted> {
+        self.admit_at(address, Instant::now())
+    }
+
+    /// [`Connections::admit`] at `now`.
+    fn admit_at(&mut self, address: IpAddr, now: Instant) -> Option<Admitted> {
         if self.total >= MAX_CONNECTIONS + EVICTION_SLACK {
             return None;
         }
         let mine = self.staying(&address);
         if mine >= MAX_PER_ADDRESS {
             // The address's idle connections give way to its newcomer.
-            if !self.ask_to_leave(address, true) {
+            if !self.ask_to_leave(address, true, now) {
                 return None;
             }
         } else if self.total_staying() >= MAX_CONNECTIONS {
@@ -279,8 +320,15 @@ impl Connections {
                 .max_by_key(|(_, count)| *count);
             match busiest {
                 Some((busiest, count)) if count > mine + 1 && busiest != address => {
-                    if !self.ask_to_leave(busiest, true) {
-                        self.ask_to_leave(busiest, false);
+                    if !self.ask_to_leave(busiest, true, now) {
+                        self.ask_to_leave(busiest, false, now);
+                    }
+                }
+                // No address stands out (many with one connection each): an idle one of the
+                // addresses with more connections than the newcomer's gives way, chosen among all.
+                Some((_, count)) if count > mine => {
+                    if !self.ask_any_to_leave(mine, now) {
+                        return None;
                     }
                 }
                 _ => return None,
@@ -295,6 +343,7 @@ impl Connections {
             close: Arc::clone(&close),
             activity: Arc::clone(&activity),
             leaving: false,
+            opened_at: now,
         });
         self.total += 1;
         Some(Admitted {
@@ -319,17 +368,19 @@ impl Connections {
             .count()
     }
 
-    /// Asks one connection of `address` to close: with `idle_only`, its oldest idle one (one that
-    /// never sent a request before one that did); otherwise its oldest. Whether one was asked.
-    fn ask_to_leave(&mut self, address: IpAddr, idle_only: bool) -> bool {
+    /// Asks one connection of `address` to close: with `idle_only`, an idle one in the order of
+    /// [`Open::giving_way_class`], oldest first within it; otherwise its oldest. Whether one was
+    /// asked.
+    fn ask_to_leave(&mut self, address: IpAddr, idle_only: bool, now: Instant) -> bool {
         let Some(open) = self.by_address.get_mut(&address) else {
             return false;
         };
-        let never_served = |c: &Open| !c.activity.served.load(Ordering::Relaxed);
         let chosen = if idle_only {
             open.iter()
-                .position(|c| c.idle() && never_served(c))
-                .or_else(|| open.iter().position(Open::idle))
+                .enumerate()
+                .filter_map(|(at, c)| Some((c.giving_way_class(now)?, c.opened_at, at)))
+                .min()
+                .map(|(_, _, at)| at)
         } else {
             open.iter().position(|c| !c.leaving)
         };
@@ -338,6 +389,37 @@ impl Connections {
         };
         open[at].leaving = true;
         open[at].close.notify_one();
+        true
+    }
+
+    /// Asks the idle connection that gives way first (as [`Connections::ask_to_leave`] orders
+    /// them) among the addresses with more than `mine` connections to close. Whether one was asked.
+    fn ask_any_to_leave(&mut self, mine: usize, now: Instant) -> bool {
+        let more: std::collections::HashSet<IpAddr> = self
+            .by_address
+            .keys()
+            .filter(|address| self.staying(address) > mine)
+            .copied()
+            .collect();
+        let chosen = self
+            .by_address
+            .iter()
+            .filter(|(address, _)| more.contains(address))
+            .flat_map(|(address, open)| {
+                open.iter().enumerate().filter_map(move |(at, c)| {
+                    Some((c.giving_way_class(now)?, c.opened_at, *address, at))
+                })
+            })
+            .min_by_key(|(class, opened_at, _, _)| (*class, *opened_at));
+        let Some((_, _, address, at)) = chosen else {
+            return false;
+        };
+        let open = &mut self
+            .by_address
+            .get_mut(&address)
+            .expect("chosen among them")[at];
+        open.leaving = true;
+        open.close.notify_one();
         true
     }
 
@@ -484,14 +566,17 @@ mod tests {
         let mut connections = Connections::default();
         // Prometheus's keep-alive connection (served before, idle between scrapes), then 63 idle
         // connections that never sent a request, all from one address.
-        let scraper = connections.admit(ip(1)).unwrap();
+        let start = Instant::now();
+        let scraper = connections.admit_at(ip(1), start).unwrap();
         scraper.activity.served.store(true, Ordering::Relaxed);
         let idle: Vec<Admitted> = (1..MAX_PER_ADDRESS)
-            .map(|_| connections.admit(ip(1)).unwrap())
+            .map(|_| connections.admit_at(ip(1), start).unwrap())
             .collect();
-        // A newcomer from the same address gets in; the oldest never-served idle one is asked to go.
+        // Past their grace, a newcomer from the same address gets in; the oldest never-served idle
+        // one is asked to go.
+        let later_on = start + FIRST_REQUEST_GRACE;
         let newcomer = connections
-            .admit(ip(1))
+            .admit_at(ip(1), later_on)
             .expect("an idle connection gives way");
         let open = &connections.by_address[&ip(1)];
         let asked: Vec<u64> = open
@@ -502,10 +587,11 @@ mod tests {
         assert_eq!(asked, [idle[0].id]);
         assert_eq!(connections.staying(&ip(1)), MAX_PER_ADDRESS);
         // Each newcomer takes the next never-served one: the idle connections go before the
-        // scraper's, and the first newcomer, never served, goes before it too.
+        // scraper's, and the first newcomer, never served once its grace is over, goes before it
+        // too (within its grace it would be the last to go).
         let mut later = Vec::new();
-        for _ in 1..MAX_PER_ADDRESS {
-            later.push(connections.admit(ip(1)).unwrap());
+        for _ in 1..MAX_PER_ADDRESS - 1 {
+            later.push(connections.admit_at(ip(1), later_on).unwrap());
         }
         let leaving = |connections: &Connections, id: u64| {
             connections.by_address[&ip(1)]
@@ -514,7 +600,12 @@ mod tests {
         };
         assert!(idle.iter().all(|c| leaving(&connections, c.id)));
         assert!(!leaving(&connections, scraper.id));
-        later.push(connections.admit(ip(1)).unwrap());
+        // The first newcomer, never served past its own grace, goes next.
+        later.push(
+            connections
+                .admit_at(ip(1), later_on + FIRST_REQUEST_GRACE)
+                .unwrap(),
+        );
         assert!(leaving(&connections, newcomer.id));
         assert!(!leaving(&connections, scraper.id));
         // With only served connections idle (the rest busy), the scraper's oldest one goes.
@@ -539,6 +630,77 @@ mod tests {
             connections.total <= MAX_CONNECTIONS + EVICTION_SLACK,
             "{admitted}"
         );
+    }
+
+    /// With TLS, a scraper's new connection has sent no request while it shakes hands; a flood at
+    /// its address of connections that did (a request now and then) and reconnect at once when
+    /// closed used to push it out first. Within its grace it is the last to go.
+    #[test]
+    fn a_connection_in_its_handshake_is_not_pushed_out_by_the_next_newcomer() {
+        let mut connections = Connections::default();
+        let start = Instant::now();
+        let flood: Vec<Admitted> = (0..MAX_PER_ADDRESS)
+            .map(|_| {
+                let admitted = connections.admit_at(ip(1), start).unwrap();
+                admitted.activity.served.store(true, Ordering::Relaxed);
+                admitted
+            })
+            .collect();
+        let now = start + Duration::from_secs(5);
+        let scraper = connections
+            .admit_at(ip(1), now)
+            .expect("a served idle one gives way");
+        // The flood reconnects at once, again and again, within the scraper's handshake.
+        for n in 0..(MAX_PER_ADDRESS - 1) {
+            assert!(
+                connections.admit_at(ip(1), now).is_some(),
+                "reconnection {n}"
+            );
+        }
+        let scraper_leaving = connections.by_address[&ip(1)]
+            .iter()
+            .any(|c| c.id == scraper.id && c.leaving);
+        assert!(
+            !scraper_leaving,
+            "the scraper's connection in its handshake stays"
+        );
+        assert!(flood.iter().all(|f| connections.by_address[&ip(1)]
+            .iter()
+            .any(|c| c.id == f.id && c.leaving)));
+    }
+
+    /// 512 addresses with one idle connection each used to lock every newcomer out: no address had
+    /// more than one connection more than the newcomer's.
+    #[test]
+    fn when_full_of_single_connection_addresses_the_oldest_idle_one_gives_way() {
+        let mut connections = Connections::default();
+        let start = Instant::now();
+        let address = |n: u32| IpAddr::from((0x7f00_0000 + 2 + n).to_be_bytes());
+        let first = connections.admit_at(address(0), start).unwrap();
+        for n in 1..MAX_CONNECTIONS as u32 {
+            connections
+                .admit_at(address(n), start + Duration::from_millis(1))
+                .unwrap();
+        }
+        let now = start + Duration::from_secs(5);
+        let scraper = connections.admit_at(IpAddr::from([127, 1, 0, 1]), now);
+        assert!(scraper.is_some(), "a newcomer from a new address gets in");
+        assert!(asked_to_close(&connections.by_address[&address(0)][0]));
+        assert_eq!(first.id, connections.by_address[&address(0)][0].id);
+        // An address already at the common count does not push others out.
+        assert!(connections.admit_at(address(7), now).is_none());
+    }
+
+    #[test]
+    fn an_ipv6_64_counts_as_one_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(fairness_address(a), fairness_address(b));
+        assert_ne!(fairness_address(a), fairness_address(other));
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(fairness_address(mapped), ip(1));
+        assert_eq!(fairness_address(ip(9)), ip(9));
     }
 
     #[test]
