@@ -113,11 +113,15 @@ async fn tls_serves_metrics_and_picks_up_a_rotated_certificate() {
     write(dir.path(), "tls.key", &key);
     write(dir.path(), "tls.crt", &cert);
     let trusts_new = client_trusting(&new_ca.pem()).build().unwrap();
-    let response = trusts_new
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap();
+    // The files are checked off the handshake, about once a second.
+    let response = crate::helpers::eventually("the rotated certificate is served", || async {
+        trusts_new
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .ok()
+    })
+    .await;
     assert_eq!(response.status(), 200);
     let fresh_old_client = client_trusting(&old_ca.pem()).build().unwrap();
     assert!(fresh_old_client
@@ -193,31 +197,36 @@ async fn a_rotated_client_ca_file_is_picked_up_without_a_restart() {
     );
     assert!(client_of(&new_clients).get(&url).send().await.is_err());
 
+    // The files are checked off the handshake, about once a second.
+    let accepted = |clients: &Ca| {
+        let client = client_of(clients);
+        let url = url.clone();
+        async move {
+            client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    };
     write(dir.path(), "clients.crt", &new_clients.pem());
-    assert_eq!(
-        client_of(&new_clients)
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    crate::helpers::eventually("the new client CA is trusted", || async {
+        accepted(&new_clients).await.then_some(())
+    })
+    .await;
     assert!(client_of(&old_clients).get(&url).send().await.is_err());
 
     // A CA file the operator removed is trusted no more, until one is back.
     std::fs::remove_file(dir.path().join("clients.crt")).unwrap();
-    assert!(client_of(&new_clients).get(&url).send().await.is_err());
+    crate::helpers::eventually("the removed CA is trusted no more", || async {
+        (!accepted(&new_clients).await).then_some(())
+    })
+    .await;
     write(dir.path(), "clients.crt", &new_clients.pem());
-    assert_eq!(
-        client_of(&new_clients)
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    crate::helpers::eventually("the CA back is trusted again", || async {
+        accepted(&new_clients).await.then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
