@@ -33,17 +33,32 @@ struct Args {
     /// Leave the Kraken Futures wallets out.
     #[arg(long)]
     no_futures: bool,
+    /// Asset keys of this many characters (padded after the `AST<n>` stem), as a hostile or broken
+    /// upstream might send; 0 for the usual short keys.
+    #[arg(long, default_value_t = 0)]
+    name_length: usize,
+    /// New asset keys every second (every answer names assets never seen before).
+    #[arg(long)]
+    churn: bool,
     /// Where the config and secret files go.
     #[arg(long)]
     dir: PathBuf,
 }
 
-/// `count` assets spread over every family, with Kraken-like amounts of `decimals` places.
-fn portfolio(count: usize, decimals: u32) -> Portfolio {
+/// `count` assets spread over every family, with Kraken-like amounts of `decimals` places; keys of
+/// `name_length` characters when not 0, different for every `generation`.
+fn portfolio(count: usize, decimals: u32, name_length: usize, generation: u64) -> Portfolio {
     const SUFFIXES: [&str; 8] = ["", ".S", ".M", ".B", ".F", ".T", ".P", ".HOLD"];
     (0..count)
         .map(|i| {
-            let key = format!("AST{}{}", i / SUFFIXES.len(), SUFFIXES[i % SUFFIXES.len()]);
+            let mut stem = format!("AST{}G{generation}", i / SUFFIXES.len());
+            if generation == 0 {
+                stem = format!("AST{}", i / SUFFIXES.len());
+            }
+            while stem.len() < name_length {
+                stem.push('X');
+            }
+            let key = format!("{stem}{}", SUFFIXES[i % SUFFIXES.len()]);
             let balance = format!(
                 "{}.{:010}",
                 (i * 7919) % 1_000_000,
@@ -69,7 +84,7 @@ fn write_secret(dir: &std::path::Path, name: &str, secret: &[u8]) -> std::io::Re
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.dir)?;
-    let simulator = Simulator::start().await?;
+    let simulator = std::sync::Arc::new(Simulator::start().await?);
     let mut config = format!(
         "api_url = \"{}\"\nfutures_api_url = \"{}\"\npoll_interval = \"{}\"\n",
         simulator.url(),
@@ -79,7 +94,11 @@ async fn main() -> std::io::Result<()> {
     for account in 0..args.accounts {
         let secret = generate_secret();
         let api_key = format!("BENCH-key-{account}");
-        simulator.add_account(&api_key, &secret, portfolio(args.assets, args.decimals));
+        simulator.add_account(
+            &api_key,
+            &secret,
+            portfolio(args.assets, args.decimals, args.name_length, 0),
+        );
         let secret_file = write_secret(&args.dir, &format!("account{account}.secret"), &secret)?;
         config.push_str(&format!(
             "\n[[accounts]]\nname = \"account{account}\"\napi_key = \"{api_key}\"\napi_secret_file = \"{}\"\n",
@@ -101,6 +120,22 @@ async fn main() -> std::io::Result<()> {
         }
     }
     std::fs::write(args.dir.join("kraken_exporter.toml"), config)?;
+    if args.churn {
+        let simulator = std::sync::Arc::clone(&simulator);
+        let (accounts, assets, decimals, name_length) =
+            (args.accounts, args.assets, args.decimals, args.name_length);
+        tokio::spawn(async move {
+            for generation in 1.. {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                for account in 0..accounts {
+                    simulator.set_portfolio(
+                        &format!("BENCH-key-{account}"),
+                        portfolio(assets, decimals, name_length, generation),
+                    );
+                }
+            }
+        });
+    }
     println!("ready {}", simulator.url());
     tokio::signal::ctrl_c().await?;
     Ok(())
