@@ -52,3 +52,16 @@ for row in "kraken_exporter|19890" "nginx 1.22 (1 worker, 64 worker_connections)
   read -r same other open < <(python3 bench/fairness.py "$port" /metrics --rate "$RATE" --scrapes "$SCRAPES")
   echo "| $name | $same/$SCRAPES | $other/$SCRAPES | $open |"
 done
+
+# The third audit's flood over TLS: 64 connections from the scraper's address, each asking for
+# /health every 5 s (so they count as served) and reconnecting at once when closed; the scraper's
+# new TLS connections must not be the ones pushed out while they shake hands.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' "$WORK/tls.crt" "$WORK/tls.key" >"$WORK/web.yml"
+RUST_LOG=warn target/release/kraken_exporter --demo --web.listen-address 127.0.0.1:19893 \
+  --web.config.file "$WORK/web.yml" >"$WORK/exporter-tls.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do curl -skf https://127.0.0.1:19893/health >/dev/null && break; sleep 0.1; done
+read -r same other open < <(python3 bench/fairness.py 19893 /metrics --tls --reconnecting 64 --health-every 5 --scrapes "$SCRAPES")
+echo "| kraken_exporter over TLS, against 64 served connections that reconnect at once (the third audit's flood) | $same/$SCRAPES | $other/$SCRAPES | $open |"
