@@ -265,13 +265,6 @@ impl Collector for FuturesCollector {
     }
 
     fn comparisons(&self) -> Vec<super::Comparison> {
-        match (self.ratio, self.min_ratio) {
-            (Some(figure), Some(minimum)) => vec![super::Comparison {
-                what: "futures margin ratio".to_string(),
-                figure,
-                minimum,
-            }],
-            _ => Vec::new(),
-        }
+        super::Comparison::of("futures margin ratio", self.ratio, self.min_ratio)
     }
 }

@@ -90,6 +90,23 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// `what`'s figure against its minimum, when there are both (a ratio that exists only while
+    /// positions are open, a minimum that is optional).
+    pub fn of(
+        what: &str,
+        figure: Option<rust_decimal::Decimal>,
+        minimum: Option<rust_decimal::Decimal>,
+    ) -> Vec<Self> {
+        match (figure, minimum) {
+            (Some(figure), Some(minimum)) => vec![Self {
+                what: what.to_string(),
+                figure,
+                minimum,
+            }],
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the figure is below its minimum (what pages).
     pub fn below(&self) -> bool {
         self.figure < self.minimum

@@ -163,13 +163,6 @@ impl Collector for TradeBalanceCollector {
     }
 
     fn comparisons(&self) -> Vec<super::Comparison> {
-        match (self.level, self.min_level) {
-            (Some(figure), Some(minimum)) => vec![super::Comparison {
-                what: "margin level".to_string(),
-                figure,
-                minimum,
-            }],
-            _ => Vec::new(),
-        }
+        super::Comparison::of("margin level", self.level, self.min_level)
     }
 }

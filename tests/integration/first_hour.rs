@@ -4,12 +4,12 @@
 //! the README, or one that stops working, fails this test.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use kraken_exporter::simulator::{SimBalance, Simulator};
 
-use crate::helpers::{exporter_command, free_port, portfolio, repo_path, TestAccount};
+use crate::helpers::{exporter_command, portfolio, repo_path, TestAccount};
 
 /// Commands of the README a test does not run, and why.
 const NOT_RUN_HERE: &[(&str, &str)] = &[
@@ -162,18 +162,7 @@ async fn the_readmes_first_hour_commands_work_as_written() {
 
 /// `--demo` as the README runs it: the status page at `/` shows the thresholds, `/metrics` answers.
 async fn demo_serves_the_status_page() {
-    let port = free_port();
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
-        .args([
-            "--demo",
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (_demo, port) = crate::promtool::spawn_exporter(&["--demo"]);
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}");
     let page = crate::helpers::eventually_within(
@@ -197,6 +186,4 @@ async fn demo_serves_the_status_page() {
     assert!(page.contains("<h2>Thresholds</h2>"), "{page}");
     let metrics = http.get(format!("{url}/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
-    let _ = demo.kill();
-    let _ = demo.wait();
 }

@@ -3,25 +3,14 @@
 //! evaluation of its poll, `btc` and `BTC` page on XBT balances, and an endpoint refused its
 //! permission, a price feed that is down and a failed reload each reach their alert.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use kraken_exporter::simulator::{Fault, SimBalance};
 
-use crate::helpers::{eventually_within, free_port, portfolio, write_secret_file, TestAccount};
-use crate::promtool::prometheus_tool;
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::helpers::{eventually_within, portfolio, write_secret_file, TestAccount};
+use crate::promtool::{prometheus_tool, spawn_exporter, spawn_prometheus};
 
 /// Every alert Prometheus holds as (alertname, account, asset, state).
 async fn alerts(http: &reqwest::Client, prometheus: &str) -> Vec<(String, String, String, String)> {
@@ -142,47 +131,11 @@ async fn every_way_the_page_could_go_silent_reaches_an_alert_on_a_real_prometheu
     );
     let config = dir.path().join("kraken_exporter.toml");
     std::fs::write(&config, &config_text).unwrap();
-    let exporter_port = free_port();
+    let config_arg = config.display().to_string();
+    let (_exporter, exporter_port) =
+        spawn_exporter(&["--config.file", &config_arg, "--web.enable-lifecycle"]);
     let exporter_url = format!("http://127.0.0.1:{exporter_port}");
-    let _exporter = Running(
-        Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
-            .args([
-                "--config.file",
-                &config.display().to_string(),
-                "--web.enable-lifecycle",
-                "--web.listen-address",
-                &format!("127.0.0.1:{exporter_port}"),
-            ])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prometheus_config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prometheus_config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: kraken_exporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
-            crate::helpers::repo_path("deploy/prometheus/kraken.rules.yml").display()
-        ),
-    )
-    .unwrap();
-    let prometheus_port = free_port();
-    let _prometheus = Running(
-        Command::new(prometheus_bin)
-            .arg(format!("--config.file={}", prometheus_config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prometheus = format!("http://127.0.0.1:{prometheus_port}");
+    let (_prometheus, prometheus) = spawn_prometheus(&prometheus_bin, exporter_port, dir.path());
     let http = reqwest::Client::new();
 
     // The account that holds no bitcoin: its figure, 0 XBT, reaches Prometheus, and the alert is

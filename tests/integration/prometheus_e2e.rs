@@ -1,27 +1,10 @@
 //! End to end against a real Prometheus: the demo exporter scraped with the shipped rules; every query of
 //! every dashboard panel returns series; the low-balance alert for the demo's EUR is pending or firing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::Value;
 
-use crate::helpers::{eventually, eventually_within, free_port};
-use crate::promtool::prometheus_tool;
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
+use crate::helpers::{eventually, eventually_within, repo_path};
+use crate::promtool::{prometheus_tool, spawn_exporter, spawn_prometheus};
 
 async fn query(http: &reqwest::Client, prometheus: &str, expr: &str) -> Value {
     query_at(http, prometheus, expr, None).await
@@ -85,52 +68,15 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
         return;
     };
     let http = reqwest::Client::new();
-    let exporter_port = free_port();
-    let _exporter = Running(
-        Command::new(env!("CARGO_BIN_EXE_kraken_exporter"))
-            .args([
-                "--demo",
-                "--web.listen-address",
-                &format!("127.0.0.1:{exporter_port}"),
-            ])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_exporter, exporter_port) = spawn_exporter(&["--demo"]);
     let exporter = format!("http://127.0.0.1:{exporter_port}");
     eventually("the demo exporter is ready", || async {
         let response = http.get(format!("{exporter}/ready")).send().await.ok()?;
         (response.status() == 200).then_some(())
     })
     .await;
-
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: kraken_exporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
-            repo_path("deploy/prometheus/kraken.rules.yml").display()
-        ),
-    )
-    .unwrap();
-    let prometheus_port = free_port();
-    let _prometheus = Running(
-        Command::new(prometheus_bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prometheus = format!("http://127.0.0.1:{prometheus_port}");
+    let (_prometheus, prometheus) = spawn_prometheus(&prometheus_bin, exporter_port, dir.path());
 
     eventually("Prometheus scrapes the exporter", || async {
         let up = http
