@@ -8,7 +8,8 @@
 //! once `stale_after` has passed. After a failure an endpoint waits out its own backoff, then its grid
 //! restarts from there; a success keeps it on its grid.
 //!
-//! The first endpoint (the balances) decides `kraken_up` and `kraken_backoff_seconds`. While it fails
+//! The endpoint whose table line says `decides_up` (the balances) decides `kraken_up` and
+//! `kraken_backoff_seconds`. While it fails
 //! (in the round it failed, and while it waits out its backoff) the other endpoints of the same key
 //! are not called (the key's problem would fail them too and cost rate budget); they keep their grid.
 //! An endpoint with a key of its own (Kraken Futures) is never held back by the spot key: it is
@@ -24,7 +25,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::collectors::Collector;
+use crate::collectors::{Collector, Polled};
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::{Changes, Metrics};
 use crate::readiness::Readiness;
@@ -69,6 +70,8 @@ struct EndpointHealth {
     last_failed: Option<bool>,
     /// When its series were last set; they are removed once older than `stale_after`.
     last_success: Option<Instant>,
+    /// Its outcome is the account's `kraken_up`, readiness and backoff.
+    decides_up: bool,
     /// Its grid; restarts from the retry after a failure.
     schedule: Schedule,
     /// When it is called next.
@@ -76,8 +79,9 @@ struct EndpointHealth {
 }
 
 impl EndpointHealth {
-    fn new(timing: &PollTiming, first: Instant) -> Self {
+    fn new(timing: &PollTiming, first: Instant, decides_up: bool) -> Self {
         Self {
+            decides_up,
             // A random seed per endpoint, so accounts of one exporter do not retry in step.
             backoff: Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..)),
             retry_at: None,
@@ -159,8 +163,7 @@ pub struct KeyPacing {
 pub struct AccountPoller {
     account: String,
     client: KrakenClient,
-    /// The endpoints, called in this order when due, each with its health and schedule; the first
-    /// decides `kraken_up`.
+    /// The endpoints, called in this order when due, each with its health and schedule.
     endpoints: Vec<(Box<dyn Collector>, EndpointHealth)>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
@@ -177,7 +180,7 @@ impl AccountPoller {
     pub fn new(
         account: String,
         client: KrakenClient,
-        collectors: Vec<Box<dyn Collector>>,
+        collectors: Vec<Polled>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
         timing: PollTiming,
@@ -188,7 +191,10 @@ impl AccountPoller {
             client,
             endpoints: collectors
                 .into_iter()
-                .map(|collector| (collector, EndpointHealth::new(&timing, now)))
+                .map(|polled| {
+                    let health = EndpointHealth::new(&timing, now, polled.decides_up);
+                    (polled.collector, health)
+                })
                 .collect(),
             metrics,
             readiness,
@@ -256,18 +262,19 @@ impl AccountPoller {
         self.expire(Instant::now());
         let account = self.account.as_str();
         let mut result = None;
-        // The spot key is failing: in this round, or its balances wait out their backoff.
-        let mut spot_key_failing = false;
-        for (index, (collector, health)) in self.endpoints.iter_mut().enumerate() {
-            let first = index == 0;
+        // The spot key is failing: its balances wait out their backoff, or failed in this round.
+        let started = Instant::now();
+        let mut spot_key_failing = round == Round::Scheduled
+            && self.endpoints.iter().any(|(_, health)| {
+                health.decides_up && health.next_due > started && health.backing_off(started)
+            });
+        for (collector, health) in &mut self.endpoints {
+            let first = health.decides_up;
             let now = Instant::now();
             let due = match round {
                 Round::Scheduled => health.next_due <= now,
                 Round::Now => first || !health.backing_off(now),
             };
-            if first && !due && health.backing_off(now) {
-                spot_key_failing = true;
-            }
             if !due {
                 continue;
             }
@@ -353,7 +360,11 @@ impl AccountPoller {
 
     /// Shares when each key is called next (for a reload) and shows the next call on the status page.
     fn share_pacing(&self) {
-        let spot = self.endpoints.first().map(|(_, health)| health.next_due);
+        let spot = self
+            .endpoints
+            .iter()
+            .find(|(_, health)| health.decides_up)
+            .map(|(_, health)| health.next_due);
         let own = self
             .endpoints
             .iter()
@@ -391,11 +402,12 @@ impl AccountPoller {
         }
     }
 
-    /// `kraken_backoff_seconds`: the first endpoint's wait, rendered only when it changes.
+    /// `kraken_backoff_seconds`: the balances' wait, rendered only when it changes.
     fn export_backoff(&mut self) {
         let wait = self
             .endpoints
-            .first()
+            .iter()
+            .find(|(_, health)| health.decides_up)
             .map_or(Duration::ZERO, |(_, h)| h.wait);
         if wait != self.exported_backoff {
             self.exported_backoff = wait;

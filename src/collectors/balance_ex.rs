@@ -15,9 +15,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::{
-    families_of, Collector, Comparison, Context, Endpoint, Fetch, RegisteredFamilies, Shared,
-};
+use super::{Collector, Comparison, Context, Endpoint, EndpointFamilies, Fetch, Shared};
 use crate::config::{AccountSettings, MinAvailable, MinSpendable};
 use crate::exposition::{render_labels, to_f64, Encoded, GaugeFamily};
 use crate::kraken::assets::{label_all_with, LabelledKeys};
@@ -32,14 +30,20 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
     cost: 1,
+    decides_up: true,
     register: |metrics| Arc::new(BalanceFamilies::register(metrics)),
     polls: |_| true,
-    collector: |account, context, families| {
-        Some(Box::new(BalanceExCollector::new(
-            account, context, families,
-        )))
-    },
 };
+
+impl EndpointFamilies for BalanceFamilies {
+    fn collector(
+        self: Arc<Self>,
+        account: &AccountSettings,
+        context: &Context<'_>,
+    ) -> Option<Box<dyn Collector>> {
+        Some(Box::new(BalanceExCollector::new(account, context, self)))
+    }
+}
 
 /// A balance family: its name and help, and which amount of a balance it exports.
 struct BalanceFamily {
@@ -303,13 +307,13 @@ impl BalanceExCollector {
     fn new(
         account: &AccountSettings,
         context: &Context<'_>,
-        families: &RegisteredFamilies,
+        families: Arc<BalanceFamilies>,
     ) -> Self {
         Self {
             rebase_multiplier: context.rebase_multiplier,
             max_assets: context.max_assets,
             shared: context.shared.clone(),
-            families: families_of(families),
+            families,
             min_available: account.min_available.clone(),
             min_spendable: account.min_spendable.clone(),
             warned_collisions: crate::warn_once::WarnOnce::default(),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{families_of, Collector, Endpoint, Fetch, Shared};
+use super::{Collector, Context, Endpoint, EndpointFamilies, Fetch, Shared};
 use crate::exposition::to_f64;
 use crate::kraken::earn_allocations::{Allocation, METHOD, PERMISSION};
 use crate::kraken::KrakenClient;
@@ -15,18 +15,26 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
     cost: 1,
+    decides_up: false,
     register: |metrics| Arc::new(EarnFamilies::register(metrics)),
     polls: |account| account.earn,
-    collector: |account, context, families| {
+};
+
+impl EndpointFamilies for EarnFamilies {
+    fn collector(
+        self: Arc<Self>,
+        account: &crate::config::AccountSettings,
+        context: &Context<'_>,
+    ) -> Option<Box<dyn Collector>> {
         account.earn.then(|| {
             Box::new(EarnAllocationsCollector {
                 shared: context.shared.clone(),
-                families: families_of(families),
+                families: self,
                 fetched: None,
             }) as Box<dyn Collector>
         })
-    },
-};
+    }
+}
 
 /// The families `Earn/Allocations` feeds.
 pub struct EarnFamilies {

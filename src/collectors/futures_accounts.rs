@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::{families_of, Collector, Endpoint, Fetch};
+use super::{Collector, Context, Endpoint, EndpointFamilies, Fetch};
 use crate::exposition::to_f64;
 use crate::kraken::futures::accounts::{FlexWallet, MarginWallet, METHOD, PERMISSION};
 use crate::kraken::futures::{FuturesAccounts, FuturesClient};
@@ -24,9 +24,17 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
     cost: 0,
+    decides_up: false,
     register: |metrics| Arc::new(FuturesFamilies::register(metrics)),
     polls: |account| account.futures.is_some(),
-    collector: |account, context, families| {
+};
+
+impl EndpointFamilies for FuturesFamilies {
+    fn collector(
+        self: Arc<Self>,
+        account: &crate::config::AccountSettings,
+        context: &Context<'_>,
+    ) -> Option<Box<dyn Collector>> {
         let futures = account.futures.as_ref()?;
         let client = FuturesClient::new(
             context.http.clone(),
@@ -40,12 +48,12 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
             max_rows: context.max_assets,
             min_ratio: futures.min_margin_ratio,
             valuation: context.shared.valuation.clone(),
-            families: families_of(families),
+            families: self,
             fetched: None,
             ratio: None,
         }))
-    },
-};
+    }
+}
 
 /// A flex wallet total: name, help, and the figure.
 type FlexTotal = (

@@ -4,8 +4,9 @@
 //!
 //! An endpoint is its files (`kraken/<endpoint>.rs` for the request and the decoder, a collector
 //! here with its families) plus one line in [`ENDPOINTS`]. Its entry says its Kraken method, the
-//! permission the key needs, its cost on the rate counter, how its families are registered (once per
-//! [`Metrics`]) and which accounts poll it. Every family it registers is owned by its method
+//! permission the key needs, its cost on the rate counter, whether its outcome is the account's
+//! `kraken_up`, how its families are registered (once per [`Metrics`]; they make the collector of
+//! each account, [`EndpointFamilies`]) and which accounts poll it. Every family it registers is owned by its method
 //! ([`Scope`](crate::metrics::Scope)), which is how the generic machinery clears them: data when it
 //! goes stale, data and thresholds when an account stops polling the endpoint or goes away.
 //!
@@ -13,8 +14,8 @@
 //! sequence per key). A collector fetches (the network part, outside any lock) and computes
 //! everything it will export; then it applies that inside the account's
 //! [`Metrics::update`](crate::metrics::Metrics::update), together with the poll's own bookkeeping, so
-//! a scrape never sees half of a poll. The first endpoint of the table holds the account's balances:
-//! its outcome is `kraken_up`, readiness and the schedule's backoff. A failure of a later one never
+//! a scrape never sees half of a poll. The endpoint whose line says `decides_up` holds the account's
+//! balances: its outcome is `kraken_up`, readiness and `kraken_backoff_seconds`. A failure of a later one never
 //! touches the balances, `kraken_up` or the other endpoints; `kraken_endpoint_up{endpoint}` reports
 //! each.
 
@@ -23,7 +24,6 @@ mod earn_allocations;
 mod futures_accounts;
 mod trade_balance;
 
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -119,8 +119,16 @@ impl Comparison {
     }
 }
 
-/// An endpoint's families as registered, handed back to its collector constructor.
-pub type RegisteredFamilies = Arc<dyn Any + Send + Sync>;
+/// An endpoint's families as registered on one [`Metrics`]: they make the endpoint's collector of
+/// each account, which fills them.
+pub trait EndpointFamilies: Send + Sync {
+    /// The account's collector (asked only when [`Endpoint::polls`] says the account polls it).
+    fn collector(
+        self: Arc<Self>,
+        account: &AccountSettings,
+        context: &Context<'_>,
+    ) -> Option<Box<dyn Collector>>;
+}
 
 /// One line of the table of endpoints.
 pub struct Endpoint {
@@ -130,13 +138,20 @@ pub struct Endpoint {
     pub permission: &'static str,
     /// Points one call costs on the spot key's rate counter (0: another key and budget).
     pub cost: u32,
+    /// Whether its outcome is the account's `kraken_up`, readiness and backoff (the balances; one
+    /// line of the table, which every account polls).
+    pub decides_up: bool,
     /// Registers the endpoint's families on the metrics, once per [`Metrics`].
-    pub register: fn(&Metrics) -> RegisteredFamilies,
+    pub register: fn(&Metrics) -> Arc<dyn EndpointFamilies>,
     /// Whether the account's configuration polls this endpoint.
     pub polls: fn(&AccountSettings) -> bool,
-    /// The account's collector (called only when [`Endpoint::polls`] says so).
-    pub collector:
-        fn(&AccountSettings, &Context<'_>, &RegisteredFamilies) -> Option<Box<dyn Collector>>,
+}
+
+/// An account's collector of one endpoint, with what its table line says of it.
+pub struct Polled {
+    pub collector: Box<dyn Collector>,
+    /// Its outcome is the account's `kraken_up` ([`Endpoint::decides_up`]).
+    pub decides_up: bool,
 }
 
 /// Every endpoint, in the order an account polls them. The first is the account's balances: every
@@ -151,7 +166,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
 /// The families of every endpoint and of the valuation, registered once on one [`Metrics`] and kept
 /// across reloads.
 pub struct Registered {
-    endpoints: Vec<RegisteredFamilies>,
+    endpoints: Vec<Arc<dyn EndpointFamilies>>,
     pub valuation: Arc<ValuationFamilies>,
 }
 
@@ -177,13 +192,6 @@ impl Registered {
             valuation: Arc::new(ValuationFamilies::register(metrics)),
         }
     }
-}
-
-/// An endpoint's own families from what its [`Endpoint::register`] returned.
-fn families_of<T: Send + Sync + 'static>(registered: &RegisteredFamilies) -> Arc<T> {
-    Arc::clone(registered)
-        .downcast::<T>()
-        .unwrap_or_else(|_| unreachable!("each endpoint's register and collector share one type"))
 }
 
 /// What the collectors of every account share: asset names learnt from Kraken, the valuation's
@@ -215,12 +223,17 @@ pub fn for_account(
     account: &AccountSettings,
     context: &Context<'_>,
     registered: &Registered,
-) -> Vec<Box<dyn Collector>> {
+) -> Vec<Polled> {
     ENDPOINTS
         .iter()
         .zip(&registered.endpoints)
         .filter(|(endpoint, _)| (endpoint.polls)(account))
-        .filter_map(|(endpoint, families)| (endpoint.collector)(account, context, families))
+        .filter_map(|(endpoint, families)| {
+            Some(Polled {
+                collector: Arc::clone(families).collector(account, context)?,
+                decides_up: endpoint.decides_up,
+            })
+        })
         .collect()
 }
 
@@ -361,6 +374,14 @@ mod tests {
         });
         account.earn = earn;
         account
+    }
+
+    #[test]
+    fn one_line_of_the_table_decides_kraken_up_and_every_account_polls_it() {
+        let deciding: Vec<&Endpoint> = ENDPOINTS.iter().filter(|e| e.decides_up).collect();
+        assert_eq!(deciding.len(), 1);
+        assert_eq!(deciding[0].method, "BalanceEx");
+        assert!((deciding[0].polls)(&account(false, false)));
     }
 
     #[test]

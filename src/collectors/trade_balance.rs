@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::{families_of, Collector, Endpoint, Fetch};
+use super::{Collector, Context, Endpoint, EndpointFamilies, Fetch};
 use crate::exposition::to_f64;
 use crate::kraken::assets::kraken_code;
 use crate::kraken::trade_balance::{TradeBalance, METHOD, PERMISSION};
@@ -17,20 +17,28 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
     cost: 1,
+    decides_up: false,
     register: |metrics| Arc::new(MarginFamilies::register(metrics)),
     polls: |account| account.margin.is_some(),
-    collector: |account, _, families| {
+};
+
+impl EndpointFamilies for MarginFamilies {
+    fn collector(
+        self: Arc<Self>,
+        account: &crate::config::AccountSettings,
+        _context: &Context<'_>,
+    ) -> Option<Box<dyn Collector>> {
         let margin = account.margin.as_ref()?;
         Some(Box::new(TradeBalanceCollector {
             quote: margin.asset.clone(),
             asset: kraken_code(&margin.asset).to_string(),
             min_level: margin.min_level,
-            families: families_of(families),
+            families: self,
             fetched: None,
             level: None,
         }))
-    },
-};
+    }
+}
 
 /// A `TradeBalance` family: name, help, and the figure it exports.
 type MarginFamily = (&'static str, &'static str, fn(&TradeBalance) -> Decimal);
