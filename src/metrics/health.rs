@@ -1,6 +1,7 @@
 //! The exporter's own health, for every account and endpoint alike: `kraken_up` and its timestamp, the
 //! backoff, poll counts, durations and errors by reason, per-endpoint health, reloads and build
-//! information. They name no endpoint: the endpoint whose table line says `decides_up` (the balances) decides `kraken_up`.
+//! information. They name no endpoint: the endpoint whose table line says `decides_up` (the
+//! balances) decides `kraken_up`.
 
 use std::time::{Duration, SystemTime};
 
