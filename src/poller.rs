@@ -165,13 +165,100 @@ pub struct AccountPoller {
     client: KrakenClient,
     /// The endpoints, called in this order when due, each with its health and schedule.
     endpoints: Vec<(Box<dyn Collector>, EndpointHealth)>,
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
+    /// Where every call's outcome goes.
+    outcomes: Outcomes,
     /// The wait last exported as `kraken_backoff_seconds`.
     exported_backoff: Duration,
     stale_after: Option<Duration>,
     pacing: KeyPacing,
+}
+
+/// Where the outcome of a call goes, always together, so none can be forgotten or get out of step:
+/// the metrics (the endpoint's series and health; `kraken_up` for the balances), readiness (the
+/// balances' first success), the status page, and the log.
+struct Outcomes {
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     status: Arc<crate::status::Status>,
+}
+
+/// One finished call of an account's endpoint.
+struct Call<'a> {
+    account: &'a str,
+    endpoint: &'static str,
+    /// The balances: their outcome is `kraken_up` and readiness.
+    decides_up: bool,
+    elapsed: Duration,
+}
+
+impl Outcomes {
+    /// A successful call: `collector` applies what it fetched, in the same update as the call's
+    /// health, and gives its comparisons to the status page.
+    fn succeeded(
+        &self,
+        call: &Call<'_>,
+        collector: &mut dyn Collector,
+        items: usize,
+        last_failed: Option<bool>,
+    ) {
+        let Call {
+            account,
+            endpoint,
+            decides_up,
+            elapsed,
+        } = *call;
+        self.metrics.update(|m| {
+            collector.apply(account, m);
+            if decides_up {
+                m.record_poll(account, elapsed, None);
+            }
+            m.record_endpoint(account, endpoint, None);
+        });
+        log_success(account, endpoint, items, elapsed, last_failed, decides_up);
+        self.status.succeeded(account, endpoint, items, elapsed);
+        self.status
+            .compared(account, endpoint, collector.comparisons());
+        if decides_up {
+            self.readiness.mark_succeeded(account);
+        }
+    }
+
+    /// A failed call, with what the operator can do (`hint`) and, when the exporter will try again,
+    /// when (`retry_in`; `None` for `--once`, which retries nothing).
+    fn failed(&self, call: &Call<'_>, err: &PollError, hint: &str, retry_in: Option<Duration>) {
+        let Call {
+            account,
+            endpoint,
+            decides_up,
+            elapsed,
+        } = *call;
+        self.metrics.update(|m| {
+            if decides_up {
+                m.record_poll(account, elapsed, Some(err.reason));
+            }
+            m.record_endpoint(account, endpoint, Some(err.reason));
+        });
+        self.status.failed(account, endpoint, err, hint, elapsed);
+        match retry_in {
+            Some(wait) => tracing::warn!(
+                account,
+                endpoint,
+                reason = %err.reason,
+                error = %err.message,
+                hint = %hint,
+                retry_in = %humantime::format_duration(round_to_ms(wait)),
+                "call failed; its last values stay"
+            ),
+            None => tracing::warn!(
+                account,
+                endpoint,
+                reason = %err.reason,
+                error = %err.message,
+                hint = %hint,
+                "call failed"
+            ),
+        }
+    }
 }
 
 impl AccountPoller {
@@ -196,18 +283,20 @@ impl AccountPoller {
                     (polled.collector, health)
                 })
                 .collect(),
-            metrics,
-            readiness,
+            outcomes: Outcomes {
+                metrics,
+                readiness,
+                status: Arc::default(),
+            },
             exported_backoff: Duration::ZERO,
             stale_after: timing.stale_after,
             pacing: KeyPacing::default(),
-            status: Arc::default(),
         }
     }
 
     /// Reports every call and the schedule to `status` (the landing page).
     pub fn reporting(mut self, status: Arc<crate::status::Status>) -> Self {
-        self.status = status;
+        self.outcomes.status = status;
         self
     }
 
@@ -283,60 +372,29 @@ impl AccountPoller {
                 health.skipped(now);
                 continue;
             }
-            let endpoint = collector.endpoint();
             let started = Instant::now();
             let outcome = collector.fetch(&self.client).await;
-            let elapsed = started.elapsed();
+            let call = Call {
+                account,
+                endpoint: collector.endpoint(),
+                decides_up: first,
+                elapsed: started.elapsed(),
+            };
             match outcome {
                 Ok(items) => {
-                    self.metrics.update(|m| {
-                        collector.apply(account, m);
-                        if first {
-                            m.record_poll(account, elapsed, None);
-                        }
-                        m.record_endpoint(account, endpoint, None);
-                    });
-                    log_success(account, endpoint, items, elapsed, health.last_failed, first);
-                    self.status.succeeded(account, endpoint, items, elapsed);
-                    self.status
-                        .compared(account, endpoint, collector.comparisons());
+                    let last_failed = health.last_failed;
                     health.succeeded(Instant::now());
+                    self.outcomes
+                        .succeeded(&call, collector.as_mut(), items, last_failed);
                     if first {
-                        self.readiness.mark_succeeded(account);
                         result = Some(Ok(items));
                     }
                 }
                 Err(err) => {
-                    self.metrics.update(|m| {
-                        if first {
-                            m.record_poll(account, elapsed, Some(err.reason));
-                        }
-                        m.record_endpoint(account, endpoint, Some(err.reason));
-                    });
                     let wait = health.failed(&err, Instant::now());
-                    let hint = collector.hint(&err);
-                    self.status.failed(account, endpoint, &err, &hint, elapsed);
-                    if round == Round::Scheduled {
-                        tracing::warn!(
-                            account,
-                            endpoint,
-                            reason = %err.reason,
-                            error = %err.message,
-                            hint = %hint,
-                            retry_in = %humantime::format_duration(round_to_ms(wait)),
-                            "call failed; its last values stay"
-                        );
-                    } else {
-                        // A round called at once (`--once`) retries nothing.
-                        tracing::warn!(
-                            account,
-                            endpoint,
-                            reason = %err.reason,
-                            error = %err.message,
-                            hint = %hint,
-                            "call failed"
-                        );
-                    }
+                    let retry_in = (round == Round::Scheduled).then_some(wait);
+                    self.outcomes
+                        .failed(&call, &err, &collector.hint(&err), retry_in);
                     if first {
                         result = Some(Err(err));
                         spot_key_failing = true;
@@ -375,7 +433,7 @@ impl AccountPoller {
         if own.is_some() {
             *crate::sync::lock(&self.pacing.own) = own;
         }
-        self.status.scheduled(
+        self.outcomes.status.scheduled(
             &self.account,
             self.next_due().saturating_duration_since(Instant::now()),
         );
@@ -397,7 +455,9 @@ impl AccountPoller {
                     stale_after = %humantime::format_duration(self.stale_after.unwrap_or_default()),
                     "no successful call within stale_after; its series are removed until the next success"
                 );
-                self.metrics.update(|m| collector.clear(account, m));
+                self.outcomes
+                    .metrics
+                    .update(|m| collector.clear(account, m));
             }
         }
     }
@@ -411,7 +471,9 @@ impl AccountPoller {
             .map_or(Duration::ZERO, |(_, h)| h.wait);
         if wait != self.exported_backoff {
             self.exported_backoff = wait;
-            self.metrics.update(|m| m.set_backoff(&self.account, wait));
+            self.outcomes
+                .metrics
+                .update(|m| m.set_backoff(&self.account, wait));
         }
     }
 }
