@@ -17,10 +17,11 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::Settings;
 use crate::kraken::PollError;
-use crate::poller::{AccountPoller, MAX_CONCURRENT_POLLS};
-pub use crate::reload::ReloadSource;
-use crate::reload::{apply_reloads, reload_on_sighup};
-use crate::running::{Outputs, Running};
+use crate::polling::poller::AccountPoller;
+pub use crate::polling::reload::ReloadSource;
+use crate::polling::reload::{apply_reloads, reload_on_sighup};
+use crate::polling::running::{Outputs, Running};
+use crate::polling::schedule::MAX_CONCURRENT_POLLS;
 use crate::server::DEFAULT_TELEMETRY_PATH;
 use crate::web_config::WebConfig;
 
@@ -106,7 +107,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let mut running = Running::new(self.outputs.clone());
         running.start(&self.settings).await?;
-        let (reloads, reload_requests) = crate::reload::channel();
+        let (reloads, reload_requests) = crate::polling::reload::channel();
         let (stop_tx, stop_rx) = watch::channel(false);
         let supervisor = tokio::spawn(apply_reloads(
             running,
@@ -157,11 +158,11 @@ pub async fn poll_all_once(
     settings: &Settings,
 ) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
     let outputs = Outputs::new(&[]);
-    let crate::running::Parts {
+    let crate::polling::running::Parts {
         pollers, prices, ..
-    } = crate::running::build(
+    } = crate::polling::running::build(
         settings,
-        &crate::running::http_for(settings)?,
+        &crate::polling::running::http_for(settings)?,
         &outputs,
         &Default::default(),
     );

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 
 use crate::exposition::ChunkedBytes;
 use crate::metrics::{Metrics, CONTENT_TYPE};
+use crate::polling::reload::{ReloadHandle, ReloadOutcome};
 use crate::readiness::Readiness;
-use crate::reload::{ReloadHandle, ReloadOutcome};
 use crate::status::Status;
 use crate::web_config::{http_header, WebConfig};
 

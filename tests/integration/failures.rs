@@ -7,7 +7,7 @@ use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::kraken::client::http_client;
 use kraken_exporter::kraken::{ErrorReason, KrakenClient};
 use kraken_exporter::metrics::Metrics;
-use kraken_exporter::poller::AccountPoller;
+use kraken_exporter::polling::poller::AccountPoller;
 use kraken_exporter::simulator::{Fault, Simulator};
 use secrecy::{SecretSlice, SecretString};
 

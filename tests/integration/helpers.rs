@@ -273,17 +273,17 @@ pub fn exporter_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Co
 
 /// A poller of `account` on its own, against `simulator`, to drive single polls without the schedule;
 /// with its metrics. Requests time out after `timeout`; every endpoint follows `timing`. Built by the
-/// exporter's own wiring ([`kraken_exporter::running::build`]), so it is the poller production runs.
+/// exporter's own wiring ([`kraken_exporter::polling::running::build`]), so it is the poller production runs.
 pub fn direct_poller(
     simulator: &Simulator,
     account: &AccountSettings,
     timeout: Duration,
-    timing: kraken_exporter::poller::PollTiming,
+    timing: kraken_exporter::polling::schedule::PollTiming,
 ) -> (
-    kraken_exporter::poller::AccountPoller,
+    kraken_exporter::polling::poller::AccountPoller,
     std::sync::Arc<kraken_exporter::metrics::Metrics>,
 ) {
-    use kraken_exporter::running;
+    use kraken_exporter::polling::running;
 
     let mut settings = Settings::with_defaults(simulator.url(), vec![account.clone()]);
     settings.request_timeout = timeout;
@@ -299,8 +299,8 @@ pub fn direct_poller(
 
 /// The schedule of the default configuration: 30 s polls, 15 minutes of backoff at most, no
 /// `stale_after`.
-pub fn default_timing() -> kraken_exporter::poller::PollTiming {
-    kraken_exporter::poller::PollTiming {
+pub fn default_timing() -> kraken_exporter::polling::schedule::PollTiming {
+    kraken_exporter::polling::schedule::PollTiming {
         interval: kraken_exporter::config::DEFAULT_POLL_INTERVAL,
         max_backoff: kraken_exporter::config::DEFAULT_MAX_BACKOFF,
         stale_after: None,

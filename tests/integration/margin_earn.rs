@@ -298,7 +298,7 @@ fn margin_poller(
     main: &TestAccount,
     stale_after: Option<Duration>,
 ) -> (
-    kraken_exporter::poller::AccountPoller,
+    kraken_exporter::polling::poller::AccountPoller,
     std::sync::Arc<kraken_exporter::metrics::Metrics>,
 ) {
     let mut account = main.settings();
@@ -306,7 +306,7 @@ fn margin_poller(
         asset: "USD".to_string(),
         min_level: None,
     });
-    let timing = kraken_exporter::poller::PollTiming {
+    let timing = kraken_exporter::polling::schedule::PollTiming {
         stale_after,
         ..default_timing()
     };

@@ -25,9 +25,8 @@ use crate::kraken::public::PublicClient;
 use crate::kraken::KrakenClient;
 use crate::kraken::RebaseMultiplier;
 use crate::metrics::Metrics;
-use crate::poller::{
-    first_polls, AccountPoller, KeyPacing, NotBefore, PollTiming, MAX_CONCURRENT_POLLS,
-};
+use crate::polling::poller::{AccountPoller, KeyPacing, NotBefore};
+use crate::polling::schedule::{first_polls, PollTiming, MAX_CONCURRENT_POLLS};
 use crate::prices::PriceRefresher;
 use crate::readiness::Readiness;
 use crate::status::Status;
@@ -332,7 +331,11 @@ impl Running {
                     let mut poller = recipe.make();
                     // A key that stays is not called before its schedule or backoff allows.
                     poller.start_at(first);
-                    crate::poller::run(poller, Arc::clone(&limiter), stopped_poller.clone())
+                    crate::polling::schedule::run(
+                        poller,
+                        Arc::clone(&limiter),
+                        stopped_poller.clone(),
+                    )
                 };
                 let task = format!("poller/{account}");
                 tokio::spawn(supervise(

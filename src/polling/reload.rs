@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::running::Running;
+use crate::polling::running::Running;
 
 /// The shortest time between two reloads; requests in between share the next one.
 pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);

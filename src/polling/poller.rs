@@ -6,7 +6,8 @@
 //! fired in a burst. Each endpoint has one health record ([`EndpointHealth`]): its backoff after
 //! failures (`backoff.rs`), when it is called next, and its last success, after which its series go
 //! once `stale_after` has passed. After a failure an endpoint waits out its own backoff, then its grid
-//! restarts from there; a success keeps it on its grid.
+//! restarts from there; a success keeps it on its grid. Every call's outcome goes to the metrics,
+//! readiness, the status page and the log together ([`Outcomes`]).
 //!
 //! The endpoint whose table line says `decides_up` (the balances) decides `kraken_up` and
 //! `kraken_backoff_seconds`. While it fails
@@ -14,50 +15,20 @@
 //! are not called (the key's problem would fail them too and cost rate budget); they keep their grid.
 //! An endpoint with a key of its own (Kraken Futures) is never held back by the spot key: it is
 //! called on its own schedule whatever the balances do. On failure the last values stay, the error
-//! is counted by reason and logged once with a hint. Accounts start spread over one interval
-//! ([`first_polls`]) and share a bound of [`MAX_CONCURRENT_POLLS`] rounds in flight. [`run`] only
-//! schedules any [`PollTarget`], so the schedule is tested with paused time and no network.
+//! is counted by reason and logged once with a hint. When each round runs is
+//! [`super::schedule`]'s.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
+use super::backoff::Backoff;
+use super::schedule::{PollTarget, PollTiming, Schedule};
 use crate::collectors::{Collector, Polled};
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::{Changes, Metrics};
 use crate::readiness::Readiness;
-
-/// The fixed poll grid of one account.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    interval: Duration,
-    next_due: Instant,
-}
-
-impl Schedule {
-    /// A grid whose first slot is `first`.
-    pub fn new(first: Instant, interval: Duration) -> Self {
-        Self {
-            interval,
-            next_due: first,
-        }
-    }
-
-    /// The next slot strictly after `now`, skipping slots missed while a poll ran long.
-    pub fn advance(&mut self, now: Instant) -> Instant {
-        self.next_due += self.interval;
-        if self.next_due <= now {
-            let behind = now - self.next_due;
-            let missed = behind.as_nanos() / self.interval.as_nanos() + 1;
-            let missed = u32::try_from(missed).unwrap_or(u32::MAX);
-            self.next_due += self.interval * missed;
-        }
-        self.next_due
-    }
-}
 
 /// The health and schedule of one endpoint of one account.
 struct EndpointHealth {
@@ -263,7 +234,7 @@ impl Outcomes {
 
 impl AccountPoller {
     /// A poller of `account`'s `collectors`; every endpoint backs off and goes stale by `timing`
-    /// (that of the account's schedule). Made by [`crate::running::build`].
+    /// (that of the account's schedule). Made by [`crate::polling::running::build`].
     pub fn new(
         account: String,
         client: KrakenClient,
@@ -506,20 +477,6 @@ fn log_success(
     }
 }
 
-/// What the schedule drives: one account's endpoints.
-pub trait PollTarget: Send {
-    /// The account name, for logs.
-    fn account(&self) -> &str;
-    /// Calls whatever is due now; afterwards [`PollTarget::next_due`] is later than now.
-    fn poll(&mut self) -> impl std::future::Future<Output = ()> + Send;
-    /// When the next call is due.
-    fn next_due(&self) -> Instant;
-    /// When series go stale next, if ever; the schedule wakes then and calls [`PollTarget::expire`].
-    fn stale_at(&self) -> Option<Instant>;
-    /// Removes what went stale by `now`.
-    fn expire(&mut self, now: Instant);
-}
-
 impl PollTarget for AccountPoller {
     fn account(&self) -> &str {
         &self.account
@@ -545,198 +502,6 @@ impl PollTarget for AccountPoller {
     }
 }
 
-/// Calls `target` whenever something of it is due, until `shutdown` changes. At most as many rounds
-/// as `limiter` has permits run at once across all accounts; an in-flight request is abandoned at
-/// shutdown.
-pub async fn run<T: PollTarget>(
-    mut target: T,
-    limiter: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        // Wait for the next call, removing stale series if they expire meanwhile.
-        loop {
-            let next = target.next_due();
-            let stale_at = target.stale_at().filter(|at| *at < next);
-            let stale = async {
-                match stale_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep_until(next) => break,
-                _ = shutdown.changed() => return,
-                () = stale => target.expire(Instant::now()),
-            }
-        }
-        tokio::select! {
-            () = async {
-                let _permit = limiter.acquire().await;
-                target.poll().await;
-            } => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// The first poll of each of `accounts` accounts, spread evenly over one interval from `start`, so
-/// many accounts do not all call Kraken at the same moment.
-pub fn first_polls(start: Instant, interval: Duration, accounts: usize) -> Vec<Instant> {
-    let count = u32::try_from(accounts.max(1)).unwrap_or(u32::MAX);
-    (0..count).map(|i| start + interval / count * i).collect()
-}
-
-/// How many polls may be in flight at once across all accounts.
-pub const MAX_CONCURRENT_POLLS: usize = 8;
-
-/// The timing settings of every poller.
-#[derive(Debug, Clone, Copy)]
-pub struct PollTiming {
-    pub interval: Duration,
-    pub max_backoff: Duration,
-    pub stale_after: Option<Duration>,
-}
-
 fn round_to_ms(duration: Duration) -> Duration {
     Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-
-    /// A target that takes `latency` per poll and records when each poll started.
-    struct FakeTarget {
-        name: String,
-        id: usize,
-        latency: Duration,
-        starts: Arc<Mutex<Vec<(usize, Instant)>>>,
-        in_flight: Arc<AtomicUsize>,
-        most_in_flight: Arc<AtomicUsize>,
-        schedule: Schedule,
-        next: Instant,
-    }
-
-    impl PollTarget for FakeTarget {
-        fn account(&self) -> &str {
-            &self.name
-        }
-
-        async fn poll(&mut self) {
-            self.starts.lock().unwrap().push((self.id, Instant::now()));
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(self.latency).await;
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            self.next = self.schedule.advance(Instant::now());
-        }
-
-        fn next_due(&self) -> Instant {
-            self.next
-        }
-
-        fn stale_at(&self) -> Option<Instant> {
-            None
-        }
-
-        fn expire(&mut self, _now: Instant) {}
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_hundred_accounts_are_spread_bounded_and_do_not_drift_over_an_hour() {
-        let interval = Duration::from_secs(30);
-        let accounts = 100;
-        let starts = Arc::new(Mutex::new(Vec::new()));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let most_in_flight = Arc::new(AtomicUsize::new(0));
-        let limiter = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
-        let (stop, stopped) = watch::channel(false);
-        let start = Instant::now();
-        let firsts = first_polls(start, interval, accounts);
-        let tasks: Vec<_> = firsts
-            .iter()
-            .enumerate()
-            .map(|(id, first)| {
-                let target = FakeTarget {
-                    name: format!("account{id}"),
-                    id,
-                    latency: Duration::from_secs(2),
-                    starts: Arc::clone(&starts),
-                    in_flight: Arc::clone(&in_flight),
-                    most_in_flight: Arc::clone(&most_in_flight),
-                    schedule: Schedule::new(*first, interval),
-                    next: *first,
-                };
-                tokio::spawn(run(target, Arc::clone(&limiter), stopped.clone()))
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_secs(3600) + Duration::from_millis(100)).await;
-        stop.send(true).unwrap();
-        for task in tasks {
-            task.await.unwrap();
-        }
-
-        let starts = starts.lock().unwrap().clone();
-        // Spread: account i first polls 300 ms after account i-1, not all at once.
-        for (id, first) in firsts.iter().enumerate() {
-            assert_eq!(*first, start + Duration::from_millis(300) * id as u32);
-        }
-        // Bounded: never more polls in flight than the limit.
-        assert!(most_in_flight.load(Ordering::SeqCst) <= MAX_CONCURRENT_POLLS);
-        // No drift: every poll of every account sits exactly on its grid, for the whole hour.
-        for (id, first) in firsts.iter().enumerate() {
-            let mine: Vec<Instant> = starts
-                .iter()
-                .filter(|(i, _)| *i == id)
-                .map(|(_, t)| *t)
-                .collect();
-            // Slots at first + 30 s * k up to the end of the hour: 121 for the account starting at 0 s.
-            let expected = if id == 0 { 121 } else { 120 };
-            assert_eq!(mine.len(), expected, "account {id}");
-            for (k, at) in mine.iter().enumerate() {
-                assert_eq!(*at, *first + interval * k as u32, "account {id} poll {k}");
-            }
-        }
-        // No herd: in any one-second window, at most 4 of the 100 accounts start a poll.
-        let mut times: Vec<Instant> = starts.iter().map(|(_, t)| *t).collect();
-        times.sort();
-        for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..]
-                .iter()
-                .take_while(|u| **u < *t + Duration::from_secs(1))
-                .count();
-            assert!(in_window <= 4, "{in_window} polls within a second");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn schedule_does_not_drift_when_polls_take_time() {
-        let start = Instant::now();
-        let interval = Duration::from_secs(30);
-        let mut schedule = Schedule::new(start, interval);
-        for k in 1..=120u32 {
-            // Each poll takes 7 s; the next slot is still exactly k intervals after start.
-            tokio::time::advance(Duration::from_secs(7)).await;
-            let next = schedule.advance(Instant::now());
-            assert_eq!(next, start + interval * k);
-            tokio::time::sleep_until(next).await;
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn schedule_skips_missed_slots_instead_of_bursting() {
-        let start = Instant::now();
-        let interval = Duration::from_secs(30);
-        let mut schedule = Schedule::new(start, interval);
-        // A poll hung for 95 s: slots at 30, 60 and 90 s are gone; the next is 120 s.
-        tokio::time::advance(Duration::from_secs(95)).await;
-        assert_eq!(schedule.advance(Instant::now()), start + interval * 4);
-        // And the one after that is a full interval later, not immediately.
-        tokio::time::advance(Duration::from_secs(26)).await;
-        assert_eq!(schedule.advance(Instant::now()), start + interval * 5);
-    }
 }
