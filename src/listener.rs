@@ -271,6 +271,12 @@ impl Open {
         !self.leaving && !self.activity.busy.load(Ordering::Relaxed)
     }
 
+    /// Asks it to close after its current response (at once if it is idle).
+    fn ask_to_close(&mut self) {
+        self.leaving = true;
+        self.close.notify_one();
+    }
+
     /// Which idle connections give way first (lower first), or `None` if it is not idle: those
     /// that never sent a request in their grace, then those that did, then those still in it.
     fn giving_way_class(&self, now: Instant) -> Option<u8> {
@@ -285,6 +291,20 @@ impl Open {
             (false, true) => 2,
         })
     }
+}
+
+/// The connections of one address not asked to close.
+fn staying(open: &VecDeque<Open>) -> usize {
+    open.iter().filter(|c| !c.leaving).count()
+}
+
+/// The idle connection of one address that gives way first: the lowest
+/// [`Open::giving_way_class`], oldest within it; with its order and its position.
+fn first_to_give_way(open: &VecDeque<Open>, now: Instant) -> Option<((u8, Instant), usize)> {
+    open.iter()
+        .enumerate()
+        .filter_map(|(at, c)| Some(((c.giving_way_class(now)?, c.opened_at), at)))
+        .min()
 }
 
 /// The open connections by address, oldest first.
@@ -355,9 +375,7 @@ impl Connections {
 
     /// Connections of `address` not asked to close.
     fn staying(&self, address: &IpAddr) -> usize {
-        self.by_address
-            .get(address)
-            .map_or(0, |open| open.iter().filter(|c| !c.leaving).count())
+        self.by_address.get(address).map_or(0, staying)
     }
 
     fn total_staying(&self) -> usize {
@@ -368,58 +386,37 @@ impl Connections {
             .count()
     }
 
-    /// Asks one connection of `address` to close: with `idle_only`, an idle one in the order of
-    /// [`Open::giving_way_class`], oldest first within it; otherwise its oldest. Whether one was
-    /// asked.
+    /// Asks one connection of `address` to close: with `idle_only`, the idle one that gives way
+    /// first ([`first_to_give_way`]); otherwise its oldest. Whether one was asked.
     fn ask_to_leave(&mut self, address: IpAddr, idle_only: bool, now: Instant) -> bool {
         let Some(open) = self.by_address.get_mut(&address) else {
             return false;
         };
         let chosen = if idle_only {
-            open.iter()
-                .enumerate()
-                .filter_map(|(at, c)| Some((c.giving_way_class(now)?, c.opened_at, at)))
-                .min()
-                .map(|(_, _, at)| at)
+            first_to_give_way(open, now).map(|(_, at)| at)
         } else {
             open.iter().position(|c| !c.leaving)
         };
         let Some(at) = chosen else {
             return false;
         };
-        open[at].leaving = true;
-        open[at].close.notify_one();
+        open[at].ask_to_close();
         true
     }
 
-    /// Asks the idle connection that gives way first (as [`Connections::ask_to_leave`] orders
-    /// them) among the addresses with more than `mine` connections to close. Whether one was asked.
+    /// Asks the idle connection that gives way first ([`first_to_give_way`]) among the addresses
+    /// with more than `mine` connections to close. Whether one was asked.
     fn ask_any_to_leave(&mut self, mine: usize, now: Instant) -> bool {
-        let more: std::collections::HashSet<IpAddr> = self
-            .by_address
-            .keys()
-            .filter(|address| self.staying(address) > mine)
-            .copied()
-            .collect();
         let chosen = self
             .by_address
-            .iter()
-            .filter(|(address, _)| more.contains(address))
-            .flat_map(|(address, open)| {
-                open.iter().enumerate().filter_map(move |(at, c)| {
-                    Some((c.giving_way_class(now)?, c.opened_at, *address, at))
-                })
-            })
-            .min_by_key(|(class, opened_at, _, _)| (*class, *opened_at));
-        let Some((_, _, address, at)) = chosen else {
+            .iter_mut()
+            .filter(|(_, open)| staying(open) > mine)
+            .filter_map(|(_, open)| Some((first_to_give_way(open, now)?, open)))
+            .min_by_key(|((order, _), _)| *order);
+        let Some(((_, at), open)) = chosen else {
             return false;
         };
-        let open = &mut self
-            .by_address
-            .get_mut(&address)
-            .expect("chosen among them")[at];
-        open.leaving = true;
-        open.close.notify_one();
+        open[at].ask_to_close();
         true
     }
 
