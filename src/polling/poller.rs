@@ -172,63 +172,51 @@ impl Outcomes {
         items: usize,
         last_failed: Option<bool>,
     ) {
-        let Call {
-            account,
-            endpoint,
-            decides_up,
-            elapsed,
-        } = *call;
         self.metrics.update(|m| {
-            collector.apply(account, m);
-            if decides_up {
-                m.record_poll(account, elapsed, None);
+            collector.apply(call.account, m);
+            if call.decides_up {
+                m.record_poll(call.account, call.elapsed, None);
             }
-            m.record_endpoint(account, endpoint, None);
+            m.record_endpoint(call.account, call.endpoint, None);
         });
-        log_success(account, endpoint, items, elapsed, last_failed, decides_up);
-        self.status.succeeded(account, endpoint, items, elapsed);
+        log_success(call, items, last_failed);
         self.status
-            .compared(account, endpoint, collector.comparisons());
-        if decides_up {
-            self.readiness.mark_succeeded(account);
+            .succeeded(call.account, call.endpoint, items, call.elapsed);
+        self.status
+            .compared(call.account, call.endpoint, collector.comparisons());
+        if call.decides_up {
+            self.readiness.mark_succeeded(call.account);
         }
     }
 
     /// A failed call, with what the operator can do (`hint`) and, when the exporter will try again,
     /// when (`retry_in`; `None` for `--once`, which retries nothing).
     fn failed(&self, call: &Call<'_>, err: &PollError, hint: &str, retry_in: Option<Duration>) {
-        let Call {
-            account,
-            endpoint,
-            decides_up,
-            elapsed,
-        } = *call;
         self.metrics.update(|m| {
-            if decides_up {
-                m.record_poll(account, elapsed, Some(err.reason));
+            if call.decides_up {
+                m.record_poll(call.account, call.elapsed, Some(err.reason));
             }
-            m.record_endpoint(account, endpoint, Some(err.reason));
+            m.record_endpoint(call.account, call.endpoint, Some(err.reason));
         });
-        self.status.failed(account, endpoint, err, hint, elapsed);
-        match retry_in {
-            Some(wait) => tracing::warn!(
-                account,
-                endpoint,
-                reason = %err.reason,
-                error = %err.message,
-                hint = %hint,
-                retry_in = %humantime::format_duration(round_to_ms(wait)),
+        self.status
+            .failed(call.account, call.endpoint, err, hint, call.elapsed);
+        // An absent retry_in is left out of the line.
+        let retry_in =
+            retry_in.map(|wait| humantime::format_duration(round_to_ms(wait)).to_string());
+        tracing::warn!(
+            account = call.account,
+            endpoint = call.endpoint,
+            reason = %err.reason,
+            error = %err.message,
+            hint = %hint,
+            retry_in = retry_in.as_ref().map(tracing::field::display),
+            "{}",
+            if retry_in.is_some() {
                 "call failed; its last values stay"
-            ),
-            None => tracing::warn!(
-                account,
-                endpoint,
-                reason = %err.reason,
-                error = %err.message,
-                hint = %hint,
+            } else {
                 "call failed"
-            ),
-        }
+            }
+        );
     }
 }
 
@@ -449,15 +437,14 @@ impl AccountPoller {
     }
 }
 
-fn log_success(
-    account: &str,
-    endpoint: &str,
-    items: usize,
-    elapsed: Duration,
-    last_failed: Option<bool>,
-    first: bool,
-) {
-    if first && items == 0 && last_failed != Some(false) {
+fn log_success(call: &Call<'_>, items: usize, last_failed: Option<bool>) {
+    let Call {
+        account,
+        endpoint,
+        decides_up,
+        elapsed,
+    } = *call;
+    if decides_up && items == 0 && last_failed != Some(false) {
         tracing::info!(
             account,
             endpoint,
