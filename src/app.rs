@@ -210,11 +210,8 @@ async fn poll_each_once(pollers: Vec<AccountPoller>) -> Vec<(String, Result<usiz
 /// `--check-config`'s look at Kraken's public asset list (no key needed): a warning per threshold on
 /// an asset Kraken does not list, or a note that the list could not be read (offline checks pass).
 async fn check_threshold_assets(settings: &Settings) -> Vec<String> {
-    let thresholds = settings
-        .accounts
-        .iter()
-        .any(|a| !a.min_spendable.is_empty() || !a.min_available.is_empty());
-    if !thresholds {
+    let thresholds = crate::collectors::threshold_assets(&settings.accounts);
+    if thresholds.is_empty() {
         return Vec::new();
     }
     let timeout = settings
@@ -230,12 +227,9 @@ async fn check_threshold_assets(settings: &Settings) -> Vec<String> {
     };
     match assets {
         Ok(assets) => {
-            let listed = crate::kraken::assets::listed_labels(
-                assets
-                    .iter()
-                    .map(|(code, info)| (code.as_str(), info.altname.as_str())),
-            );
-            crate::collectors::unlisted_threshold_assets(&settings.accounts, &listed)
+            let listed =
+                crate::kraken::assets::listed_labels(crate::kraken::public::altnames(&assets));
+            crate::collectors::unlisted_threshold_assets(&thresholds, &listed)
                 .into_iter()
                 .map(|warning| format!("warning: {warning}"))
                 .collect()

@@ -235,13 +235,9 @@ impl PriceRefresher {
         if names_due {
             match self.client.assets().await {
                 Ok(assets) => {
-                    let pairs = || {
-                        assets
-                            .iter()
-                            .map(|(code, info)| (code.as_str(), info.altname.as_str()))
-                    };
-                    self.cache.names.learn(pairs());
-                    let listed = crate::kraken::assets::listed_labels(pairs());
+                    let altnames = crate::kraken::public::altnames(&assets);
+                    self.cache.names.learn(altnames.clone());
+                    let listed = crate::kraken::assets::listed_labels(altnames);
                     let mut metadata = self.cache.metadata_for(&api_url);
                     metadata.names_at = Some(Instant::now());
                     metadata.listed = Some(listed);

@@ -175,38 +175,48 @@ impl BalanceFamilies {
     }
 }
 
+/// A threshold's asset as the asset-list check needs it: account, kind (`min_spendable`,
+/// `min_available`) and asset; no key or secret.
+pub type ThresholdAsset = (String, &'static str, String);
+
+/// The asset of every threshold of `accounts`.
+pub fn threshold_assets(accounts: &[AccountSettings]) -> Vec<ThresholdAsset> {
+    accounts
+        .iter()
+        .flat_map(|account| {
+            let spendable = account
+                .min_spendable
+                .iter()
+                .map(|m| ("min_spendable", &m.asset));
+            let available = account
+                .min_available
+                .iter()
+                .map(|m| ("min_available", &m.asset));
+            spendable
+                .chain(available)
+                .map(|(kind, asset)| (account.name.clone(), kind, asset.clone()))
+        })
+        .collect()
+}
+
 /// One warning per threshold whose asset Kraken does not list (`listed`: the `asset` label values of
 /// `GET /0/public/Assets`, see [`crate::kraken::assets::listed_labels`]), naming the nearest codes.
 /// Such a threshold compares its minimum with a figure of 0 for ever, so it pages until corrected.
 pub fn unlisted_threshold_assets(
-    accounts: &[AccountSettings],
+    thresholds: &[ThresholdAsset],
     listed: &std::collections::BTreeSet<String>,
 ) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for account in accounts {
-        let assets = account
-            .min_spendable
-            .iter()
-            .map(|m| ("min_spendable", &m.asset))
-            .chain(
-                account
-                    .min_available
-                    .iter()
-                    .map(|m| ("min_available", &m.asset)),
-            );
-        for (kind, asset) in assets {
-            if listed.contains(asset) {
-                continue;
-            }
+    thresholds
+        .iter()
+        .filter(|(_, _, asset)| !listed.contains(asset))
+        .map(|(account, kind, asset)| {
             let nearest = crate::kraken::assets::nearest_codes(asset, listed, 3);
-            warnings.push(format!(
-                "account {:?}: {kind} asset {asset:?} is not an asset Kraken lists, so its figure stays 0 and the threshold pages; did you mean {}? Use the code of the asset label (e.g. XBT for bitcoin)",
-                account.name,
+            format!(
+                "account {account:?}: {kind} asset {asset:?} is not an asset Kraken lists, so its figure stays 0 and the threshold pages; did you mean {}? Use the code of the asset label (e.g. XBT for bitcoin)",
                 nearest.join(", ")
-            ));
-        }
-    }
-    warnings
+            )
+        })
+        .collect()
 }
 
 /// Each minimum with the figure it is compared with: spendable per asset, and the available amount
@@ -523,7 +533,7 @@ mod tests {
             family: crate::kraken::AssetFamily::Spot,
             amount: Decimal::ONE,
         }];
-        let warnings = unlisted_threshold_assets(&[account], &listed);
+        let warnings = unlisted_threshold_assets(&threshold_assets(&[account]), &listed);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(
             warnings[0].contains("\"treasury\"")

@@ -28,7 +28,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use balance_ex::{unlisted_threshold_assets, BalanceExCollector, BalanceFamilies};
+pub use balance_ex::{
+    threshold_assets, unlisted_threshold_assets, BalanceExCollector, BalanceFamilies,
+    ThresholdAsset,
+};
 pub use futures_accounts::FuturesFamilies;
 
 use crate::config::AccountSettings;

@@ -79,7 +79,12 @@ pub const ACCOUNT_VARIABLES: &[&str] = &[
 /// The environment account's variables that are set (`KRAKEN_API_KEY is` / `A, B are`), if any: a
 /// file with accounts makes them ignored, which is worth a warning.
 pub(super) fn account_variables_set(env: &BTreeMap<String, String>) -> Option<String> {
-    let set: Vec<&str> = ACCOUNT_VARIABLES
+    variables_set(env, ACCOUNT_VARIABLES)
+}
+
+/// Which of `names` are set, as a sentence's subject (`A is` / `A, B are`), if any.
+fn variables_set(env: &BTreeMap<String, String>, names: &[&str]) -> Option<String> {
+    let set: Vec<&str> = names
         .iter()
         .copied()
         .filter(|name| set_value(env, name).is_some())
@@ -125,19 +130,9 @@ pub(super) fn account_from_env(
 ) -> Result<Option<AccountSettings>, ConfigError> {
     let get = |key: &str| set_value(env, key);
     let Some(api_key) = get("KRAKEN_API_KEY") else {
-        let set: Vec<&str> = ACCOUNT_VARIABLES[1..]
-            .iter()
-            .copied()
-            .filter(|name| get(name).is_some())
-            .collect();
-        if !set.is_empty() {
+        if let Some(set) = variables_set(env, &ACCOUNT_VARIABLES[1..]) {
             return Err(err(format!(
-                "{} set but KRAKEN_API_KEY is not; set the API key too",
-                if set.len() == 1 {
-                    format!("{} is", set[0])
-                } else {
-                    format!("{} are", set.join(", "))
-                }
+                "{set} set but KRAKEN_API_KEY is not; set the API key too"
             )));
         }
         return Ok(None);

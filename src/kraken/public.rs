@@ -17,6 +17,15 @@ pub struct AssetInfo {
     pub altname: String,
 }
 
+/// The `(raw code, altname)` pairs of an `Assets` answer.
+pub fn altnames(
+    assets: &BTreeMap<String, AssetInfo>,
+) -> impl Iterator<Item = (&str, &str)> + Clone {
+    assets
+        .iter()
+        .map(|(code, info)| (code.as_str(), info.altname.as_str()))
+}
+
 /// One pair of `GET /0/public/AssetPairs`: raw asset keys of its base and quote.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PairInfo {

@@ -247,9 +247,9 @@ pub fn build(
 
 /// Warns about each threshold on an asset Kraken does not list, once Kraken's list is read.
 fn threshold_check(settings: &Settings) -> crate::prices::OnListed {
-    let accounts = settings.accounts.clone();
+    let thresholds = collectors::threshold_assets(&settings.accounts);
     Arc::new(move |listed| {
-        for warning in collectors::unlisted_threshold_assets(&accounts, listed) {
+        for warning in collectors::unlisted_threshold_assets(&thresholds, listed) {
             tracing::warn!("{warning}");
         }
     })
