@@ -40,6 +40,17 @@ start() { # name assets port [simulator options] -> sets PID, PORT
   PIDS+=("$PID")
 }
 
+# Waits up to 120 s for PATTERN in probe NAME's exporter log; fails the run saying WHAT otherwise.
+until_logged() { # name pattern what
+  for _ in $(seq 1 600); do
+    grep -q "$2" "$WORK/$1/exporter.log" 2>/dev/null && return
+    sleep 0.2
+  done
+  echo "$3" >&2
+  cat "$WORK/$1/exporter.log" >&2
+  exit 1
+}
+
 failed=0
 echo "machine: $(nproc) cores; exporter $(git rev-parse --short HEAD 2>/dev/null || echo unknown); limit $LIMIT_KIB KiB"
 echo
@@ -61,11 +72,7 @@ echo "| 576 connections x 399 KB of unfinished headers, 9 addresses ($opened ope
 # 2. A 150,000-asset answer.
 # Two decimal places keep 120,000 rows (about 7.0 MB) under the 8 MiB cap, like the audit's 7.5 MB answer.
 start rows 120000 19896 --decimals 2
-for _ in $(seq 1 600); do
-  grep -q 'more than max_assets' "$WORK/rows/exporter.log" 2>/dev/null && break
-  sleep 0.2
-done
-grep -q 'more than max_assets' "$WORK/rows/exporter.log" || { echo "the 150,000-row answer was not refused" >&2; cat "$WORK/rows/exporter.log" >&2; exit 1; }
+until_logged rows 'more than max_assets' "the 150,000-row answer was not refused"
 sleep 6  # and a second poll of it
 size=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/metrics")
 peak=$(status_kib "$PID" VmHWM)
@@ -86,11 +93,7 @@ echo "| 60 s of answers naming 5,000 new 56- to 61-character assets every second
 
 # 4. Names past the bound: 5,000 new 900-character keys every second, then one 7 MB key.
 start long 5000 19898 --name-length 900 --churn --no-futures
-for _ in $(seq 1 300); do
-  grep -q 'longer than the 64' "$WORK/long/exporter.log" 2>/dev/null && break
-  sleep 0.2
-done
-grep -q 'longer than the 64' "$WORK/long/exporter.log" || { echo "the long names were not refused" >&2; cat "$WORK/long/exporter.log" >&2; exit 1; }
+until_logged long 'longer than the 64' "the long names were not refused"
 sleep 20
 # 5. The status page, 32 at once, while the refused answers keep coming.
 pages=()
@@ -103,11 +106,7 @@ log=$(wc -c <"$WORK/long/exporter.log")
 (( peak > LIMIT_KIB )) && failed=1
 echo "| 20 s of answers naming 5,000 new 900-character assets every second, refused; then 32 parallel GETs of / ($page bytes; log $log bytes) | - | $peak | $after | $([ "$peak" -le $LIMIT_KIB ] && echo under 64 MiB || echo OVER) |"
 start huge 1 19899 --name-length 7000000 --no-futures
-for _ in $(seq 1 300); do
-  grep -q 'longer than the 64' "$WORK/huge/exporter.log" 2>/dev/null && break
-  sleep 0.2
-done
-grep -q 'longer than the 64' "$WORK/huge/exporter.log" || { echo "the 7 MB name was not refused" >&2; cat "$WORK/huge/exporter.log" >&2; exit 1; }
+until_logged huge 'longer than the 64' "the 7 MB name was not refused"
 sleep 5
 page=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/")
 size=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/metrics")

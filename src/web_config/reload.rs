@@ -221,19 +221,28 @@ mod tests {
         })
     }
 
+    /// `path` watched with `on_missing`, read by [`reader`], each load counted in `loads`.
+    fn watching(
+        path: &std::path::Path,
+        on_missing: OnMissing,
+        loads: Arc<AtomicUsize>,
+    ) -> Reloading<String> {
+        Reloading::new(
+            "test",
+            vec![path.to_path_buf()],
+            on_missing,
+            reader(path.to_path_buf(), loads),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_broken_file_is_tried_once_per_change_and_the_previous_value_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         touch(&path, "one", Duration::from_secs(30));
         let loads = Arc::new(AtomicUsize::new(0));
-        let watched = Reloading::new(
-            "test",
-            vec![path.clone()],
-            OnMissing::Keep,
-            reader(path.clone(), Arc::clone(&loads)),
-        )
-        .unwrap();
+        let watched = watching(&path, OnMissing::Keep, Arc::clone(&loads));
         assert_eq!(watched.check_now().as_deref(), Some("one"));
         touch(&path, "bad", Duration::from_secs(20));
         for _ in 0..5 {
@@ -260,13 +269,7 @@ mod tests {
         let path = dir.path().join("ca");
         touch(&path, "ca", Duration::from_secs(30));
         let loads = Arc::new(AtomicUsize::new(0));
-        let watched = Reloading::new(
-            "test",
-            vec![path.clone()],
-            OnMissing::Forget,
-            reader(path.clone(), loads),
-        )
-        .unwrap();
+        let watched = watching(&path, OnMissing::Forget, loads);
         assert_eq!(watched.check_now().as_deref(), Some("ca"));
         std::fs::remove_file(&path).unwrap();
         assert_eq!(watched.check_now(), None);
@@ -281,13 +284,7 @@ mod tests {
         touch(&path, "ca1", Duration::from_secs(30));
         let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
         let loads = Arc::new(AtomicUsize::new(0));
-        let watched = Reloading::new(
-            "test",
-            vec![path.clone()],
-            OnMissing::Forget,
-            reader(path.clone(), loads),
-        )
-        .unwrap();
+        let watched = watching(&path, OnMissing::Forget, loads);
         assert_eq!(watched.check_now().as_deref(), Some("ca1"));
         // A new CA copied in with the old file's modification time (cp -p, some sync tools).
         let same_time = |text: &str| write_modified_at(&path, text, stamp);
@@ -311,13 +308,7 @@ mod tests {
         let path = dir.path().join("cert");
         touch(&path, "one", Duration::from_secs(30));
         let loads = Arc::new(AtomicUsize::new(0));
-        let watched = Reloading::new(
-            "test",
-            vec![path.clone()],
-            OnMissing::Keep,
-            reader(path.clone(), Arc::clone(&loads)),
-        )
-        .unwrap();
+        let watched = watching(&path, OnMissing::Keep, Arc::clone(&loads));
         touch(&path, "two", Duration::from_secs(10));
         // Within the interval nothing is read: the value in memory, however often it is asked.
         for _ in 0..100 {
