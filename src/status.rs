@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::collectors::Comparison;
+use crate::collectors::{Comparison, Note};
 use crate::kraken::PollError;
 use crate::sync::lock;
 
@@ -39,12 +39,16 @@ struct AccountStatus {
     events: VecDeque<Event>,
     /// Each endpoint's minimums with their figures, as of its last success.
     compared: BTreeMap<&'static str, Vec<Comparison>>,
+    /// What each endpoint's last success says an operator should read (a key's permissions).
+    notes: BTreeMap<&'static str, Vec<Note>>,
 }
 
 struct EndpointStatus {
     endpoint: &'static str,
     /// `None` before the first answer.
     up: Option<bool>,
+    /// Kraken answered that it does not offer the endpoint to this account.
+    not_offered: bool,
     last_success: Option<SystemTime>,
     last_error: Option<Failure>,
 }
@@ -83,6 +87,7 @@ impl Status {
                         .unwrap_or(EndpointStatus {
                             endpoint,
                             up: None,
+                            not_offered: false,
                             last_success: None,
                             last_error: None,
                         })
@@ -91,6 +96,8 @@ impl Status {
             old.endpoints = endpoints;
             // The minimums may have changed: the next success of each endpoint tells.
             old.compared.clear();
+            old.notes
+                .retain(|endpoint, _| old.endpoints.iter().any(|e| e.endpoint == *endpoint));
             kept.insert(account.to_string(), old);
         }
         *all = kept;
@@ -101,6 +108,7 @@ impl Status {
         let now = SystemTime::now();
         self.record(account, endpoint, took, Ok(items), |status| {
             status.up = Some(true);
+            status.not_offered = false;
             status.last_success = Some(now);
         });
     }
@@ -131,6 +139,30 @@ impl Status {
     pub fn compared(&self, account: &str, endpoint: &'static str, comparisons: Vec<Comparison>) {
         if let Some(status) = lock(&self.accounts).get_mut(account) {
             status.compared.insert(endpoint, comparisons);
+        }
+    }
+
+    /// What the last success of `endpoint` says an operator should read.
+    pub fn noted(&self, account: &str, endpoint: &'static str, notes: Vec<Note>) {
+        if let Some(status) = lock(&self.accounts).get_mut(account) {
+            status.notes.insert(endpoint, notes);
+        }
+    }
+
+    /// Kraken does not offer `endpoint` to the account (not a failure).
+    pub fn not_offered(&self, account: &str, endpoint: &'static str, err: &PollError) {
+        let failure = Failure {
+            at: SystemTime::now(),
+            reason: err.reason.as_str(),
+            message: err.message.clone(),
+            hint: err.reason.hint().to_string(),
+        };
+        self.record(account, endpoint, Duration::ZERO, Err(failure), |status| {
+            status.up = None;
+            status.not_offered = true;
+        });
+        if let Some(status) = lock(&self.accounts).get_mut(account) {
+            status.notes.remove(endpoint);
         }
     }
 
@@ -174,12 +206,14 @@ impl Status {
         let all = lock(&self.accounts);
         let now = SystemTime::now();
         let mut html = render_thresholds(&all);
+        html.push_str(&render_notes(&all));
         html.push_str(
             "<h2>Accounts</h2>\n<table id=\"status\">\n<tr><th>Account</th><th>Endpoint</th><th>State</th><th>Last success</th><th>Last error</th><th>Hint</th><th>Next attempt</th></tr>\n",
         );
         for (account, status) in all.iter() {
             for endpoint in &status.endpoints {
                 let (class, state) = match endpoint.up {
+                    _ if endpoint.not_offered => ("waiting", "NOT OFFERED"),
                     Some(true) => ("up", "UP"),
                     Some(false) => ("down", "DOWN"),
                     None => ("waiting", "waiting"),
@@ -279,6 +313,32 @@ fn render_thresholds(all: &BTreeMap<String, AccountStatus>) -> String {
                 escape(account)
             ),
         };
+    }
+    html.push_str("</table>\n");
+    html
+}
+
+/// The table of what each account's endpoints say an operator should read (its keys' permissions):
+/// red where a note is alarming (a key that can move funds).
+fn render_notes(all: &BTreeMap<String, AccountStatus>) -> String {
+    let mut html = String::from(
+        "<h2>Keys</h2>\n<table id=\"keys\">\n<tr><th>Account</th><th>What Kraken says of the key</th></tr>\n",
+    );
+    let mut any = false;
+    for (account, status) in all {
+        for note in status.notes.values().flatten() {
+            any = true;
+            let _ = writeln!(
+                html,
+                "<tr class=\"{}\"><td>{}</td><td>{}</td></tr>",
+                if note.alarming { "below" } else { "above" },
+                escape(account),
+                escape(&note.text)
+            );
+        }
+    }
+    if !any {
+        html.push_str("<tr class=\"none\"><td colspan=\"2\">no answer yet (key_info off, or not asked yet)</td></tr>\n");
     }
     html.push_str("</table>\n");
     html

@@ -33,6 +33,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     decides_up: true,
     register: |metrics| Arc::new(BalanceFamilies::register(metrics)),
     polls: |_| true,
+    interval: super::every_poll,
 };
 
 impl EndpointFamilies for BalanceFamilies {
@@ -320,8 +321,8 @@ impl BalanceExCollector {
         families: Arc<BalanceFamilies>,
     ) -> Self {
         Self {
-            rebase_multiplier: context.rebase_multiplier,
-            max_assets: context.max_assets,
+            rebase_multiplier: context.settings.rebase_multiplier,
+            max_assets: context.settings.max_assets,
             shared: context.shared.clone(),
             families,
             min_available: account.min_available.clone(),

@@ -18,6 +18,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     decides_up: false,
     register: |metrics| Arc::new(EarnFamilies::register(metrics)),
     polls: |account| account.earn,
+    interval: super::every_poll,
 };
 
 impl EndpointFamilies for EarnFamilies {

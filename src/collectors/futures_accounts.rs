@@ -27,6 +27,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     decides_up: false,
     register: |metrics| Arc::new(FuturesFamilies::register(metrics)),
     polls: |account| account.futures.is_some(),
+    interval: super::every_poll,
 };
 
 impl EndpointFamilies for FuturesFamilies {
@@ -38,14 +39,14 @@ impl EndpointFamilies for FuturesFamilies {
         let futures = account.futures.as_ref()?;
         let client = FuturesClient::new(
             context.http.clone(),
-            context.futures_api_url,
+            &context.settings.futures_api_url,
             futures.api_key.clone(),
             futures.api_secret.clone(),
             context.futures_nonce.clone(),
         );
         Some(Box::new(FuturesCollector {
             client,
-            max_rows: context.max_assets,
+            max_rows: context.settings.max_assets,
             min_ratio: futures.min_margin_ratio,
             valuation: context.shared.valuation.clone(),
             families: self,

@@ -19,6 +19,7 @@
 //! touches the balances, `kraken_up` or the other endpoints; `kraken_endpoint_up{endpoint}` reports
 //! each.
 
+mod api_key;
 mod balance_ex;
 mod earn_allocations;
 mod futures_accounts;
@@ -28,15 +29,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use api_key::{describe as describe_key, Api, QUERY_ONLY};
 pub use balance_ex::{
     threshold_assets, unlisted_threshold_assets, BalanceExCollector, BalanceFamilies,
     ThresholdAsset,
 };
 pub use futures_accounts::FuturesFamilies;
 
-use crate::config::AccountSettings;
+use crate::config::{AccountSettings, Settings};
 use crate::kraken::assets::AssetNames;
-use crate::kraken::{KrakenClient, PollError, RebaseMultiplier};
+use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::{Changes, Metrics};
 use crate::prices::ValuationFamilies;
 use crate::valuation::Valuation;
@@ -54,6 +56,11 @@ pub trait Collector: Send {
     /// account's spot key does not keep it from being polled.
     fn own_key(&self) -> bool {
         false
+    }
+    /// What the operator should read of the last answer, one line each (the status page and
+    /// `--once`): the key's permissions, for one.
+    fn notes(&self) -> Vec<Note> {
+        Vec::new()
     }
     /// What the operator can do about `err` (the log line's `hint`).
     fn hint(&self, err: &PollError) -> String {
@@ -81,6 +88,14 @@ pub trait Collector: Send {
     fn clear(&mut self, account: &str, metrics: &mut Changes<'_>) {
         metrics.clear_endpoint(account, self.endpoint(), false);
     }
+}
+
+/// A line an operator should read about an endpoint's last answer (the status page, `--once`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub text: String,
+    /// Something to act on (a key that can move funds): shown in red, printed as a warning.
+    pub alarming: bool,
 }
 
 /// A configured minimum and the figure it is compared with (`spendable XBT`: 0.7 against 1).
@@ -148,6 +163,13 @@ pub struct Endpoint {
     pub register: fn(&Metrics) -> Arc<dyn EndpointFamilies>,
     /// Whether the account's configuration polls this endpoint.
     pub polls: fn(&AccountSettings) -> bool,
+    /// How often it is called ([`every_poll`]: the account's `poll_interval`).
+    pub interval: fn(&Settings) -> std::time::Duration,
+}
+
+/// The interval of most endpoints: `poll_interval`.
+pub(crate) fn every_poll(settings: &Settings) -> std::time::Duration {
+    settings.poll_interval
 }
 
 /// An account's collector of one endpoint, with what its table line says of it.
@@ -155,6 +177,8 @@ pub struct Polled {
     pub collector: Box<dyn Collector>,
     /// Its outcome is the account's `kraken_up` ([`Endpoint::decides_up`]).
     pub decides_up: bool,
+    /// How often it is called ([`Endpoint::interval`]).
+    pub interval: std::time::Duration,
 }
 
 /// Every endpoint, in the order an account polls them. The first is the account's balances: every
@@ -164,6 +188,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     trade_balance::ENDPOINT,
     earn_allocations::ENDPOINT,
     futures_accounts::ENDPOINT,
+    api_key::SPOT,
+    api_key::FUTURES,
 ];
 
 /// The families of every endpoint and of the valuation, registered once on one [`Metrics`] and kept
@@ -210,13 +236,10 @@ pub struct Shared {
 pub struct Context<'a> {
     /// The configuration's HTTP client, for endpoints with a client of their own.
     pub http: &'a reqwest::Client,
-    /// `futures_api_url`.
-    pub futures_api_url: &'a str,
+    /// The validated settings (URLs, limits, intervals).
+    pub settings: &'a Settings,
     /// The nonce sequence of the account's futures key (kept across reloads).
     pub futures_nonce: &'a crate::kraken::client::NonceSequence,
-    pub rebase_multiplier: Option<RebaseMultiplier>,
-    /// The most rows a balances answer may have (`max_assets`).
-    pub max_assets: usize,
     pub shared: &'a Shared,
 }
 
@@ -235,6 +258,7 @@ pub fn for_account(
             Some(Polled {
                 collector: Arc::clone(families).collector(account, context)?,
                 decides_up: endpoint.decides_up,
+                interval: (endpoint.interval)(context.settings),
             })
         })
         .collect()
@@ -252,14 +276,19 @@ pub fn polled_by(account: &AccountSettings) -> impl Iterator<Item = &'static End
 pub const TIER_DECAY_PER_SECOND: &[(&str, f64)] =
     &[("starter", 0.33), ("intermediate", 0.5), ("pro", 1.0)];
 
-/// The points one poll of an account costs its spot key.
-fn spot_points(account: &AccountSettings) -> u32 {
-    polled_by(account).map(|endpoint| endpoint.cost).sum()
+/// The points one poll of an account costs its spot key (endpoints called every `poll_interval`).
+fn spot_points(account: &AccountSettings, settings: &Settings) -> u32 {
+    polled_by(account)
+        .filter(|endpoint| (endpoint.interval)(settings) == settings.poll_interval)
+        .map(|endpoint| endpoint.cost)
+        .sum()
 }
 
-/// The points an account's polls cost its spot key a second, at one poll per `interval`.
-pub fn spot_cost_per_second(account: &AccountSettings, interval: std::time::Duration) -> f64 {
-    f64::from(spot_points(account)) / interval.as_secs_f64()
+/// The points an account's calls cost its spot key a second: each endpoint's cost over its interval.
+pub fn spot_cost_per_second(account: &AccountSettings, settings: &Settings) -> f64 {
+    polled_by(account)
+        .map(|endpoint| f64::from(endpoint.cost) / (endpoint.interval)(settings).as_secs_f64())
+        .sum()
 }
 
 /// One warning per account whose polls cost its spot key more a second than the `tier`'s counter
@@ -273,8 +302,8 @@ pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
         .accounts
         .iter()
         .filter_map(|account| {
-            let points = spot_points(account);
-            let cost = spot_cost_per_second(account, settings.poll_interval);
+            let points = spot_points(account, settings);
+            let cost = spot_cost_per_second(account, settings);
             (cost > decay).then(|| {
                 format!(
                     "account {:?}: {points} spot call(s) every {} is {cost:.2} calls/s, more than the {} tier's counter refills ({decay}/s); Kraken will refuse calls with EAPI:Rate limit exceeded. Raise poll_interval to at least {}s, or set rate_limit_tier if the key's tier is higher",
@@ -391,12 +420,19 @@ mod tests {
     fn calls_past_the_tiers_decay_are_warned_about_once_per_account() {
         let mut settings =
             Settings::with_defaults("https://api.kraken.com", vec![account(true, true)]);
-        // Three calls every 30 s: 0.1/s, well under Starter's 0.33/s.
+        // Three calls every 30 s and the key's own info every 15 minutes: 0.1/s and 1/900 s, well
+        // under Starter's 0.33/s.
         assert!(rate_warnings(&settings).is_empty());
-        assert!(
-            (spot_cost_per_second(&settings.accounts[0], settings.poll_interval) - 0.1).abs()
-                < 1e-9
-        );
+        let cost = spot_cost_per_second(&settings.accounts[0], &settings);
+        assert!((cost - (0.1 + 1.0 / 900.0)).abs() < 1e-9, "{cost}");
+        settings.key_info_interval = Duration::from_secs(60);
+        let cost = spot_cost_per_second(&settings.accounts[0], &settings);
+        assert!((cost - (0.1 + 1.0 / 60.0)).abs() < 1e-9, "{cost}");
+        settings.accounts[0].key_info = false;
+        let cost = spot_cost_per_second(&settings.accounts[0], &settings);
+        assert!((cost - 0.1).abs() < 1e-9, "{cost}");
+        settings.accounts[0].key_info = true;
+        settings.key_info_interval = crate::config::DEFAULT_KEY_INFO_INTERVAL;
         // Three calls a second: past every tier.
         settings.poll_interval = Duration::from_secs(1);
         let warnings = rate_warnings(&settings);
@@ -424,7 +460,7 @@ mod tests {
     fn the_account_summary_names_what_is_on_and_never_the_key() {
         let summary = account_summary(&account(true, false));
         assert!(
-            summary.contains("endpoints [BalanceEx, TradeBalance]"),
+            summary.contains("endpoints [BalanceEx, TradeBalance, GetApiKeyInfo]"),
             "{summary}"
         );
         assert!(

@@ -20,6 +20,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     decides_up: false,
     register: |metrics| Arc::new(MarginFamilies::register(metrics)),
     polls: |account| account.margin.is_some(),
+    interval: super::every_poll,
 };
 
 impl EndpointFamilies for MarginFamilies {

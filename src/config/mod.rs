@@ -9,6 +9,7 @@
 //! `KRAKEN_API_KEY` with `KRAKEN_API_SECRET` (base64) or `KRAKEN_API_SECRET_FILE` define one account
 //! named `default`, so a container needs no file.
 
+mod account;
 mod environment;
 mod schema;
 mod secrets;
@@ -40,6 +41,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_PRICE_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIN_PRICE_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_KEY_INFO_INTERVAL: Duration = Duration::from_secs(15 * 60);
+pub const MIN_KEY_INFO_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -61,6 +64,8 @@ pub struct Settings {
     pub max_assets: usize,
     /// Base URL of Kraken Futures without a trailing slash (`https://futures.kraken.com`).
     pub futures_api_url: String,
+    /// How often each key is asked what it may do (`GetApiKeyInfo`, the futures key check).
+    pub key_info_interval: Duration,
     /// The spot keys' verification tier (`starter`, `intermediate`, `pro`), for the rate warning.
     pub rate_limit_tier: String,
     pub accounts: Vec<AccountSettings>,
@@ -86,6 +91,7 @@ impl Settings {
             max_assets: DEFAULT_MAX_ASSETS,
             futures_api_url: crate::kraken::futures::DEFAULT_FUTURES_API_URL.to_string(),
             rate_limit_tier: "starter".to_string(),
+            key_info_interval: DEFAULT_KEY_INFO_INTERVAL,
             accounts,
         }
     }
@@ -103,6 +109,7 @@ impl AccountSettings {
             api_otp: None,
             margin: None,
             earn: false,
+            key_info: true,
             futures: None,
         }
     }
@@ -126,6 +133,8 @@ pub struct AccountSettings {
     pub margin: Option<MarginSettings>,
     /// `earn = true`: poll `Earn/Allocations` too.
     pub earn: bool,
+    /// `key_info` (default `true`): ask what the account's keys may do, every `key_info_interval`.
+    pub key_info: bool,
     /// The account's Kraken Futures key pair: poll its wallets too.
     pub futures: Option<FuturesSettings>,
 }

@@ -19,6 +19,7 @@ pub(super) struct RawSettings {
     pub(super) max_assets: Option<u64>,
     pub(super) futures_api_url: Option<String>,
     pub(super) rate_limit_tier: Option<String>,
+    pub(super) key_info_interval: Option<String>,
     #[serde(default)]
     pub(super) accounts: Vec<RawAccount>,
 }
@@ -38,6 +39,8 @@ pub(super) struct RawAccount {
     pub(super) min_margin_level: Option<String>,
     #[serde(default, deserialize_with = "strict_bool")]
     pub(super) earn: Option<bool>,
+    #[serde(default, deserialize_with = "strict_bool")]
+    pub(super) key_info: Option<bool>,
     #[serde(default, deserialize_with = "strict_string")]
     pub(super) futures_api_key: Option<String>,
     pub(super) futures_api_secret_file: Option<PathBuf>,

@@ -27,11 +27,14 @@ pub enum ErrorReason {
     Unavailable,
     /// Any other Kraken error string.
     ApiError,
+    /// `EGeneral:Unknown method` or `EAPI:Feature disabled`: the account or region does not have the
+    /// endpoint. Not an outage: an endpoint other than the balances is then shown as not offered.
+    NotOffered,
 }
 
 impl ErrorReason {
     /// Every reason, in the order they are documented.
-    pub const ALL: [ErrorReason; 11] = [
+    pub const ALL: [ErrorReason; 12] = [
         Self::Timeout,
         Self::Http,
         Self::Decode,
@@ -43,6 +46,7 @@ impl ErrorReason {
         Self::Lockout,
         Self::Unavailable,
         Self::ApiError,
+        Self::NotOffered,
     ];
 
     /// The `reason` label value.
@@ -59,6 +63,7 @@ impl ErrorReason {
             Self::Lockout => "lockout",
             Self::Unavailable => "unavailable",
             Self::ApiError => "api_error",
+            Self::NotOffered => "not_offered",
         }
     }
 
@@ -76,6 +81,7 @@ impl ErrorReason {
             Self::Lockout => "Kraken locked the key after repeated bad nonces or signatures (about 15 minutes); fix the cause and wait",
             Self::Unavailable => "Kraken is in maintenance or overloaded; retried automatically",
             Self::ApiError => "unexpected Kraken error; see the error text",
+            Self::NotOffered => "Kraken does not offer this endpoint to this account or region; nothing to do (it is asked again now and then)",
         }
     }
 
@@ -90,6 +96,7 @@ impl ErrorReason {
             "EAPI:Rate limit exceeded" => Self::RateLimited,
             "EGeneral:Temporary lockout" => Self::Lockout,
             "EService:Unavailable" | "EService:Busy" => Self::Unavailable,
+            "EGeneral:Unknown method" | "EAPI:Feature disabled" => Self::NotOffered,
             _ if throttled_until(text).is_some() || text.starts_with("EService:Throttled") => {
                 Self::RateLimited
             }

@@ -11,6 +11,7 @@
 //!   `AssetPairs`, `Ticker`).
 //! - [`futures`]: the Kraken Futures client (another host, keys and signature) and its `accounts`.
 
+pub mod api_key;
 pub mod assets;
 pub mod balance_ex;
 pub mod client;

@@ -27,6 +27,7 @@ pub(super) struct Health {
     polls: IntCounterVec,
     poll_errors: IntCounterVec,
     endpoint_up: GaugeVec,
+    endpoint_offered: GaugeVec,
     endpoint_errors: IntCounterVec,
     reload_successful: GaugeVec,
     reload_success_time: GaugeVec,
@@ -66,8 +67,9 @@ impl Health {
             backoff: gauge_vec(registry, "kraken_backoff_seconds", "Seconds the account's poller waits before its next attempt because of failures (0 while polls succeed).", &["account"]),
             poll_duration,
             polls: counter_vec(registry, "kraken_polls_total", "Polls of the account's balances attempted, successful or not.", &["account"]),
-            poll_errors: counter_vec(registry, "kraken_poll_errors_total", "Failed polls of the account's balances by reason (timeout, http, decode, invalid_key, invalid_signature, invalid_nonce, permission_denied, rate_limited, lockout, unavailable, api_error).", &["account", "reason"]),
+            poll_errors: counter_vec(registry, "kraken_poll_errors_total", "Failed polls of the account's balances by reason (timeout, http, decode, invalid_key, invalid_signature, invalid_nonce, permission_denied, rate_limited, lockout, unavailable, api_error, not_offered).", &["account", "reason"]),
             endpoint_up: gauge_vec(registry, "kraken_endpoint_up", "1 if the last call of the account to this Kraken endpoint succeeded, 0 if it failed or none has finished yet.", &["account", "endpoint"]),
+            endpoint_offered: gauge_vec(registry, "kraken_endpoint_offered", "1 once the account's call to this Kraken endpoint was answered, 0 while Kraken answers that it does not offer the endpoint to this account or region (kraken_endpoint_up is then absent: nothing is down).", &["account", "endpoint"]),
             endpoint_errors: counter_vec(registry, "kraken_endpoint_errors_total", "Failed calls by account, Kraken endpoint and reason.", &["account", "endpoint", "reason"]),
             reload_successful: gauge_vec(registry, "kraken_exporter_config_last_reload_successful", "1 if the last configuration reload (or the start) succeeded, 0 if it failed.", &[]),
             reload_success_time: gauge_vec(registry, "kraken_exporter_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration reload (or of the start).", &[]),
@@ -124,6 +126,9 @@ impl Health {
 
     pub(super) fn remove_endpoint(&self, account: &str, endpoint: &str) {
         let _ = self.endpoint_up.remove_label_values(&[account, endpoint]);
+        let _ = self
+            .endpoint_offered
+            .remove_label_values(&[account, endpoint]);
         for reason in ErrorReason::ALL {
             let _ = self
                 .endpoint_errors
@@ -140,12 +145,27 @@ impl Changes<'_> {
             .endpoint_up
             .with_label_values(&[account, endpoint])
             .set(if failure.is_none() { 1.0 } else { 0.0 });
+        health
+            .endpoint_offered
+            .with_label_values(&[account, endpoint])
+            .set(1.0);
         if let Some(reason) = failure {
             health
                 .endpoint_errors
                 .with_label_values(&[account, endpoint, reason.as_str()])
                 .inc();
         }
+    }
+
+    /// Records Kraken's answer that it does not offer `endpoint` to the account: no
+    /// `kraken_endpoint_up` (nothing is down), `kraken_endpoint_offered` 0, no error counted.
+    pub fn record_not_offered(&mut self, account: &str, endpoint: &str) {
+        let health = &self.metrics.health;
+        let _ = health.endpoint_up.remove_label_values(&[account, endpoint]);
+        health
+            .endpoint_offered
+            .with_label_values(&[account, endpoint])
+            .set(0.0);
     }
 
     /// Records a finished poll of the account's balances: its duration and, on failure, its reason;

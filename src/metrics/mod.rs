@@ -45,6 +45,9 @@ struct State {
     endpoints: BTreeMap<String, Vec<&'static str>>,
     series: Vec<series::Exported>,
     rendered: Vec<series::Rendered>,
+    /// Every family registered through [`Metrics::gauge_vec`], by name: a family two endpoints
+    /// share (the key's, by `api`) is registered once and handed to both.
+    gauges: BTreeMap<String, GaugeVec>,
 }
 
 pub(crate) fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -94,9 +97,15 @@ impl Metrics {
         metrics
     }
 
-    /// Registers a plain gauge family on the registry (for families that are not per account).
+    /// Registers a plain gauge family on the registry, or hands out the one registered under
+    /// `name` before (then with the same help and labels).
     pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-        gauge_vec(&self.registry, name, help, labels)
+        let mut state = lock(&self.state);
+        state
+            .gauges
+            .entry(name.to_string())
+            .or_insert_with(|| gauge_vec(&self.registry, name, help, labels))
+            .clone()
     }
 
     /// Applies `change` and publishes the result, as one step: the only way to change what is served.

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::schedule::{PollTarget, PollTiming, Schedule};
 use crate::collectors::{Collector, Polled};
-use crate::kraken::{KrakenClient, PollError};
+use crate::kraken::{ErrorReason, KrakenClient, PollError};
 use crate::metrics::{Changes, Metrics};
 use crate::readiness::Readiness;
 
@@ -47,20 +47,24 @@ struct EndpointHealth {
     schedule: Schedule,
     /// When it is called next.
     next_due: Instant,
+    /// Whether Kraken offers it to this account: `Some(false)` after a `not_offered` answer.
+    offered: Option<bool>,
 }
 
 impl EndpointHealth {
-    fn new(timing: &PollTiming, first: Instant, decides_up: bool) -> Self {
+    /// Called every `interval` (its table line's), backing off up to `timing.max_backoff`.
+    fn new(timing: &PollTiming, interval: Duration, first: Instant, decides_up: bool) -> Self {
         Self {
             decides_up,
             // A random seed per endpoint, so accounts of one exporter do not retry in step.
-            backoff: Backoff::new(timing.interval, timing.max_backoff, fastrand::u64(..)),
+            backoff: Backoff::new(interval, timing.max_backoff, fastrand::u64(..)),
             retry_at: None,
             wait: Duration::ZERO,
             last_failed: None,
             last_success: None,
-            schedule: Schedule::new(first, timing.interval),
+            schedule: Schedule::new(first, interval),
             next_due: first,
+            offered: None,
         }
     }
 
@@ -81,7 +85,19 @@ impl EndpointHealth {
         self.wait = Duration::ZERO;
         self.last_failed = Some(false);
         self.last_success = Some(now);
+        self.offered = Some(true);
         self.next_due = self.schedule.advance(now);
+    }
+
+    /// Kraken does not offer the endpoint to the account: not a failure, no backoff; it is asked
+    /// again on its grid. Whether that is news (the first such answer, or after it answered).
+    fn not_offered(&mut self, now: Instant) -> bool {
+        self.backoff.reset();
+        self.retry_at = None;
+        self.wait = Duration::ZERO;
+        self.last_success = None;
+        self.next_due = self.schedule.advance(now);
+        self.offered.replace(false) != Some(false)
     }
 
     fn failed(&mut self, err: &PollError, now: Instant) -> Duration {
@@ -184,8 +200,35 @@ impl Outcomes {
             .succeeded(call.account, call.endpoint, items, call.elapsed);
         self.status
             .compared(call.account, call.endpoint, collector.comparisons());
+        self.status
+            .noted(call.account, call.endpoint, collector.notes());
         if call.decides_up {
             self.readiness.mark_succeeded(call.account);
+        }
+    }
+
+    /// Kraken does not offer the endpoint to the account (`not_offered`): its data and
+    /// `kraken_endpoint_up` go, `kraken_endpoint_offered` is 0, the status page says so, and the
+    /// log says it once (`news`), at info: nothing is down.
+    fn not_offered(
+        &self,
+        call: &Call<'_>,
+        collector: &mut dyn Collector,
+        err: &PollError,
+        news: bool,
+    ) {
+        self.metrics.update(|m| {
+            collector.clear(call.account, m);
+            m.record_not_offered(call.account, call.endpoint);
+        });
+        self.status.not_offered(call.account, call.endpoint, err);
+        if news {
+            tracing::info!(
+                account = call.account,
+                endpoint = call.endpoint,
+                error = %err.message,
+                "Kraken does not offer this endpoint to this account or region; not an outage (no alert), asked again now and then"
+            );
         }
     }
 
@@ -238,7 +281,8 @@ impl AccountPoller {
             endpoints: collectors
                 .into_iter()
                 .map(|polled| {
-                    let health = EndpointHealth::new(&timing, now, polled.decides_up);
+                    let health =
+                        EndpointHealth::new(&timing, polled.interval, now, polled.decides_up);
                     (polled.collector, health)
                 })
                 .collect(),
@@ -348,6 +392,11 @@ impl AccountPoller {
                     if first {
                         result = Some(Ok(items));
                     }
+                }
+                Err(err) if err.reason == ErrorReason::NotOffered && !first => {
+                    let news = health.not_offered(Instant::now());
+                    self.outcomes
+                        .not_offered(&call, collector.as_mut(), &err, news);
                 }
                 Err(err) => {
                     let wait = health.failed(&err, Instant::now());

@@ -23,7 +23,6 @@ use crate::config::Settings;
 use crate::kraken::client::{http_client, NonceSequence};
 use crate::kraken::public::PublicClient;
 use crate::kraken::KrakenClient;
-use crate::kraken::RebaseMultiplier;
 use crate::metrics::Metrics;
 use crate::polling::poller::{AccountPoller, KeyPacing, NotBefore};
 use crate::polling::schedule::{first_polls, PollTiming, MAX_CONCURRENT_POLLS};
@@ -82,10 +81,8 @@ impl Outputs {
 /// How to make one account's poller, again after its task died.
 pub struct PollerRecipe {
     account: AccountSettings,
-    api_url: String,
-    futures_api_url: String,
-    rebase_multiplier: Option<RebaseMultiplier>,
-    max_assets: usize,
+    /// The settings every account shares (URLs, limits, intervals), without the accounts.
+    settings: Arc<Settings>,
     timing: PollTiming,
     http: reqwest::Client,
     nonce: NonceSequence,
@@ -103,7 +100,7 @@ impl PollerRecipe {
         let account = &self.account;
         let client = KrakenClient::new(
             self.http.clone(),
-            &self.api_url,
+            &self.settings.api_url,
             account.api_key.clone(),
             account.api_secret.clone(),
         )
@@ -111,10 +108,8 @@ impl PollerRecipe {
         .with_otp(account.api_otp.clone());
         let context = collectors::Context {
             http: &self.http,
-            futures_api_url: &self.futures_api_url,
+            settings: &self.settings,
             futures_nonce: &self.futures_nonce,
-            rebase_multiplier: self.rebase_multiplier,
-            max_assets: self.max_assets,
             shared: &self.shared,
         };
         AccountPoller::new(
@@ -187,6 +182,10 @@ pub fn build(
         .checking(threshold_check(settings))
     });
     let timing = timing_of(settings);
+    let shared_settings = Arc::new(Settings {
+        accounts: Vec::new(),
+        ..settings.clone()
+    });
     let mut next_nonces = NonceBook::default();
     let recipes: Vec<PollerRecipe> = settings
         .accounts
@@ -208,11 +207,8 @@ pub fn build(
                 });
             PollerRecipe {
                 account: account.clone(),
-                api_url: settings.api_url.clone(),
-                futures_api_url: settings.futures_api_url.clone(),
+                settings: Arc::clone(&shared_settings),
                 futures_nonce,
-                rebase_multiplier: settings.rebase_multiplier,
-                max_assets: settings.max_assets,
                 timing,
                 http: http.clone(),
                 nonce,

@@ -21,8 +21,12 @@ pub(super) struct SimFuturesKey {
     pub(super) last_nonce: u64,
     pub(super) wallets: SimFutures,
     pub(super) calls: u64,
-    /// An answer served byte for byte once a request passed the checks.
+    /// An answer of `accounts` served byte for byte once a request passed the checks.
     pub(super) recorded: Option<Bytes>,
+    /// The key's public key, which the key check names (as Kraken's does).
+    pub(super) public_key: String,
+    /// What the key check answers; `None`: HTTP 404, as a host without the endpoint.
+    pub(super) key_info: Option<super::SimKeyInfo>,
 }
 
 /// The wallets of a futures account.
@@ -162,6 +166,38 @@ fn futures_error(code: &str) -> Response {
 }
 
 pub(super) async fn accounts(State(inner): State<Shared>, headers: HeaderMap) -> Response {
+    signed(PATH, inner, headers, |key| {
+        let call = key.calls;
+        key.calls += 1;
+        match &key.recorded {
+            Some(recorded) => json_ok(recorded.clone()),
+            None => json_ok(key.wallets.render(call)),
+        }
+    })
+    .await
+}
+
+pub(super) async fn key_check(State(inner): State<Shared>, headers: HeaderMap) -> Response {
+    signed(
+        crate::kraken::futures::key_check::PATH,
+        inner,
+        headers,
+        |key| match &key.key_info {
+            Some(info) => json_ok(info.render_futures(&key.public_key)),
+            None => super::private::json_ok_status(axum::http::StatusCode::NOT_FOUND, "{}"),
+        },
+    )
+    .await
+}
+
+/// Records the request, applies faults and Kraken Futures' checks (key, `Authent` over `path`,
+/// nonce), then `answer`s for the key.
+async fn signed(
+    path: &'static str,
+    inner: Shared,
+    headers: HeaderMap,
+    answer: impl FnOnce(&mut SimFuturesKey) -> Response,
+) -> Response {
     let header = |name: &str| header_text(&headers, name);
     let api_key = header("apikey");
     let sent = header("authent");
@@ -172,9 +208,9 @@ pub(super) async fn accounts(State(inner): State<Shared>, headers: HeaderMap) ->
         let signature_valid = state
             .futures
             .get(&api_key)
-            .is_some_and(|key| authent(&key.secret, PATH, &nonce_text, "") == sent);
+            .is_some_and(|key| authent(&key.secret, path, &nonce_text, "") == sent);
         let index = state.record(SimRequest {
-            path: PATH,
+            path,
             fields: Default::default(),
             api_key: api_key.clone(),
             api_sign: sent.clone(),
@@ -218,11 +254,5 @@ pub(super) async fn accounts(State(inner): State<Shared>, headers: HeaderMap) ->
         state.requests[index].error = Some(code.clone());
         return futures_error(&code);
     }
-    let key = state.futures.get_mut(&api_key).expect("checked above");
-    let call = key.calls;
-    key.calls += 1;
-    match &key.recorded {
-        Some(recorded) => json_ok(recorded.clone()),
-        None => json_ok(key.wallets.render(call)),
-    }
+    answer(state.futures.get_mut(&api_key).expect("checked above"))
 }

@@ -13,6 +13,7 @@
 
 mod faults;
 mod futures;
+mod key_info;
 mod private;
 mod public;
 
@@ -32,6 +33,7 @@ use sha2::{Digest, Sha512};
 
 pub use faults::Fault;
 pub use futures::{SimFlex, SimFutures};
+pub use key_info::{SimKeyInfo, SIM_IBAN};
 
 /// One asset of a simulated portfolio.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +110,8 @@ struct SimAccount {
     earn: Vec<SimAllocation>,
     /// Answers served byte for byte once a request to the path passed Kraken's checks.
     recorded: HashMap<&'static str, Bytes>,
+    /// What `GetApiKeyInfo` answers.
+    key_info: SimKeyInfo,
 }
 
 /// A simulated margin account for `TradeBalance`, in one currency.
@@ -341,6 +345,11 @@ impl Simulator {
                 crate::kraken::futures::accounts::PATH,
                 get(futures::accounts),
             )
+            .route(crate::kraken::api_key::PATH, post(private::api_key_info))
+            .route(
+                crate::kraken::futures::key_check::PATH,
+                get(futures::key_check),
+            )
             .route("/0/public/Assets", get(public::assets))
             .route("/0/public/AssetPairs", get(public::asset_pairs))
             .route("/0/public/Ticker", get(public::ticker))
@@ -378,6 +387,7 @@ impl Simulator {
                 trade_balance_calls: 0,
                 earn: Vec::new(),
                 recorded: HashMap::new(),
+                key_info: SimKeyInfo::query_only(),
             },
         );
     }
@@ -438,8 +448,24 @@ impl Simulator {
                 wallets,
                 calls: 0,
                 recorded: None,
+                public_key: api_key.to_string(),
+                key_info: Some(SimKeyInfo::futures_read_only()),
             },
         );
+    }
+
+    /// Sets what `GetApiKeyInfo` answers for a spot key.
+    pub fn set_key_info(&self, api_key: &str, info: SimKeyInfo) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.key_info = info;
+        }
+    }
+
+    /// Sets what the key check answers for a futures key (`None`: HTTP 404, no such endpoint).
+    pub fn set_futures_key_info(&self, api_key: &str, info: Option<SimKeyInfo>) {
+        if let Some(key) = self.lock().futures.get_mut(api_key) {
+            key.key_info = info;
+        }
     }
 
     /// Replaces a futures key's wallets.

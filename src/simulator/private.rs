@@ -181,6 +181,26 @@ fn answer_earn_allocations(state: &mut SimInner, api_key: &str, fields: &Fields)
     )
 }
 
+pub(super) async fn api_key_info(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed(
+        crate::kraken::api_key::PATH,
+        inner,
+        headers,
+        body,
+        |state, api_key, _| json_ok(state.accounts[api_key].key_info.render_spot(api_key)),
+    )
+    .await
+}
+
+/// A JSON body with another status than 200.
+pub(super) fn json_ok_status(status: StatusCode, body: &'static str) -> Response {
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
 pub(super) fn json_ok(body: impl Into<axum::body::Body>) -> Response {
     let body: axum::body::Body = body.into();
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()

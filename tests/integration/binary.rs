@@ -255,7 +255,9 @@ fn check_config_warns_past_the_rate_limit_and_summarises_each_account() {
     );
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("account \"main\": endpoints [BalanceEx, TradeBalance, Earn/Allocations]")
+        stdout.contains(
+            "account \"main\": endpoints [BalanceEx, TradeBalance, Earn/Allocations, GetApiKeyInfo]"
+        )
             && stdout.contains("key ...1234")
             && !stdout.contains("KEY-main-rate"),
         "{stdout}"

@@ -224,7 +224,7 @@ async fn a_refused_optional_endpoint_never_disturbs_balances_or_the_others() {
 }
 
 #[tokio::test]
-async fn with_the_options_off_only_balance_ex_is_called() {
+async fn with_the_options_off_only_balance_ex_and_the_keys_info_are_called() {
     let main = TestAccount::new("main", "KEY-plain");
     let simulator = simulator_with(&main).await;
     simulator.set_margin(
@@ -234,7 +234,10 @@ async fn with_the_options_off_only_balance_ex_is_called() {
     let (code, m, logs) = once(&simulator, &main, "").await;
     assert_eq!(code, Some(0), "{logs}");
     let paths: Vec<&str> = simulator.requests().iter().map(|r| r.path).collect();
-    assert_eq!(paths, vec![BALANCE_EX_PATH]);
+    assert_eq!(
+        paths,
+        vec![BALANCE_EX_PATH, kraken_exporter::kraken::api_key::PATH]
+    );
     assert_eq!(endpoint_up(&m, "TradeBalance"), None);
     assert!(!m.text.contains("kraken_margin_"), "{}", m.text);
     assert!(!m.text.contains("kraken_earn_"), "{}", m.text);

@@ -221,12 +221,14 @@ async fn rebase_multiplier_is_sent_when_configured() {
         m.balance("kraken_balance", "main", "AAPLx", "tokenized"),
         Some(10.0)
     );
-    assert!(simulator.requests().iter().all(|r| r
-        .fields
-        .get("rebase_multiplier")
-        .map(String::as_str)
-        == Some("base")
-        && r.signature_valid));
+    assert!(simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == kraken_exporter::kraken::BALANCE_EX_PATH)
+        .all(
+            |r| r.fields.get("rebase_multiplier").map(String::as_str) == Some("base")
+                && r.signature_valid
+        ));
 }
 
 #[tokio::test]

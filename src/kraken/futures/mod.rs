@@ -9,6 +9,7 @@
 //! key and signature scrubbed from any text an upstream echoes.
 
 pub mod accounts;
+pub mod key_check;
 pub mod sign;
 
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
