@@ -15,6 +15,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::collectors::Note;
 use crate::config::Settings;
 use crate::kraken::PollError;
 use crate::polling::poller::AccountPoller;
@@ -152,11 +153,13 @@ impl Application {
     }
 }
 
-/// Polls every account once, concurrently; returns the exposition text and the failures. An account
-/// that holds nothing yet is a success (the poller logs it).
-pub async fn poll_all_once(
-    settings: &Settings,
-) -> anyhow::Result<(String, Vec<(String, PollError)>)> {
+/// What `--once` learnt: the exposition text, each account's failure, and what the endpoints say an
+/// operator should read (each key's permissions), by account.
+pub type OnceResult = (String, Vec<(String, PollError)>, Vec<(String, Note)>);
+
+/// Polls every account once, concurrently; returns the exposition text, the failures and the notes.
+/// An account that holds nothing yet is a success (the poller logs it).
+pub async fn poll_all_once(settings: &Settings) -> anyhow::Result<OnceResult> {
     let outputs = Outputs::new(&[]);
     let crate::polling::running::Parts {
         pollers, prices, ..
@@ -176,13 +179,16 @@ pub async fn poll_all_once(
                 .update(|metrics| families.record_refresh(metrics, false));
         }
     }
-    let metrics = outputs.metrics;
     let failures = poll_each_once(pollers)
         .await
         .into_iter()
         .filter_map(|(account, result)| result.err().map(|err| (account, err)))
         .collect();
-    Ok((metrics.render_text(), failures))
+    Ok((
+        outputs.metrics.render_text(),
+        failures,
+        outputs.status.notes(),
+    ))
 }
 
 async fn poll_each_once(pollers: Vec<AccountPoller>) -> Vec<(String, Result<usize, PollError>)> {
@@ -328,8 +334,15 @@ pub async fn launch(launch: Launch) -> u8 {
 
     if launch.mode == Mode::Once {
         return match poll_all_once(&settings).await {
-            Ok((text, failures)) => {
+            Ok((text, failures, notes)) => {
                 print!("{text}");
+                for (account, note) in &notes {
+                    let kind = if note.alarming { "warning" } else { "note" };
+                    eprintln!(
+                        "kraken_exporter: {kind}: account {account:?}: {}",
+                        note.text
+                    );
+                }
                 for (account, err) in &failures {
                     eprintln!(
                         "kraken_exporter: account {account:?}: {} ({}): {}",

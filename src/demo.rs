@@ -4,7 +4,9 @@
 //! shipped alerts fire on demo data, and fresh, an account that was never funded (Kraken answers it
 //! `{"error":[]}`: up, with no balances) whose minimum of 0.5 `btc` (read as `XBT`) pages because it
 //! holds none, and whose key lacks the Earn permission it was configured for, so the endpoint-down
-//! alert can be seen.
+//! alert can be seen. Trading's spot key can trade and withdraw (Kraken's documented example key), so
+//! `KrakenApiKeyCanMoveFunds` fires; treasury's is query-only, bound to a network and expires in 90
+//! days.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +16,7 @@ use crate::config::{
 use crate::kraken::AssetFamily;
 use crate::simulator::{
     dec, generate_secret, MovingLevel, Portfolio, SimAllocation, SimBalance, SimFlex, SimFutures,
-    SimMargin, Simulator,
+    SimKeyInfo, SimMargin, Simulator,
 };
 
 /// A realistic portfolio covering every family, credit, a rebasing token and an unknown suffix.
@@ -250,6 +252,26 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
         crate::kraken::BALANCE_EX_PATH,
         Some(NEVER_FUNDED_ANSWER.to_vec()),
     );
+    // Trading's key was made for a trading bot and can withdraw too: the key alert pages on it.
+    simulator.set_key_info(
+        "DEMO-trading-key",
+        SimKeyInfo::query_only()
+            .named("trading-bot")
+            .with_permissions(&[
+                "query-funds",
+                "withdraw-funds",
+                "query-open-trades",
+                "modify-trades",
+            ]),
+    );
+    // Treasury's is what the README asks for: query only, bound to the exporter's network.
+    let mut treasury_key = SimKeyInfo::query_only().named("treasury-monitoring");
+    treasury_key.allowlist = vec!["203.0.113.0/24".to_string()];
+    treasury_key.valid_until = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 90 * 24 * 60 * 60;
+    simulator.set_key_info("DEMO-treasury-key", treasury_key);
     // Trading runs on margin: its level falls step by step through its 200 % minimum and jumps back.
     simulator.set_margin("DEMO-trading-key", Some(trading_margin()));
     // It trades futures too, with its own futures key.

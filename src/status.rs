@@ -166,6 +166,20 @@ impl Status {
         }
     }
 
+    /// Every account's notes, in account and endpoint order.
+    pub fn notes(&self) -> Vec<(String, Note)> {
+        lock(&self.accounts)
+            .iter()
+            .flat_map(|(account, status)| {
+                status
+                    .notes
+                    .values()
+                    .flatten()
+                    .map(|note| (account.clone(), note.clone()))
+            })
+            .collect()
+    }
+
     /// The account's next poll is due in `after`.
     pub fn scheduled(&self, account: &str, after: Duration) {
         if let Some(status) = lock(&self.accounts).get_mut(account) {

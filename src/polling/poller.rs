@@ -541,3 +541,26 @@ impl PollTarget for AccountPoller {
 fn round_to_ms(duration: Duration) -> Duration {
     Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_offered_is_news_once_until_the_endpoint_answers_again_and_never_backs_off() {
+        let timing = PollTiming {
+            interval: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(900),
+            stale_after: None,
+        };
+        let start = Instant::now();
+        let interval = Duration::from_secs(900);
+        let mut health = EndpointHealth::new(&timing, interval, start, false);
+        assert!(health.not_offered(start), "the first answer is news");
+        assert!(!health.backing_off(start));
+        assert_eq!(health.next_due, start + interval, "on its own grid");
+        assert!(!health.not_offered(start + interval), "said once");
+        health.succeeded(start + interval * 2);
+        assert!(health.not_offered(start + interval * 3), "news again");
+    }
+}

@@ -48,6 +48,12 @@ impl SimKeyInfo {
         }
     }
 
+    /// The same key named `name` (on Kraken's key page).
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
     /// The same key with `permissions`.
     pub fn with_permissions(mut self, permissions: &[&str]) -> Self {
         self.permissions = permissions.iter().map(|p| p.to_string()).collect();

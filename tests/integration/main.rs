@@ -9,6 +9,7 @@ mod futures;
 mod golden;
 mod hardening;
 mod helpers;
+mod key_info;
 mod lifecycle;
 mod margin_earn;
 mod pager;
