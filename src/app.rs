@@ -336,12 +336,13 @@ pub async fn launch(launch: Launch) -> u8 {
         return match poll_all_once(&settings).await {
             Ok((text, failures, notes)) => {
                 print!("{text}");
+                // What an operator should read of the answers (each key's permissions), in the log.
                 for (account, note) in &notes {
-                    let kind = if note.alarming { "warning" } else { "note" };
-                    eprintln!(
-                        "kraken_exporter: {kind}: account {account:?}: {}",
-                        note.text
-                    );
+                    if note.alarming {
+                        tracing::warn!(account, "{}", note.text);
+                    } else {
+                        tracing::info!(account, "{}", note.text);
+                    }
                 }
                 for (account, err) in &failures {
                     eprintln!(

@@ -137,7 +137,7 @@ pub fn render_labels(pairs: &[(&str, &str)]) -> String {
 /// A sample value: the shortest text that reads back as the same `f64` (ryu: `17185.45`, `1e-10`,
 /// `3.0`), or `NaN`, `+Inf`, `-Inf`. ryu is several times faster than `Display` for floats, which
 /// matters with thousands of series rendered per poll.
-fn write_value(value: f64, out: &mut String) {
+pub(crate) fn write_value(value: f64, out: &mut String) {
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use prometheus::GaugeVec;
 use rust_decimal::Decimal;
 
 use crate::exposition::{render_labels, to_f64, Encoded, GaugeFamily};
@@ -37,8 +36,8 @@ pub struct ValuationFamilies {
     values: RenderedFamilies,
     unpriced: AccountSeries,
     asset_price: AccountSeries,
-    prices_up: GaugeVec,
-    prices_last_success: GaugeVec,
+    prices_up: AccountSeries,
+    prices_last_success: AccountSeries,
 }
 
 impl ValuationFamilies {
@@ -48,8 +47,8 @@ impl ValuationFamilies {
             values: RenderedFamilies::register(metrics, balances, VALUE_FAMILIES),
             unpriced: AccountSeries::register(metrics, balances, "kraken_unpriced_assets", "Balances of the account (asset and family) without a price in at least one quote currency; they get no value series.", &[]),
             asset_price: AccountSeries::register(metrics, Scope::Global, "kraken_asset_price", "Price of one unit of the asset in the quote currency, from Kraken's last trades (ETH2 at ETH's price; see docs/metrics.md).", &["asset", "quote"]),
-            prices_up: metrics.gauge_vec("kraken_prices_up", "1 if the last refresh of prices from Kraken's public API succeeded, 0 if it failed.", &[]),
-            prices_last_success: metrics.gauge_vec("kraken_prices_last_success_timestamp_seconds", "Unix time of the last successful refresh of prices.", &[]),
+            prices_up: AccountSeries::register(metrics, Scope::Global, "kraken_prices_up", "1 if the last refresh of prices from Kraken's public API succeeded, 0 if it failed.", &[]),
+            prices_last_success: AccountSeries::register(metrics, Scope::Global, "kraken_prices_last_success_timestamp_seconds", "Unix time of the last successful refresh of prices.", &[]),
         }
     }
 
@@ -76,17 +75,17 @@ impl ValuationFamilies {
         self.asset_price.replace(metrics, "", &rows);
     }
 
-    /// Records a refresh of prices: `kraken_prices_up` and, on success, its timestamp. It takes
-    /// the update's `Changes` (unused otherwise) so it can only be called where it is published.
-    pub fn record_refresh(&self, _metrics: &mut Changes<'_>, succeeded: bool) {
-        let none: &[&str] = &[];
-        self.prices_up
-            .with_label_values(none)
-            .set(if succeeded { 1.0 } else { 0.0 });
+    /// Records a refresh of prices: `kraken_prices_up` and, on success, its timestamp.
+    pub fn record_refresh(&self, metrics: &mut Changes<'_>, succeeded: bool) {
+        let up = if succeeded { 1.0 } else { 0.0 };
+        self.prices_up.set(metrics, "", Vec::new(), up);
         if succeeded {
-            self.prices_last_success
-                .with_label_values(none)
-                .set(unix_seconds(std::time::SystemTime::now()));
+            self.prices_last_success.set(
+                metrics,
+                "",
+                Vec::new(),
+                unix_seconds(std::time::SystemTime::now()),
+            );
         }
     }
 }

@@ -39,7 +39,7 @@ pub use futures_accounts::FuturesFamilies;
 use crate::config::{AccountSettings, Settings};
 use crate::kraken::assets::AssetNames;
 use crate::kraken::{KrakenClient, PollError};
-use crate::metrics::{Changes, Metrics};
+use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
 use crate::prices::ValuationFamilies;
 use crate::valuation::Valuation;
 
@@ -207,15 +207,18 @@ impl Registered {
             .map(|endpoint| (endpoint.register)(metrics))
             .collect();
         // What an alert on `kraken_endpoint_up` joins to name the permission a key lacks.
-        let info = metrics.gauge_vec(
+        let info = AccountSeries::register(
+            metrics,
+            Scope::Global,
             "kraken_endpoint_info",
             "Every Kraken endpoint the exporter knows, with the permission its key needs (always 1).",
             &["endpoint", "permission"],
         );
-        for endpoint in ENDPOINTS {
-            info.with_label_values(&[endpoint.method, endpoint.permission])
-                .set(1.0);
-        }
+        let rows: Vec<(Vec<String>, f64)> = ENDPOINTS
+            .iter()
+            .map(|e| (vec![e.method.to_string(), e.permission.to_string()], 1.0))
+            .collect();
+        metrics.update(|m| info.replace(m, "", &rows));
         Self {
             endpoints,
             valuation: Arc::new(ValuationFamilies::register(metrics)),

@@ -1,14 +1,17 @@
-//! The generic machinery of the exposition: the registry, the two kinds of family collectors register
-//! ([`series`]), the exporter's own health ([`health`]), the accounts and endpoints that exist, and
-//! the one publisher ([`publish`]). Nothing here knows a Kraken endpoint or its figures: each
-//! collector registers and fills its own families (`crate::collectors`).
+//! The generic machinery of the exposition: the families collectors register ([`series`]), the
+//! exporter's own health ([`health`]), the accounts and endpoints that exist, and the one publisher
+//! ([`publish`]). Nothing here knows a Kraken endpoint or its figures: each collector registers and
+//! fills its own families (`crate::collectors`).
 //!
-//! **Publishing has one owner.** Everything that changes lives in one [`State`] behind one lock (as
-//! mini-redis keeps its `Mutex<State>`). State changes only through [`Metrics::update`], whose closure
-//! gets a [`Changes`] handle (the only way to reach the setters); when the closure returns, `update`
-//! renders the registry, joins it with the hand-rendered chunks (plain and gzip) and stores what
-//! `/metrics` serves, still under the lock, so a render never overwrites a newer one and no caller
-//! can change a value and forget to publish it.
+//! **One render path, publishing proportional to the change.** Every family is rendered by hand into
+//! one chunk per account (and family). Everything that changes lives in one [`State`] behind one lock
+//! (as mini-redis keeps its `Mutex<State>`). State changes only through [`Metrics::update`], whose
+//! closure gets a [`Changes`] handle (the only way to reach the setters); a setter marks the chunk it
+//! changed, and when the closure returns `update` renders the marked chunks again (that account's,
+//! that family's: nothing else) and moves the version on. A scrape joins the chunks of the newest
+//! version once (references to shared bytes, nothing rendered), outside any update, so an update
+//! costs what it changed whatever the number of accounts, and no caller can change a value and
+//! forget to publish it. Only the process metrics go through the `prometheus` crate's encoder.
 
 mod health;
 mod publish;
@@ -16,56 +19,44 @@ mod series;
 
 pub use crate::exposition::to_f64;
 pub use publish::{Scrape, CONTENT_TYPE, PROCESS_REFRESH};
-pub use series::{AccountSeries, RenderedFamilies, Scope};
+pub use series::{AccountSeries, Histogram, Kind, RenderedFamilies, Scope};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+use prometheus::Registry;
 
 use crate::sync::lock;
 use health::Health;
 use publish::Exposition;
+use series::{Marked, Slot};
 
-/// The registry, the families, the state and the last rendered exposition.
+/// The families, the state and the last assembled exposition.
 pub struct Metrics {
-    registry: Registry,
     process_registry: Registry,
     health: Health,
     state: Mutex<State>,
+    /// The state's version, readable without its lock (a scrape compares it with what it holds).
+    version: AtomicU64,
     exposition: RwLock<Exposition>,
 }
 
-/// What changes, under one lock: the configured accounts, the endpoints each polls, and the
-/// bookkeeping of every registered family.
+/// What changes, under one lock: the configured accounts, the endpoints each polls, and every
+/// family with its chunks.
 #[derive(Default)]
 struct State {
     accounts: BTreeSet<String>,
     endpoints: BTreeMap<String, Vec<&'static str>>,
-    series: Vec<series::Exported>,
-    rendered: Vec<series::Rendered>,
-    /// Every family registered through [`Metrics::gauge_vec`], by name: a family two endpoints
-    /// share (the key's, by `api`) is registered once and handed to both.
-    gauges: BTreeMap<String, GaugeVec>,
-}
-
-pub(crate) fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    let gauge = GaugeVec::new(Opts::new(name, help), labels)
-        .expect("metric names, help and labels are static and valid");
-    registry
-        .register(Box::new(gauge.clone()))
-        .expect("each metric family is registered once");
-    gauge
-}
-
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let counter = IntCounterVec::new(Opts::new(name, help), labels)
-        .expect("metric names, help and labels are static and valid");
-    registry
-        .register(Box::new(counter.clone()))
-        .expect("each metric family is registered once");
-    counter
+    /// Every family, in exposition order.
+    slots: Vec<Slot>,
+    /// The slot of each family registered by name ([`AccountSeries`]).
+    names: BTreeMap<String, usize>,
+    /// Chunks changed by the update under way, rendered again when it ends.
+    marked: Marked,
+    /// Moves on with every change of what is served.
+    version: u64,
 }
 
 pub(crate) fn unix_seconds(time: SystemTime) -> f64 {
@@ -78,7 +69,6 @@ impl Metrics {
     /// at 0), so `rate()` and `absent()` work from the first scrape. Collectors register their own
     /// families next ([`AccountSeries::register`], [`RenderedFamilies::register`]).
     pub fn new<S: AsRef<str>>(accounts: &[S]) -> Self {
-        let registry = Registry::new();
         let process_registry = Registry::new();
         #[cfg(target_os = "linux")]
         process_registry
@@ -86,47 +76,56 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("the process collector is registered once");
+        let mut state = State::default();
+        let health = Health::register(&mut state);
         let metrics = Self {
-            health: Health::register(&registry),
-            registry,
+            health,
             process_registry,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
+            version: AtomicU64::new(0),
             exposition: RwLock::new(Exposition::default()),
         };
-        metrics.update(|m| m.set_accounts(accounts));
+        metrics.update(|m| {
+            m.init_health();
+            m.set_accounts(accounts);
+        });
         metrics
     }
 
-    /// Registers a plain gauge family on the registry, or hands out the one registered under
-    /// `name` before (then with the same help and labels).
-    pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-        let mut state = lock(&self.state);
-        state
-            .gauges
-            .entry(name.to_string())
-            .or_insert_with(|| gauge_vec(&self.registry, name, help, labels))
-            .clone()
-    }
-
-    /// Applies `change` and publishes the result, as one step: the only way to change what is served.
+    /// Applies `change` and renders what it changed, as one step: the only way to change what is
+    /// served.
     pub fn update<R>(&self, change: impl FnOnce(&mut Changes<'_>) -> R) -> R {
         let mut state = lock(&self.state);
         let result = change(&mut Changes {
             metrics: self,
             state: &mut state,
         });
-        self.publish(&state);
+        let marked = std::mem::take(&mut state.marked);
+        if !marked.is_empty() {
+            for (slot, account) in &marked {
+                state.slots[*slot].render(account);
+            }
+            state.version += 1;
+        }
+        self.version.store(state.version, Ordering::Release);
         result
     }
 }
 
-/// The setters of [`Metrics`], handed out by [`Metrics::update`], which publishes once they are done.
+/// The setters of [`Metrics`], handed out by [`Metrics::update`], which renders once they are done.
 pub struct Changes<'a> {
     metrics: &'a Metrics,
     state: &'a mut State,
 }
 
 impl Changes<'_> {
+    /// Marks the account's chunk of a family to be rendered again when the update ends.
+    fn mark(&mut self, slot: usize, account: &str) {
+        if !self.state.marked.contains(&(slot, account.to_string())) {
+            self.state.marked.insert((slot, account.to_string()));
+        }
+    }
+
     /// Makes the configured accounts exactly `accounts`: new ones get their health series
     /// pre-created, removed ones lose every series of every family.
     pub fn set_accounts<S: AsRef<str>>(&mut self, accounts: &[S]) {
@@ -134,20 +133,16 @@ impl Changes<'_> {
         let gone: Vec<String> = self.state.accounts.difference(&wanted).cloned().collect();
         for account in &gone {
             self.set_endpoints(account, &[]);
-            for exported in &mut self.state.series {
-                if exported.scope != Scope::Global {
-                    exported.clear(account);
-                }
+            for slot in &mut self.state.slots {
+                slot.remove_account(account);
             }
-            for rendered in &mut self.state.rendered {
-                rendered.chunks.remove(account);
-            }
-            self.metrics.health.remove_account(account);
+            self.state.marked.retain(|(_, marked)| marked != account);
             self.state.accounts.remove(account);
+            self.state.version += 1;
         }
         for account in wanted {
             if !self.state.accounts.contains(&account) {
-                self.metrics.health.add_account(&account);
+                self.add_account_health(&account);
                 self.state.accounts.insert(account);
             }
         }
@@ -163,10 +158,10 @@ impl Changes<'_> {
             .insert(account.to_string(), endpoints.to_vec())
             .unwrap_or_default();
         for endpoint in endpoints {
-            self.metrics.health.add_endpoint(account, endpoint);
+            self.add_endpoint_health(account, endpoint);
         }
         for gone in before.iter().filter(|e| !endpoints.contains(e)) {
-            self.metrics.health.remove_endpoint(account, gone);
+            self.remove_endpoint_health(account, gone);
             self.clear_endpoint(account, gone, true);
         }
         if endpoints.is_empty() {
@@ -177,16 +172,12 @@ impl Changes<'_> {
     /// Removes the account's series of every family `endpoint` owns: its data ([`Scope::Data`]), and
     /// with `configured` its configured series too ([`Scope::Configured`]).
     pub fn clear_endpoint(&mut self, account: &str, endpoint: &str, configured: bool) {
-        for exported in &mut self.state.series {
-            if exported.scope.cleared_by(endpoint, configured) {
-                exported.clear(account);
+        for index in 0..self.state.slots.len() {
+            if self.state.slots[index].clear_endpoint(account, endpoint, configured) {
+                self.mark(index, account);
             }
         }
-        for rendered in &mut self.state.rendered {
-            if rendered.scope.cleared_by(endpoint, configured) {
-                rendered.chunks.remove(account);
-            }
-        }
+        self.state.version += 1;
     }
 }
 
@@ -195,6 +186,7 @@ mod tests {
     use super::*;
     use crate::exposition::{render_labels, GaugeFamily};
     use crate::kraken::ErrorReason;
+    use std::sync::Arc;
     use std::time::Duration;
 
     const ROWS: GaugeFamily = GaugeFamily {
@@ -390,8 +382,8 @@ mod tests {
     }
 
     #[test]
-    fn scrapes_share_the_rendered_bytes_until_something_changes() {
-        let metrics = Metrics::new(&["a"]);
+    fn scrapes_share_the_rendered_bytes_and_an_update_renders_only_what_it_changed() {
+        let metrics = Metrics::new(&["a", "b"]);
         let first = metrics.scrape();
         let second = metrics.scrape();
         // Same allocations: nothing was rendered or compressed for the second scrape.
@@ -399,11 +391,84 @@ mod tests {
             assert_eq!(a.as_ptr(), b.as_ptr());
         }
         assert_eq!(first.gzip()[0].as_ptr(), second.gzip()[0].as_ptr());
+        // An update that changes nothing renders nothing.
         metrics.update(|_| {});
-        assert_ne!(
-            metrics.scrape().plain()[0].as_ptr(),
-            first.plain()[0].as_ptr()
+        let third = metrics.scrape();
+        assert!(Arc::ptr_eq(&first.published, &third.published));
+        // A poll of account a renders a's chunks again; every chunk of b is the same bytes.
+        let chunk_of = |name: &str, account: &str| {
+            let state = lock(&metrics.state);
+            let slot = state.names[name];
+            let Slot::Series(exported) = &state.slots[slot] else {
+                panic!("{name} is a series family");
+            };
+            exported.chunk(account).map(|chunk| chunk.plain().as_ptr())
+        };
+        let names = [
+            "kraken_up",
+            "kraken_polls_total",
+            "kraken_last_success_timestamp_seconds",
+        ];
+        let before: Vec<_> = names
+            .iter()
+            .map(|n| (chunk_of(n, "a"), chunk_of(n, "b")))
+            .collect();
+        metrics.update(|m| m.record_poll("a", Duration::from_millis(5), None));
+        for (name, (a, b)) in names.iter().zip(before) {
+            assert_eq!(chunk_of(name, "b"), b, "{name}: b's chunk is kept");
+            assert_ne!(chunk_of(name, "a"), a, "{name}: a's chunk is new");
+        }
+        let after = metrics.scrape();
+        assert!(after.text().contains("kraken_polls_total{account=\"a\"} 1"));
+        assert!(after.text().contains("kraken_polls_total{account=\"b\"} 0"));
+    }
+
+    #[test]
+    fn the_exposition_is_valid_text_format_with_one_header_per_family() {
+        let metrics = Metrics::new(&["a", "b"]);
+        let shared_a =
+            AccountSeries::register(&metrics, Scope::Data("X"), "test_shared", "S.", &["api"]);
+        let shared_b =
+            AccountSeries::register(&metrics, Scope::Data("Y"), "test_shared", "S.", &["api"]);
+        metrics.update(|m| {
+            shared_a.replace(m, "a", &[(vec!["spot".into()], 1.0)]);
+            shared_b.replace(m, "a", &[(vec!["futures".into()], 0.0)]);
+            m.record_poll("a", Duration::from_millis(5), Some(ErrorReason::Timeout));
+        });
+        // One owner's replace keeps the other's rows; clearing one endpoint takes its rows only.
+        metrics.update(|m| shared_a.replace(m, "a", &[(vec!["spot".into()], 2.0)]));
+        let text = metrics.render_text();
+        assert_eq!(
+            text.matches("# TYPE test_shared gauge").count(),
+            1,
+            "{text}"
         );
+        assert!(
+            text.contains(r#"test_shared{account="a",api="futures"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"test_shared{account="a",api="spot"} 2"#),
+            "{text}"
+        );
+        metrics.update(|m| m.clear_endpoint("a", "Y", false));
+        let text = metrics.render_text();
+        assert!(!text.contains(r#"api="futures""#), "{text}");
+        assert!(
+            text.contains(r#"test_shared{account="a",api="spot"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE kraken_poll_duration_seconds histogram"));
+        assert!(text.contains(r#"kraken_poll_duration_seconds_bucket{account="a",le="+Inf"} 1"#));
+        assert!(text.contains(r#"kraken_poll_duration_seconds_count{account="a"} 1"#));
+        assert!(text.contains(r#"kraken_poll_errors_total{account="a",reason="timeout"} 1"#));
+        assert!(text.contains("# TYPE kraken_poll_errors_total counter"));
+        // Every family's samples follow its header, and no family appears twice.
+        let mut seen = std::collections::BTreeSet::new();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split(' ').nth(2).unwrap();
+            assert!(seen.insert(name.to_string()), "{name} twice");
+        }
     }
 
     #[test]

@@ -1,15 +1,16 @@
-//! What `/metrics` serves: the exposition last published by [`Metrics::update`](super::Metrics::update)
-//! (hand-rendered chunks, then the registry, plain and gzip) and the process metrics, re-rendered when
-//! a scrape finds them older than [`PROCESS_REFRESH`], so even a flood of scrapes reads `/proc` at most
-//! once a second.
+//! What `/metrics` serves: the chunks of the newest version of the state, joined once per version by
+//! the first scrape that finds it newer than what it holds (references to shared bytes, plain and
+//! gzip), and the process metrics, re-rendered when a scrape finds them older than
+//! [`PROCESS_REFRESH`], so even a flood of scrapes reads `/proc` at most once a second.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use super::{Metrics, State};
+use super::Metrics;
 use crate::exposition::Encoded;
 
 /// The `Content-Type` of the text exposition format.
@@ -18,12 +19,14 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// How old the process metrics in a scrape may be.
 pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
-/// What scrapes are served: the published parts and the process part.
+/// What scrapes are served: the joined parts of one version and the process part.
 #[derive(Default)]
 pub(super) struct Exposition {
-    /// Family headers, rendered chunks and the rendered registry, in exposition order; shared, not
-    /// joined, so the text exists once in memory.
+    /// Family headers and chunks, in exposition order; shared, not joined, so the text exists once
+    /// in memory.
     published: Arc<[Encoded]>,
+    /// The state's version `published` was joined from.
+    version: Option<u64>,
     process: Encoded,
     process_rendered_at: Option<Instant>,
 }
@@ -59,39 +62,18 @@ impl Scrape {
 }
 
 impl Metrics {
-    /// Joins the rendered chunks and the rendered registry, plain and gzip, for the next scrapes.
-    /// Callers hold the state lock, so renders are stored in the order the changes were made.
-    pub(super) fn publish(&self, state: &State) {
-        let registry = Encoded::of(encode(&self.registry));
-        let mut parts: Vec<Encoded> = Vec::new();
-        for rendered in &state.rendered {
-            for (index, header) in rendered.headers.iter().enumerate() {
-                let lines: Vec<&Encoded> = rendered
-                    .chunks
-                    .values()
-                    .map(|account| &account[index])
-                    .filter(|chunk| !chunk.is_empty())
-                    .collect();
-                if !lines.is_empty() {
-                    parts.push(header.clone());
-                    parts.extend(lines.into_iter().cloned());
-                }
-            }
-        }
-        parts.push(registry);
-        crate::sync::write(&self.exposition).published = parts.into();
-    }
-
-    /// What a scrape serves: the last published text plus process metrics at most a second old.
+    /// What a scrape serves: the newest version's parts plus process metrics at most a second old.
     pub fn scrape(&self) -> Scrape {
         let now = Instant::now();
-        let fresh = |e: &Exposition| {
-            e.process_rendered_at
-                .is_some_and(|at| now.duration_since(at) < PROCESS_REFRESH)
+        let newest = self.version.load(Ordering::Acquire);
+        let current = |e: &Exposition| {
+            e.version == Some(newest)
+                && e.process_rendered_at
+                    .is_some_and(|at| now.duration_since(at) < PROCESS_REFRESH)
         };
         {
             let exposition = crate::sync::read(&self.exposition);
-            if fresh(&exposition) {
+            if current(&exposition) {
                 return Scrape {
                     published: Arc::clone(&exposition.published),
                     process: exposition.process.clone(),
@@ -99,7 +81,19 @@ impl Metrics {
             }
         }
         let mut exposition = crate::sync::write(&self.exposition);
-        if !fresh(&exposition) {
+        if exposition.version != Some(newest) {
+            let mut state = crate::sync::lock(&self.state);
+            let mut parts = Vec::with_capacity(exposition.published.len());
+            for slot in &mut state.slots {
+                slot.assemble(&mut parts);
+            }
+            exposition.published = parts.into();
+            exposition.version = Some(state.version);
+        }
+        if !exposition
+            .process_rendered_at
+            .is_some_and(|at| now.duration_since(at) < PROCESS_REFRESH)
+        {
             exposition.process = Encoded::of(encode(&self.process_registry));
             exposition.process_rendered_at = Some(now);
         }

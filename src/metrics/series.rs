@@ -1,21 +1,23 @@
-//! The two kinds of family a collector registers, both replaced per account as a whole by each answer
-//! (what was exported before and is missing now is removed, so a strategy or an asset that went away
-//! does not linger), and who owns them ([`Scope`]), which is how they are cleared.
+//! The families collectors register, all rendered by hand into one chunk per account and family (the
+//! one render path), and who owns them ([`Scope`]), which is how they are cleared.
 //!
-//! - [`AccountSeries`]: a `prometheus` gauge family whose first label is `account` (or, for a family
-//!   that belongs to no account, no account label at all).
-//! - [`RenderedFamilies`]: families rendered by hand into one chunk per account and family, for the
-//!   thousands of balance series a registry would make slow.
+//! - [`AccountSeries`]: a gauge or counter family whose first label is `account` (or, for a family
+//!   that belongs to no account, no account label at all), set row by row or replaced per account
+//!   as a whole (what was exported before and is missing now is removed, so a strategy or an asset
+//!   that went away does not linger). Two registrations of one name share the family, each owning
+//!   its own rows (the key families of the spot and the futures key, told apart by `api`).
+//! - [`RenderedFamilies`]: families whose chunks the collector renders itself, for the thousands of
+//!   balance series.
+//! - [`Histogram`]: a histogram per account (the poll durations).
 //!
-//! The bookkeeping of both (which label sets each account exports, each account's chunks) lives in
-//! the one [`State`](super::State) that [`Metrics::update`](super::Metrics::update) locks.
+//! A change marks the account's chunk of the family; [`Metrics::update`](super::Metrics::update)
+//! re-renders the marked chunks only, so an update costs what it changed, whatever the number of
+//! accounts. The bookkeeping lives in the one [`State`](super::State) that `update` locks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use prometheus::GaugeVec;
-
-use super::{Changes, Metrics};
-use crate::exposition::{Encoded, GaugeFamily};
+use super::{Changes, Metrics, State};
+use crate::exposition::{render_labels, write_value, Encoded, GaugeFamily};
 
 /// Who a family belongs to, and so when it is cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub enum Scope {
     /// What the configuration of an endpoint exports (thresholds): kept when data goes stale,
     /// removed when the account stops polling the endpoint, and with the account.
     Configured(&'static str),
+    /// The account's own health (`kraken_up`): removed with the account only.
+    Account,
     /// Series of no account (prices): replaced as a whole, never cleared per account.
     Global,
 }
@@ -36,63 +40,217 @@ impl Scope {
         match self {
             Self::Data(owner) => owner == endpoint,
             Self::Configured(owner) => configured && owner == endpoint,
-            Self::Global => false,
+            Self::Account | Self::Global => false,
         }
     }
 }
 
-/// What [`State`](super::State) keeps of one [`AccountSeries`]: per account, the label values (after
-/// `account`) exported now.
+/// The key of a family that belongs to no account in the per-account maps.
+const NO_ACCOUNT: &str = "";
+
+/// One slot of the exposition, in registration order.
+pub(super) enum Slot {
+    Series(Exported),
+    Rendered(Rendered),
+    Histogram(HistogramSlot),
+}
+
+impl Slot {
+    /// Removes every series of `account` (it went away), global families apart.
+    pub(super) fn remove_account(&mut self, account: &str) {
+        match self {
+            Self::Series(exported) => {
+                if exported.per_account {
+                    for owner in &mut exported.owners {
+                        owner.rows.remove(account);
+                    }
+                    if exported.chunks.remove(account).is_some() {
+                        exported.joined = None;
+                    }
+                }
+            }
+            Self::Rendered(rendered) => {
+                rendered.chunks.remove(account);
+            }
+            Self::Histogram(histogram) => {
+                if histogram.accounts.remove(account).is_some() {
+                    histogram.joined = None;
+                }
+            }
+        }
+    }
+
+    /// Removes the account's series `endpoint` owns (its configured ones too with `configured`);
+    /// whether a chunk must be rendered again.
+    pub(super) fn clear_endpoint(
+        &mut self,
+        account: &str,
+        endpoint: &str,
+        configured: bool,
+    ) -> bool {
+        match self {
+            Self::Series(exported) => {
+                let mut changed = false;
+                for owner in &mut exported.owners {
+                    if owner.scope.cleared_by(endpoint, configured) {
+                        changed |= owner.rows.remove(account).is_some();
+                    }
+                }
+                changed
+            }
+            Self::Rendered(rendered) => {
+                if rendered.scope.cleared_by(endpoint, configured) {
+                    rendered.chunks.remove(account);
+                }
+                false
+            }
+            Self::Histogram(_) => false,
+        }
+    }
+
+    /// Renders the account's chunk again from its rows.
+    pub(super) fn render(&mut self, account: &str) {
+        match self {
+            Self::Series(exported) => exported.render(account),
+            Self::Histogram(histogram) => histogram.render(account),
+            Self::Rendered(_) => {}
+        }
+    }
+
+    /// Appends this slot's part of the exposition: each family's header, then its chunks by account.
+    /// The small chunks of a gauge, counter or histogram family are joined into one text (one gzip
+    /// member, which compresses far better than a member per line), kept until the family changes;
+    /// the large chunks of rendered families are served as they are.
+    pub(super) fn assemble(&mut self, parts: &mut Vec<Encoded>) {
+        match self {
+            Self::Series(exported) => {
+                if !exported.chunks.is_empty() {
+                    let joined = exported
+                        .joined
+                        .get_or_insert_with(|| join(&exported.header, exported.chunks.values()));
+                    parts.push(joined.clone());
+                }
+            }
+            Self::Rendered(rendered) => {
+                for (index, header) in rendered.headers.iter().enumerate() {
+                    let lines: Vec<&Encoded> = rendered
+                        .chunks
+                        .values()
+                        .map(|account| &account[index])
+                        .filter(|chunk| !chunk.is_empty())
+                        .collect();
+                    if !lines.is_empty() {
+                        parts.push(header.clone());
+                        parts.extend(lines.into_iter().cloned());
+                    }
+                }
+            }
+            Self::Histogram(histogram) => {
+                if !histogram.accounts.is_empty() {
+                    let joined = histogram.joined.get_or_insert_with(|| {
+                        join(
+                            &histogram.header,
+                            histogram.accounts.values().map(|(_, chunk)| chunk),
+                        )
+                    });
+                    parts.push(joined.clone());
+                }
+            }
+        }
+    }
+}
+
+/// `header` and `chunks` as one text.
+fn join<'a>(header: &Encoded, chunks: impl Iterator<Item = &'a Encoded> + Clone) -> Encoded {
+    let length = header.plain().len() + chunks.clone().map(|c| c.plain().len()).sum::<usize>();
+    let mut text = Vec::with_capacity(length);
+    text.extend_from_slice(header.plain());
+    for chunk in chunks {
+        text.extend_from_slice(chunk.plain());
+    }
+    Encoded::of(text)
+}
+
+/// A gauge or counter family rendered from its rows.
 pub(super) struct Exported {
-    pub(super) scope: Scope,
-    pub(super) gauge: GaugeVec,
-    pub(super) by_account: BTreeMap<String, BTreeSet<Vec<String>>>,
+    name: String,
+    header: Encoded,
+    /// The label names, `account` first when [`Exported::per_account`].
+    labels: Vec<String>,
+    per_account: bool,
+    owners: Vec<Owner>,
+    /// Each account's rendered lines (one chunk for a family of no account).
+    chunks: BTreeMap<String, Encoded>,
+    /// The header and every chunk as one text, until a chunk changes.
+    joined: Option<Encoded>,
+}
+
+/// What one registration of a family exports: per account, its label values (after `account`)
+/// and their values.
+struct Owner {
+    scope: Scope,
+    rows: BTreeMap<String, BTreeMap<Vec<String>, f64>>,
 }
 
 impl Exported {
-    /// Sets the account's series to exactly `rows`.
-    fn replace(&mut self, account: &str, rows: &[(Vec<String>, f64)]) {
-        let before = self.by_account.remove(account).unwrap_or_default();
-        let mut now = BTreeSet::new();
-        for (labels, value) in rows {
-            self.gauge
-                .with_label_values(&self.label_values(account, labels))
-                .set(*value);
-            now.insert(labels.clone());
-        }
-        for labels in before.difference(&now) {
-            // Present since it was set; nothing to undo if it is not.
-            let _ = self
-                .gauge
-                .remove_label_values(&self.label_values(account, labels));
-        }
-        if !now.is_empty() {
-            self.by_account.insert(account.to_string(), now);
-        }
+    /// The account's rendered lines, if it has any.
+    #[cfg(test)]
+    pub(super) fn chunk(&self, account: &str) -> Option<&Encoded> {
+        self.chunks.get(account)
     }
 
-    pub(super) fn clear(&mut self, account: &str) {
-        self.replace(account, &[]);
-    }
-
-    fn label_values<'a>(&self, account: &'a str, labels: &'a [String]) -> Vec<&'a str> {
-        let owner = (self.scope != Scope::Global).then_some(account);
-        owner
-            .into_iter()
-            .chain(labels.iter().map(String::as_str))
-            .collect()
+    fn render(&mut self, account: &str) {
+        self.joined = None;
+        let mut merged: BTreeMap<&Vec<String>, f64> = BTreeMap::new();
+        for owner in &self.owners {
+            if let Some(rows) = owner.rows.get(account) {
+                merged.extend(rows.iter().map(|(labels, value)| (labels, *value)));
+            }
+        }
+        if merged.is_empty() {
+            self.chunks.remove(account);
+            return;
+        }
+        let mut text = String::with_capacity(merged.len() * (self.name.len() + 60));
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.labels.len());
+        for (labels, value) in merged {
+            pairs.clear();
+            let owner = self.per_account.then_some(account);
+            let values = owner.into_iter().chain(labels.iter().map(String::as_str));
+            pairs.extend(self.labels.iter().map(String::as_str).zip(values));
+            // Label names in order, as the `prometheus` crate writes them.
+            pairs.sort_by_key(|(name, _)| *name);
+            text.push_str(&self.name);
+            if !pairs.is_empty() {
+                text.push('{');
+                text.push_str(&render_labels(&pairs));
+                text.push('}');
+            }
+            text.push(' ');
+            write_value(value, &mut text);
+            text.push('\n');
+        }
+        self.chunks.insert(account.to_string(), Encoded::of(text));
     }
 }
 
-/// A registry gauge family replaced per account; see the module docs.
+/// Whether a family is a gauge or a counter (its `# TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// A gauge or counter family of per-account rows; see the module docs.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountSeries {
-    index: usize,
+    slot: usize,
+    owner: usize,
 }
 
 impl AccountSeries {
-    /// Registers the family: `labels` are those after `account` (a [`Scope::Global`] family has no
-    /// `account` label).
+    /// Registers a gauge family: `labels` are those after `account` (a [`Scope::Global`] family has
+    /// no `account` label). A second registration of `name` shares the family, with rows of its own.
     pub fn register(
         metrics: &Metrics,
         scope: Scope,
@@ -100,97 +258,339 @@ impl AccountSeries {
         help: &str,
         labels: &[&str],
     ) -> Self {
-        let all: Vec<&str> = (scope != Scope::Global)
-            .then_some("account")
-            .into_iter()
-            .chain(labels.iter().copied())
-            .collect();
-        let gauge = metrics.gauge_vec(name, help, &all);
+        Self::register_kind(metrics, Kind::Gauge, scope, name, help, labels)
+    }
+
+    /// As [`AccountSeries::register`], of a `kind`.
+    pub fn register_kind(
+        metrics: &Metrics,
+        kind: Kind,
+        scope: Scope,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Self {
         let mut state = super::lock(&metrics.state);
-        state.series.push(Exported {
-            scope,
-            gauge,
-            by_account: BTreeMap::new(),
-        });
-        Self {
-            index: state.series.len() - 1,
-        }
+        register_in(&mut state, kind, scope, name, help, labels)
     }
 
     /// Sets the account's series to exactly `rows` (label values after `account`, and the value); for
     /// a global family `account` is ignored.
     pub fn replace(&self, changes: &mut Changes<'_>, account: &str, rows: &[(Vec<String>, f64)]) {
-        changes.state.series[self.index].replace(account, rows);
+        let account = self.key(changes.state, account);
+        let owner = self.owner(changes.state);
+        if rows.is_empty() {
+            owner.rows.remove(account);
+        } else {
+            owner
+                .rows
+                .insert(account.to_string(), rows.iter().cloned().collect());
+        }
+        changes.mark(self.slot, account);
     }
 
     /// Sets one series of the account, keeping the others.
     pub fn set(&self, changes: &mut Changes<'_>, account: &str, labels: Vec<String>, value: f64) {
-        let exported = &mut changes.state.series[self.index];
-        exported
-            .gauge
-            .with_label_values(&exported.label_values(account, &labels))
-            .set(value);
-        exported
-            .by_account
+        let account = self.key(changes.state, account);
+        self.owner(changes.state)
+            .rows
             .entry(account.to_string())
             .or_default()
-            .insert(labels);
+            .insert(labels, value);
+        changes.mark(self.slot, account);
+    }
+
+    /// Adds `delta` to one series of the account (a counter), creating it at `delta`.
+    pub fn add(&self, changes: &mut Changes<'_>, account: &str, labels: Vec<String>, delta: f64) {
+        let account = self.key(changes.state, account);
+        *self
+            .owner(changes.state)
+            .rows
+            .entry(account.to_string())
+            .or_default()
+            .entry(labels)
+            .or_insert(0.0) += delta;
+        changes.mark(self.slot, account);
+    }
+
+    /// Removes one series of the account.
+    pub fn remove(&self, changes: &mut Changes<'_>, account: &str, labels: &[String]) {
+        let account = self.key(changes.state, account);
+        if let Some(rows) = self.owner(changes.state).rows.get_mut(account) {
+            rows.remove(labels);
+            if rows.is_empty() {
+                self.owner(changes.state).rows.remove(account);
+            }
+        }
+        changes.mark(self.slot, account);
     }
 
     /// The value of one series, if it is exported.
     pub fn value(&self, changes: &Changes<'_>, account: &str, labels: &[String]) -> Option<f64> {
-        let exported = &changes.state.series[self.index];
-        exported.by_account.get(account)?.get(labels)?;
-        exported
-            .gauge
-            .get_metric_with_label_values(&exported.label_values(account, labels))
-            .ok()
-            .map(|gauge| gauge.get())
+        let Slot::Series(exported) = &changes.state.slots[self.slot] else {
+            unreachable!("an AccountSeries names a series slot");
+        };
+        let account = if exported.per_account {
+            account
+        } else {
+            NO_ACCOUNT
+        };
+        exported.owners[self.owner]
+            .rows
+            .get(account)?
+            .get(labels)
+            .copied()
     }
 
     /// Removes every series of the account.
     pub fn clear(&self, changes: &mut Changes<'_>, account: &str) {
-        changes.state.series[self.index].clear(account);
+        self.replace(changes, account, &[]);
+    }
+
+    fn owner<'s>(&self, state: &'s mut State) -> &'s mut Owner {
+        let Slot::Series(exported) = &mut state.slots[self.slot] else {
+            unreachable!("an AccountSeries names a series slot");
+        };
+        &mut exported.owners[self.owner]
+    }
+
+    /// The key of `account`'s rows: the account, or none for a global family.
+    fn key<'a>(&self, state: &State, account: &'a str) -> &'a str {
+        match &state.slots[self.slot] {
+            Slot::Series(exported) if !exported.per_account => NO_ACCOUNT,
+            _ => account,
+        }
     }
 }
 
-/// What [`State`](super::State) keeps of one [`RenderedFamilies`]: the families' headers and each
-/// account's chunks, one per family, in the families' order.
+/// Registers a family (or another owner of it) in `state`.
+pub(super) fn register_in(
+    state: &mut State,
+    kind: Kind,
+    scope: Scope,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> AccountSeries {
+    let owner = Owner {
+        scope,
+        rows: BTreeMap::new(),
+    };
+    if let Some(&slot) = state.names.get(name) {
+        let Slot::Series(exported) = &mut state.slots[slot] else {
+            unreachable!("a name registered as a series family");
+        };
+        exported.owners.push(owner);
+        return AccountSeries {
+            slot,
+            owner: exported.owners.len() - 1,
+        };
+    }
+    let per_account = scope != Scope::Global;
+    let kind_name = match kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter => "counter",
+    };
+    state.slots.push(Slot::Series(Exported {
+        name: name.to_string(),
+        header: Encoded::of(format!("# HELP {name} {help}\n# TYPE {name} {kind_name}\n")),
+        labels: per_account
+            .then_some("account")
+            .into_iter()
+            .chain(labels.iter().copied())
+            .map(str::to_string)
+            .collect(),
+        per_account,
+        owners: vec![owner],
+        chunks: BTreeMap::new(),
+        joined: None,
+    }));
+    let slot = state.slots.len() - 1;
+    state.names.insert(name.to_string(), slot);
+    AccountSeries { slot, owner: 0 }
+}
+
+/// Families rendered by the collector, one chunk per account and family, for the thousands of
+/// balance series.
 pub(super) struct Rendered {
     pub(super) scope: Scope,
     pub(super) headers: Vec<Encoded>,
     pub(super) chunks: BTreeMap<String, Vec<Encoded>>,
 }
 
-/// Families rendered by hand, one chunk per account and family; see the module docs. They are served
-/// before the registry, in the order they were registered.
+/// Families rendered by hand, one chunk per account and family; see the module docs.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderedFamilies {
-    index: usize,
+    slot: usize,
 }
 
 impl RenderedFamilies {
     pub fn register(metrics: &Metrics, scope: Scope, families: &[GaugeFamily]) -> Self {
         let mut state = super::lock(&metrics.state);
-        state.rendered.push(Rendered {
+        state.slots.push(Slot::Rendered(Rendered {
             scope,
             headers: families.iter().map(GaugeFamily::header).collect(),
             chunks: BTreeMap::new(),
-        });
+        }));
         Self {
-            index: state.rendered.len() - 1,
+            slot: state.slots.len() - 1,
         }
     }
 
+    fn rendered<'s>(&self, state: &'s mut State) -> &'s mut Rendered {
+        let Slot::Rendered(rendered) = &mut state.slots[self.slot] else {
+            unreachable!("a RenderedFamilies names a rendered slot");
+        };
+        rendered
+    }
+
     /// Replaces the account's chunks: one per family, in the order the families were registered.
+    /// A chunk whose text did not change keeps its bytes (and its gzip).
     pub fn replace(&self, changes: &mut Changes<'_>, account: &str, chunks: Vec<Encoded>) {
-        let rendered = &mut changes.state.rendered[self.index];
+        let rendered = self.rendered(changes.state);
         debug_assert_eq!(chunks.len(), rendered.headers.len(), "one chunk per family");
+        let chunks = match rendered.chunks.get(account) {
+            Some(old) => chunks
+                .into_iter()
+                .zip(old)
+                .map(|(new, old)| {
+                    if new.plain() == old.plain() {
+                        old.clone()
+                    } else {
+                        new
+                    }
+                })
+                .collect(),
+            None => chunks,
+        };
         rendered.chunks.insert(account.to_string(), chunks);
+        changes.state.version += 1;
     }
 
     /// Removes every series of the account.
     pub fn clear(&self, changes: &mut Changes<'_>, account: &str) {
-        changes.state.rendered[self.index].chunks.remove(account);
+        self.rendered(changes.state).chunks.remove(account);
+        changes.state.version += 1;
     }
 }
+
+/// A histogram per account: its bucket counts, sum and count, and its rendered chunk.
+pub(super) struct HistogramSlot {
+    name: String,
+    header: Encoded,
+    bounds: Vec<f64>,
+    /// The `le` label values of the bounds, then `+Inf`.
+    les: Vec<String>,
+    accounts: BTreeMap<String, (Observed, Encoded)>,
+    /// The header and every chunk as one text, until a chunk changes.
+    joined: Option<Encoded>,
+}
+
+#[derive(Default, Clone)]
+struct Observed {
+    /// Per bound: observations at or below it (not cumulative).
+    buckets: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl HistogramSlot {
+    fn render(&mut self, account: &str) {
+        self.joined = None;
+        let Some((observed, chunk)) = self.accounts.get_mut(account) else {
+            return;
+        };
+        let mut text = String::with_capacity((self.les.len() + 2) * (self.name.len() + 60));
+        let mut cumulative = 0;
+        for (index, le) in self.les.iter().enumerate() {
+            cumulative += observed.buckets.get(index).copied().unwrap_or(0);
+            let count = if index == self.bounds.len() {
+                observed.count
+            } else {
+                cumulative
+            };
+            text.push_str(&self.name);
+            text.push_str("_bucket{");
+            text.push_str(&render_labels(&[("account", account), ("le", le)]));
+            text.push_str("} ");
+            text.push_str(&count.to_string());
+            text.push('\n');
+        }
+        let labels = render_labels(&[("account", account)]);
+        text.push_str(&format!("{}_sum{{{labels}}} ", self.name));
+        write_value(observed.sum, &mut text);
+        text.push('\n');
+        text.push_str(&format!(
+            "{}_count{{{labels}}} {}\n",
+            self.name, observed.count
+        ));
+        *chunk = Encoded::of(text);
+    }
+}
+
+/// A histogram family with the label `account`; see the module docs.
+#[derive(Debug, Clone, Copy)]
+pub struct Histogram {
+    slot: usize,
+}
+
+impl Histogram {
+    /// Registers the family with these bucket upper bounds (ascending; `+Inf` is added).
+    pub(super) fn register(state: &mut State, name: &str, help: &str, bounds: &[f64]) -> Self {
+        state.slots.push(Slot::Histogram(HistogramSlot {
+            name: name.to_string(),
+            header: Encoded::of(format!("# HELP {name} {help}\n# TYPE {name} histogram\n")),
+            bounds: bounds.to_vec(),
+            les: bounds
+                .iter()
+                .map(|bound| bound.to_string())
+                .chain(std::iter::once("+Inf".to_string()))
+                .collect(),
+            accounts: BTreeMap::new(),
+            joined: None,
+        }));
+        Self {
+            slot: state.slots.len() - 1,
+        }
+    }
+
+    fn slot<'s>(&self, state: &'s mut State) -> &'s mut HistogramSlot {
+        let Slot::Histogram(histogram) = &mut state.slots[self.slot] else {
+            unreachable!("a Histogram names a histogram slot");
+        };
+        histogram
+    }
+
+    /// Creates the account's series with no observation.
+    pub(super) fn declare(&self, changes: &mut Changes<'_>, account: &str) {
+        let histogram = self.slot(changes.state);
+        if !histogram.accounts.contains_key(account) {
+            let observed = Observed {
+                buckets: vec![0; histogram.bounds.len()],
+                ..Observed::default()
+            };
+            histogram
+                .accounts
+                .insert(account.to_string(), (observed, Encoded::default()));
+            changes.mark(self.slot, account);
+        }
+    }
+
+    /// Records one observation of the account.
+    pub(super) fn observe(&self, changes: &mut Changes<'_>, account: &str, value: f64) {
+        self.declare(changes, account);
+        let histogram = self.slot(changes.state);
+        let bucket = histogram.bounds.iter().position(|bound| value <= *bound);
+        if let Some((observed, _)) = histogram.accounts.get_mut(account) {
+            if let Some(bucket) = bucket {
+                observed.buckets[bucket] += 1;
+            }
+            observed.count += 1;
+            observed.sum += value;
+        }
+        changes.mark(self.slot, account);
+    }
+}
+
+/// The chunks to render again at the end of an update: (slot, account).
+pub(super) type Marked = BTreeSet<(usize, String)>;

