@@ -313,11 +313,24 @@ pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
                     account.name,
                     humantime::format_duration(settings.poll_interval),
                     settings.rate_limit_tier,
-                    (f64::from(points) / decay).ceil(),
+                    least_poll_interval(account, settings, decay),
                 )
             })
         })
         .collect()
+}
+
+/// The shortest whole `poll_interval` in seconds at which the account's calls stay within `decay`
+/// points a second, given what its other endpoints (those with an interval of their own) cost.
+fn least_poll_interval(account: &AccountSettings, settings: &Settings, decay: f64) -> f64 {
+    let points = f64::from(spot_points(account, settings));
+    let others =
+        spot_cost_per_second(account, settings) - points / settings.poll_interval.as_secs_f64();
+    let room = decay - others;
+    if room <= 0.0 {
+        return f64::INFINITY;
+    }
+    (points / room).ceil()
 }
 
 /// Logs each of [`rate_warnings`] as a warning (at start and after every reload).

@@ -24,6 +24,7 @@ const ENV_KEYS: &[&str] = &[
     "max_assets",
     "futures_api_url",
     "rate_limit_tier",
+    "key_info_interval",
 ];
 
 /// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather

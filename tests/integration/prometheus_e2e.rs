@@ -243,6 +243,39 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
         .await;
     }
 
+    // The demo's trading key can trade and withdraw: the key alert fires, on that key only.
+    eventually_within(
+        "KrakenApiKeyCanMoveFunds on the demo's trading account firing",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(1),
+        || async {
+            let state = alert_state(
+                &http,
+                &prometheus,
+                "KrakenApiKeyCanMoveFunds",
+                "trading",
+                None,
+            )
+            .await?;
+            (state == "firing").then_some(())
+        },
+    )
+    .await;
+    for query_only in ["treasury", "fresh"] {
+        assert_eq!(
+            alert_state(
+                &http,
+                &prometheus,
+                "KrakenApiKeyCanMoveFunds",
+                query_only,
+                None
+            )
+            .await,
+            None,
+            "{query_only}'s key only queries"
+        );
+    }
+
     // The demo's futures margin ratio starts below its minimum and stays there for over two
     // minutes: KrakenFuturesMarginLow passes its minute of pending and fires.
     eventually_within(
