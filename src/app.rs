@@ -294,7 +294,10 @@ pub async fn launch(launch: Launch) -> u8 {
             Err(err) => return fail(format!("cannot start the demo simulator: {err}")),
         }
     } else {
-        match Settings::load(launch.config_file.as_deref(), launch.environment.clone()) {
+        match crate::collectors::load_settings(
+            launch.config_file.as_deref(),
+            launch.environment.clone(),
+        ) {
             Ok(settings) => (None, settings),
             Err(err) => return fail(err.to_string()),
         }
@@ -377,7 +380,8 @@ pub async fn launch(launch: Launch) -> u8 {
         (false, file) => {
             let environment = launch.environment;
             Some(Box::new(move || {
-                Settings::load(file.as_deref(), environment.clone()).map_err(|e| e.to_string())
+                crate::collectors::load_settings(file.as_deref(), environment.clone())
+                    .map_err(|e| e.to_string())
             }))
         }
     };

@@ -10,9 +10,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::{
-    AccountSettings, FuturesSettings, MarginSettings, MinAvailable, MinSpendable, Settings,
-};
+use crate::config::{AccountSettings, FuturesSettings, MinAvailable, MinSpendable, Settings};
 use crate::kraken::AssetFamily;
 use crate::simulator::{
     dec, generate_secret, MovingLevel, Portfolio, SimAllocation, SimBalance, SimFlex, SimFutures,
@@ -278,14 +276,15 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     let futures_secret = generate_secret();
     simulator.add_futures(TRADING_FUTURES_KEY, &futures_secret, demo_futures());
     if let Some(trading) = accounts.iter_mut().find(|a| a.name == "trading") {
-        trading.margin = Some(MarginSettings {
-            asset: "USD".to_string(),
-            min_level: Some(dec("2.0")),
-        });
+        // As the configuration writes them.
+        trading.options = std::mem::take(&mut trading.options)
+            .with("margin", true)
+            .with("margin_asset", "USD")
+            .with("min_margin_level", "2.0")
+            .with("futures_min_margin_ratio", "2.0");
         trading.futures = Some(FuturesSettings {
             api_key: TRADING_FUTURES_KEY.to_string().into(),
             api_secret: futures_secret.into(),
-            min_margin_ratio: Some(dec("2.0")),
         });
     }
     // Fresh asks for Earn with a key that lacks the permission: Kraken refuses every call.
@@ -295,12 +294,12 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
         Some(PERMISSION_DENIED_ANSWER.to_vec()),
     );
     if let Some(fresh) = accounts.iter_mut().find(|a| a.name == FRESH) {
-        fresh.earn = true;
+        fresh.options.set("earn", true);
     }
     // Treasury has Earn allocations bonding and on their way out.
     simulator.set_earn("DEMO-treasury-key", treasury_earn(SystemTime::now()));
     if let Some(treasury) = accounts.iter_mut().find(|a| a.name == "treasury") {
-        treasury.earn = true;
+        treasury.options.set("earn", true);
     }
     let mut settings = Settings::with_defaults(simulator.url(), accounts);
     settings.poll_interval = DEMO_POLL_INTERVAL;

@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(error) = Settings::from_toml(Some(text), "fuzz", Default::default()) {
+    let specs = kraken_exporter::collectors::option_specs();
+    if let Err(error) = Settings::from_toml(Some(text), "fuzz", Default::default(), &specs) {
         assert!(!error.to_string().is_empty());
     }
 });

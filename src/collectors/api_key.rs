@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Collector, Context, Endpoint, EndpointFamilies, Fetch};
+use crate::config::{ConfigError, OptionSpec, Settings};
 use crate::kraken::api_key::{KeyInfo, METHOD, PERMISSION};
 use crate::kraken::futures::key_check;
 use crate::kraken::futures::FuturesClient;
@@ -30,8 +31,10 @@ pub(super) const SPOT: Endpoint = Endpoint {
     cost: 1,
     decides_up: false,
     register: |metrics| Arc::new(KeyFamilies::register(metrics, Api::Spot)),
-    polls: |account| account.key_info,
-    interval: |settings| settings.key_info_interval,
+    polls: |account| account.options.is_on("key_info", true),
+    interval: key_info_interval,
+    options: OPTIONS,
+    thresholds: |_| Vec::new(),
 };
 
 /// The table's line of the futures key: accounts with one, unless `key_info = false`.
@@ -41,9 +44,42 @@ pub(super) const FUTURES: Endpoint = Endpoint {
     cost: 0,
     decides_up: false,
     register: |metrics| Arc::new(KeyFamilies::register(metrics, Api::Futures)),
-    polls: |account| account.key_info && account.futures.is_some(),
-    interval: |settings| settings.key_info_interval,
+    polls: |account| account.options.is_on("key_info", true) && account.futures.is_some(),
+    interval: key_info_interval,
+    // The spot line checks the options both lines share.
+    options: OptionSpec::NONE,
+    thresholds: |_| Vec::new(),
 };
+
+/// `key_info` (per account, default `true`) and `key_info_interval` (top level).
+const OPTIONS: OptionSpec = OptionSpec {
+    account_keys: &["key_info"],
+    global_keys: &["key_info_interval"],
+    check: |settings, account, at| {
+        account.options.flag(at, "key_info")?;
+        checked_interval(settings).map(|_| ())
+    },
+};
+
+/// How often each key is asked by default.
+pub const DEFAULT_KEY_INFO_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// The shortest `key_info_interval`: a key's permissions change rarely and each call costs rate
+/// budget.
+pub const MIN_KEY_INFO_INTERVAL: Duration = Duration::from_secs(60);
+
+fn checked_interval(settings: &Settings) -> Result<Duration, ConfigError> {
+    settings.options.duration(
+        "key_info_interval",
+        DEFAULT_KEY_INFO_INTERVAL,
+        MIN_KEY_INFO_INTERVAL,
+        crate::config::LONGEST_INTERVAL,
+    )
+}
+
+/// `key_info_interval` (checked when the configuration was loaded).
+pub fn key_info_interval(settings: &Settings) -> Duration {
+    checked_interval(settings).unwrap_or(DEFAULT_KEY_INFO_INTERVAL)
+}
 
 /// Spot permissions that only read: every other string moves funds (or might).
 pub const QUERY_ONLY: &[&str] = &[

@@ -34,6 +34,10 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     register: |metrics| Arc::new(BalanceFamilies::register(metrics)),
     polls: |_| true,
     interval: super::every_poll,
+    // Its minimums (min_available, min_spendable) are the configuration's own: every account has
+    // balances.
+    options: crate::config::OptionSpec::NONE,
+    thresholds: |_| Vec::new(),
 };
 
 impl EndpointFamilies for BalanceFamilies {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::{Collector, Context, Endpoint, EndpointFamilies, Fetch, Shared};
+use crate::config::OptionSpec;
 use crate::exposition::to_f64;
 use crate::kraken::earn_allocations::{Allocation, METHOD, PERMISSION};
 use crate::kraken::KrakenClient;
@@ -17,8 +18,14 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     cost: 1,
     decides_up: false,
     register: |metrics| Arc::new(EarnFamilies::register(metrics)),
-    polls: |account| account.earn,
+    polls: |account| account.options.is_on("earn", false),
     interval: super::every_poll,
+    options: OptionSpec {
+        account_keys: &["earn"],
+        global_keys: &[],
+        check: |_, account, at| account.options.flag(at, "earn").map(|_| ()),
+    },
+    thresholds: |_| Vec::new(),
 };
 
 impl EndpointFamilies for EarnFamilies {
@@ -27,7 +34,7 @@ impl EndpointFamilies for EarnFamilies {
         account: &crate::config::AccountSettings,
         context: &Context<'_>,
     ) -> Option<Box<dyn Collector>> {
-        account.earn.then(|| {
+        account.options.is_on("earn", false).then(|| {
             Box::new(EarnAllocationsCollector {
                 shared: context.shared.clone(),
                 families: self,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::{Collector, Context, Endpoint, EndpointFamilies, Fetch};
+use crate::config::{exact_decimal, AccountSettings, ConfigError, OptionSpec};
 use crate::exposition::to_f64;
 use crate::kraken::futures::accounts::{FlexWallet, MarginWallet, METHOD, PERMISSION};
 use crate::kraken::futures::{FuturesAccounts, FuturesClient};
@@ -28,15 +29,57 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     register: |metrics| Arc::new(FuturesFamilies::register(metrics)),
     polls: |account| account.futures.is_some(),
     interval: super::every_poll,
+    options: OptionSpec {
+        account_keys: &["futures_min_margin_ratio"],
+        global_keys: &[],
+        check: |_, account, at| min_margin_ratio(account, at).map(|_| ()),
+    },
+    thresholds: |account| {
+        min_margin_ratio(account, "")
+            .ok()
+            .flatten()
+            .map(|ratio| format!("futures margin ratio >= {ratio}"))
+            .into_iter()
+            .collect()
+    },
 };
+
+/// `futures_min_margin_ratio` (only with a futures key pair), exported as
+/// `kraken_futures_margin_ratio_min`; `at` names the account in errors.
+pub fn min_margin_ratio(
+    account: &AccountSettings,
+    at: &str,
+) -> Result<Option<Decimal>, ConfigError> {
+    let Some(text) = account.options.text(at, "futures_min_margin_ratio")? else {
+        return Ok(None);
+    };
+    if account.futures.is_none() {
+        return Err(ConfigError(format!(
+            "{at}: futures_min_margin_ratio needs a futures key pair; add futures_api_key and futures_api_secret_file, or remove it"
+        )));
+    }
+    let ratio = exact_decimal(
+        at,
+        "futures_min_margin_ratio",
+        text,
+        "write the ratio of margin equity to maintenance margin as a string, e.g. \"2.0\"",
+    )?;
+    if ratio <= Decimal::ONE {
+        return Err(ConfigError(format!(
+            "{at}: futures_min_margin_ratio = {text:?} must be above 1: positions are liquidated when margin equity falls to the maintenance margin (ratio 1); e.g. \"2.0\""
+        )));
+    }
+    Ok(Some(ratio))
+}
 
 impl EndpointFamilies for FuturesFamilies {
     fn collector(
         self: Arc<Self>,
-        account: &crate::config::AccountSettings,
+        account: &AccountSettings,
         context: &Context<'_>,
     ) -> Option<Box<dyn Collector>> {
         let futures = account.futures.as_ref()?;
+        let min_ratio = min_margin_ratio(account, "").ok()?;
         let client = FuturesClient::new(
             context.http.clone(),
             &context.settings.futures_api_url,
@@ -47,7 +90,7 @@ impl EndpointFamilies for FuturesFamilies {
         Some(Box::new(FuturesCollector {
             client,
             max_rows: context.settings.max_assets,
-            min_ratio: futures.min_margin_ratio,
+            min_ratio,
             valuation: context.shared.valuation.clone(),
             families: self,
             fetched: None,

@@ -19,11 +19,11 @@
 //! touches the balances, `kraken_up` or the other endpoints; `kraken_endpoint_up{endpoint}` reports
 //! each.
 
-mod api_key;
+pub(crate) mod api_key;
 mod balance_ex;
 mod earn_allocations;
-mod futures_accounts;
-mod trade_balance;
+pub(crate) mod futures_accounts;
+pub(crate) mod trade_balance;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,7 +36,7 @@ pub use balance_ex::{
 };
 pub use futures_accounts::FuturesFamilies;
 
-use crate::config::{AccountSettings, Settings};
+use crate::config::{AccountSettings, OptionSpec, Settings};
 use crate::kraken::assets::AssetNames;
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
@@ -165,6 +165,24 @@ pub struct Endpoint {
     pub polls: fn(&AccountSettings) -> bool,
     /// How often it is called ([`every_poll`]: the account's `poll_interval`).
     pub interval: fn(&Settings) -> std::time::Duration,
+    /// Its options in the configuration: the keys it owns and their check.
+    pub options: OptionSpec,
+    /// Its configured minimums as the summary shows them (`margin level >= 2.0`).
+    pub thresholds: fn(&AccountSettings) -> Vec<String>,
+}
+
+/// The options of every endpoint, for loading the configuration.
+pub fn option_specs() -> Vec<OptionSpec> {
+    ENDPOINTS.iter().map(|endpoint| endpoint.options).collect()
+}
+
+/// Loads the settings with every endpoint's options checked: the one way the exporter reads its
+/// configuration (start, `--check-config`, reload).
+pub fn load_settings(
+    file: Option<&std::path::Path>,
+    env: std::collections::BTreeMap<String, String>,
+) -> Result<Settings, crate::config::ConfigError> {
+    Settings::load(file, env, &option_specs())
 }
 
 /// The interval of most endpoints: `poll_interval`.
@@ -384,12 +402,7 @@ fn thresholds_summary(account: &AccountSettings) -> String {
             .collect();
         kinds.push(format!("available {}", each.join(", ")));
     }
-    if let Some(level) = account.margin.as_ref().and_then(|m| m.min_level) {
-        kinds.push(format!("margin level >= {level}"));
-    }
-    if let Some(ratio) = account.futures.as_ref().and_then(|f| f.min_margin_ratio) {
-        kinds.push(format!("futures margin ratio >= {ratio}"));
-    }
+    kinds.extend(polled_by(account).flat_map(|endpoint| (endpoint.thresholds)(account)));
     if kinds.is_empty() {
         "none (nothing pages on low funds)".to_string()
     } else {
@@ -409,18 +422,17 @@ pub fn key_hint(api_key: &str) -> String {
 }
 
 #[cfg(test)]
+mod options_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MarginSettings, Settings};
+    use crate::config::Settings;
     use std::time::Duration;
 
     fn account(margin: bool, earn: bool) -> AccountSettings {
         let mut account = AccountSettings::new("trading", "KEY-abcdefgh-1234", vec![1; 64]);
-        account.margin = margin.then(|| MarginSettings {
-            asset: "USD".to_string(),
-            min_level: None,
-        });
-        account.earn = earn;
+        account.options = account.options.with("margin", margin).with("earn", earn);
         account
     }
 
@@ -441,14 +453,14 @@ mod tests {
         assert!(rate_warnings(&settings).is_empty());
         let cost = spot_cost_per_second(&settings.accounts[0], &settings);
         assert!((cost - (0.1 + 1.0 / 900.0)).abs() < 1e-9, "{cost}");
-        settings.key_info_interval = Duration::from_secs(60);
+        settings.options.set("key_info_interval", "1m");
         let cost = spot_cost_per_second(&settings.accounts[0], &settings);
         assert!((cost - (0.1 + 1.0 / 60.0)).abs() < 1e-9, "{cost}");
-        settings.accounts[0].key_info = false;
+        settings.accounts[0].options.set("key_info", false);
         let cost = spot_cost_per_second(&settings.accounts[0], &settings);
         assert!((cost - 0.1).abs() < 1e-9, "{cost}");
-        settings.accounts[0].key_info = true;
-        settings.key_info_interval = crate::config::DEFAULT_KEY_INFO_INTERVAL;
+        settings.accounts[0].options.set("key_info", true);
+        settings.options = crate::config::Options::default();
         // Three calls a second: past every tier.
         settings.poll_interval = Duration::from_secs(1);
         let warnings = rate_warnings(&settings);
@@ -499,10 +511,7 @@ mod tests {
             family: crate::kraken::AssetFamily::Staked,
             amount: rust_decimal::Decimal::new(100, 0),
         }];
-        with_thresholds.margin = Some(MarginSettings {
-            asset: "USD".to_string(),
-            min_level: Some(rust_decimal::Decimal::new(20, 1)),
-        });
+        with_thresholds.options.set("min_margin_level", "2.0");
         let summary = account_summary(&with_thresholds);
         assert!(
             summary.contains(

@@ -1,13 +1,15 @@
 //! `TradeBalance` -> the margin families (`kraken_margin_*{account, quote}`), the margin level and its
-//! configured minimum. Polled with `margin = true`.
+//! configured minimum. Polled with `margin = true`; its options (`margin`, `margin_asset`,
+//! `min_margin_level`) are read and checked here ([`margin_options`]).
 
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use super::{Collector, Context, Endpoint, EndpointFamilies, Fetch};
+use crate::config::{exact_decimal, AccountSettings, ConfigError, OptionSpec};
 use crate::exposition::to_f64;
-use crate::kraken::assets::kraken_code;
+use crate::kraken::assets::{asset_label_of, kraken_code};
 use crate::kraken::trade_balance::{TradeBalance, METHOD, PERMISSION};
 use crate::kraken::KrakenClient;
 use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
@@ -19,20 +21,96 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
     cost: 1,
     decides_up: false,
     register: |metrics| Arc::new(MarginFamilies::register(metrics)),
-    polls: |account| account.margin.is_some(),
+    polls: |account| matches!(margin_options(account, ""), Ok(Some(_))),
     interval: super::every_poll,
+    options: OptionSpec {
+        account_keys: &["margin", "margin_asset", "min_margin_level"],
+        global_keys: &[],
+        check: |_, account, at| margin_options(account, at).map(|_| ()),
+    },
+    thresholds: |account| {
+        margin_options(account, "")
+            .ok()
+            .flatten()
+            .and_then(|margin| margin.min_level)
+            .map(|level| format!("margin level >= {level}"))
+            .into_iter()
+            .collect()
+    },
 };
+
+/// An account's margin options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarginOptions {
+    /// The currency of every figure (`margin_asset`, default `USD`), as the `quote` label.
+    pub asset: String,
+    /// `min_margin_level` as a ratio (`2.0` is 200 %), exported as `kraken_margin_level_min_ratio`.
+    pub min_level: Option<Decimal>,
+}
+
+/// `margin`, `margin_asset` and `min_margin_level` of an account (`None` without `margin = true`);
+/// the last two only with `margin = true`. `at` names the account in errors.
+pub fn margin_options(
+    account: &AccountSettings,
+    at: &str,
+) -> Result<Option<MarginOptions>, ConfigError> {
+    let options = &account.options;
+    let asset = options.text(at, "margin_asset")?;
+    let min_level = options.text(at, "min_margin_level")?;
+    if options.flag(at, "margin")? != Some(true) {
+        if asset.is_some() || min_level.is_some() {
+            return Err(ConfigError(format!(
+                "{at}: margin_asset and min_margin_level need margin = true; add it, or remove them"
+            )));
+        }
+        return Ok(None);
+    }
+    let asset = match asset.map(str::trim) {
+        None => "USD".to_string(),
+        Some(code) if !code.is_empty() && !code.contains(char::is_whitespace) => {
+            asset_label_of(code)
+        }
+        Some(code) => {
+            return Err(ConfigError(format!(
+                "{at}: margin_asset = {code:?} is not a currency code; use e.g. \"USD\", \"EUR\" or \"XBT\""
+            )))
+        }
+    };
+    let min_level = match min_level {
+        None => None,
+        Some(text) => {
+            let level = exact_decimal(
+                at,
+                "min_margin_level",
+                text,
+                "write the ratio as a string, e.g. \"2.0\" for 200 %",
+            )?;
+            if level <= Decimal::ZERO {
+                return Err(ConfigError(format!(
+                    "{at}: min_margin_level = {text:?} must be above 0; e.g. \"2.0\" for 200 %"
+                )));
+            }
+            if level > Decimal::from(100) {
+                return Err(ConfigError(format!(
+                    "{at}: min_margin_level = {text:?} is a ratio, not a percentage: \"2.0\" means 200 % (Kraken's margin level of 200)"
+                )));
+            }
+            Some(level)
+        }
+    };
+    Ok(Some(MarginOptions { asset, min_level }))
+}
 
 impl EndpointFamilies for MarginFamilies {
     fn collector(
         self: Arc<Self>,
-        account: &crate::config::AccountSettings,
+        account: &AccountSettings,
         _context: &Context<'_>,
     ) -> Option<Box<dyn Collector>> {
-        let margin = account.margin.as_ref()?;
+        let margin = margin_options(account, "").ok()??;
         Some(Box::new(TradeBalanceCollector {
-            quote: margin.asset.clone(),
             asset: kraken_code(&margin.asset).to_string(),
+            quote: margin.asset,
             min_level: margin.min_level,
             families: self,
             fetched: None,

@@ -1,19 +1,14 @@
 //! One `[[accounts]]` table to [`AccountSettings`]: its keys, thresholds and the options of the
 //! endpoints it turns on, each problem one line that names the account and the key.
 
-use rust_decimal::Decimal;
 use secrecy::SecretString;
 
 use super::schema::RawAccount;
 use super::secrets::{read_otp_file, read_secret_file};
 use super::thresholds::{
-    exact_decimal, no_repeated_thresholds, threshold_amount, threshold_asset,
-    validate_min_available,
+    no_repeated_thresholds, threshold_amount, threshold_asset, validate_min_available,
 };
-use super::{
-    err, AccountSettings, ConfigError, FuturesSettings, MarginSettings, MinAvailable, MinSpendable,
-};
-use crate::kraken::assets::asset_label_of;
+use super::{err, AccountSettings, ConfigError, FuturesSettings, MinAvailable, MinSpendable};
 
 pub(super) fn validate_account(
     index: usize,
@@ -49,13 +44,7 @@ pub(super) fn validate_account(
         .api_otp_file
         .map(|path| read_otp_file(&path).map_err(|e| err(format!("{at}: {e}"))))
         .transpose()?;
-    let margin = validate_margin(&at, raw.margin, raw.margin_asset, raw.min_margin_level)?;
-    let futures = validate_futures(
-        &at,
-        raw.futures_api_key,
-        raw.futures_api_secret_file,
-        raw.futures_min_margin_ratio,
-    )?;
+    let futures = validate_futures(&at, raw.futures_api_key, raw.futures_api_secret_file)?;
     let mut min_available: Vec<MinAvailable> = Vec::with_capacity(raw.min_available.len());
     for (index, raw) in raw.min_available.into_iter().enumerate() {
         min_available.push(validate_min_available(
@@ -78,33 +67,22 @@ pub(super) fn validate_account(
         min_available,
         min_spendable,
         api_otp,
-        margin,
-        earn: raw.earn.unwrap_or(false),
-        key_info: raw.key_info.unwrap_or(true),
         futures,
+        options: raw.options,
     };
     no_repeated_thresholds(&at, &account)?;
     Ok(account)
 }
 
-/// `futures_api_key` with `futures_api_secret_file` (both or neither) and
-/// `futures_min_margin_ratio` (only with them).
+/// `futures_api_key` with `futures_api_secret_file`: both or neither.
 fn validate_futures(
     at: &str,
     api_key: Option<String>,
     secret_file: Option<std::path::PathBuf>,
-    min_ratio: Option<String>,
 ) -> Result<Option<FuturesSettings>, ConfigError> {
     let api_key = api_key.map(|k| k.trim().to_string());
     let (api_key, secret_file) = match (api_key, secret_file) {
-        (None, None) => {
-            if min_ratio.is_some() {
-                return Err(err(format!(
-                    "{at}: futures_min_margin_ratio needs a futures key pair; add futures_api_key and futures_api_secret_file, or remove it"
-                )));
-            }
-            return Ok(None);
-        }
+        (None, None) => return Ok(None),
         (Some(key), Some(file)) if !key.is_empty() => (key, file),
         (Some(_), Some(_)) => {
             return Err(err(format!(
@@ -124,76 +102,8 @@ fn validate_futures(
     };
     let api_secret = read_secret_file(&secret_file, "futures_api_secret_file")
         .map_err(|e| err(format!("{at}: {e}")))?;
-    let min_margin_ratio = min_ratio
-        .map(|text| {
-            let ratio = exact_decimal(
-                at,
-                "futures_min_margin_ratio",
-                &text,
-                "write the ratio of margin equity to maintenance margin as a string, e.g. \"2.0\"",
-            )?;
-            if ratio <= Decimal::ONE {
-                return Err(err(format!(
-                    "{at}: futures_min_margin_ratio = {text:?} must be above 1: positions are liquidated when margin equity falls to the maintenance margin (ratio 1); e.g. \"2.0\""
-                )));
-            }
-            Ok(ratio)
-        })
-        .transpose()?;
     Ok(Some(FuturesSettings {
         api_key: SecretString::from(api_key),
         api_secret,
-        min_margin_ratio,
     }))
-}
-
-/// `margin`, `margin_asset` and `min_margin_level`; the last two only with `margin = true`.
-fn validate_margin(
-    at: &str,
-    margin: Option<bool>,
-    asset: Option<String>,
-    min_level: Option<String>,
-) -> Result<Option<MarginSettings>, ConfigError> {
-    if margin != Some(true) {
-        if asset.is_some() || min_level.is_some() {
-            return Err(err(format!(
-                "{at}: margin_asset and min_margin_level need margin = true; add it, or remove them"
-            )));
-        }
-        return Ok(None);
-    }
-    let asset = match asset.as_deref().map(str::trim) {
-        None => "USD".to_string(),
-        Some(code) if !code.is_empty() && !code.contains(char::is_whitespace) => {
-            asset_label_of(code)
-        }
-        Some(code) => {
-            return Err(err(format!(
-                "{at}: margin_asset = {code:?} is not a currency code; use e.g. \"USD\", \"EUR\" or \"XBT\""
-            )))
-        }
-    };
-    let min_level = match min_level {
-        None => None,
-        Some(text) => {
-            let level = exact_decimal(
-                at,
-                "min_margin_level",
-                &text,
-                "write the ratio as a string, e.g. \"2.0\" for 200 %",
-            )?;
-            if level <= Decimal::ZERO {
-                return Err(err(format!(
-                    "{at}: min_margin_level = {text:?} must be above 0; e.g. \"2.0\" for 200 %"
-                )));
-            }
-            if level > Decimal::from(100) {
-                return Err(err(format!(
-                    "{at}: min_margin_level = {text:?} is a ratio, not a percentage: \"2.0\" means 200 % (Kraken's margin level of 200)"
-                )));
-            }
-            Some(level)
-        }
-    };
-    Ok(Some(MarginSettings { asset, min_level }))
 }

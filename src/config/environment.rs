@@ -24,13 +24,16 @@ const ENV_KEYS: &[&str] = &[
     "max_assets",
     "futures_api_url",
     "rate_limit_tier",
-    "key_info_interval",
 ];
 
 /// The `KRAKEN_EXPORTER_*` variables that name a config key. Others are ignored with a warning rather
 /// than refused, because platforms set variables with this prefix on their own: Kubernetes adds
 /// `KRAKEN_EXPORTER_SERVICE_HOST`, `KRAKEN_EXPORTER_PORT`, ... for a Service named `kraken-exporter`.
-pub(super) fn env_overrides(env: &BTreeMap<String, String>) -> config::Map<String, String> {
+/// `endpoint_keys`: the endpoints' top-level options, overridable as the configuration's own.
+pub(super) fn env_overrides(
+    env: &BTreeMap<String, String>,
+    endpoint_keys: &[&str],
+) -> config::Map<String, String> {
     let prefix = format!("{ENV_PREFIX}_");
     let mut overrides = config::Map::new();
     for (name, value) in env {
@@ -38,13 +41,18 @@ pub(super) fn env_overrides(env: &BTreeMap<String, String>) -> config::Map<Strin
             continue;
         };
         let top_level = key.split("__").next().unwrap_or(key).to_lowercase();
-        if ENV_KEYS.contains(&top_level.as_str()) {
+        if ENV_KEYS.contains(&top_level.as_str()) || endpoint_keys.contains(&top_level.as_str()) {
             overrides.insert(name.clone(), value.clone());
         } else if !is_kubernetes_service_link(key) {
             tracing::warn!(
                 variable = %name,
                 "ignoring an environment variable that names no config key; overridable keys: {}",
-                ENV_KEYS.join(", ")
+                ENV_KEYS
+                    .iter()
+                    .chain(endpoint_keys)
+                    .copied()
+                    .collect::<Vec<&str>>()
+                    .join(", ")
             );
         }
     }
@@ -193,7 +201,6 @@ pub(super) fn account_from_env(
         Some(key) => Some(FuturesSettings {
             api_key: SecretString::from(key.to_string()),
             api_secret: key_secret(env, "KRAKEN_FUTURES_API_KEY", "KRAKEN_FUTURES_API_SECRET")?,
-            min_margin_ratio: None,
         }),
         None if get("KRAKEN_FUTURES_API_SECRET").is_some()
             || get("KRAKEN_FUTURES_API_SECRET_FILE").is_some() =>

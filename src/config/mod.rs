@@ -11,6 +11,7 @@
 
 mod account;
 mod environment;
+mod options;
 mod schema;
 mod secrets;
 mod thresholds;
@@ -24,8 +25,11 @@ use rust_decimal::Decimal;
 use secrecy::{SecretSlice, SecretString};
 
 pub use environment::ACCOUNT_VARIABLES;
+pub use options::{OptionSpec, OptionValue, Options};
 pub use secrets::{forbid_core_dumps, read_otp_file, read_secret_file, take_environment};
+pub use thresholds::exact_decimal;
 pub use validate::parse_duration;
+pub use validate::LONGEST_INTERVAL;
 
 use crate::kraken::{AssetFamily, RebaseMultiplier};
 use environment::env_overrides;
@@ -41,8 +45,6 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_PRICE_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIN_PRICE_INTERVAL: Duration = Duration::from_secs(5);
-pub const DEFAULT_KEY_INFO_INTERVAL: Duration = Duration::from_secs(15 * 60);
-pub const MIN_KEY_INFO_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -64,11 +66,11 @@ pub struct Settings {
     pub max_assets: usize,
     /// Base URL of Kraken Futures without a trailing slash (`https://futures.kraken.com`).
     pub futures_api_url: String,
-    /// How often each key is asked what it may do (`GetApiKeyInfo`, the futures key check).
-    pub key_info_interval: Duration,
     /// The spot keys' verification tier (`starter`, `intermediate`, `pro`), for the rate warning.
     pub rate_limit_tier: String,
     pub accounts: Vec<AccountSettings>,
+    /// The endpoints' top-level options (`key_info_interval`), checked by their endpoints.
+    pub options: Options,
 }
 
 /// The default of `max_assets`: Kraken lists about 1,000 assets; an answer five times that large is
@@ -91,8 +93,8 @@ impl Settings {
             max_assets: DEFAULT_MAX_ASSETS,
             futures_api_url: crate::kraken::futures::DEFAULT_FUTURES_API_URL.to_string(),
             rate_limit_tier: "starter".to_string(),
-            key_info_interval: DEFAULT_KEY_INFO_INTERVAL,
             accounts,
+            options: Options::default(),
         }
     }
 }
@@ -107,10 +109,8 @@ impl AccountSettings {
             min_available: Vec::new(),
             min_spendable: Vec::new(),
             api_otp: None,
-            margin: None,
-            earn: false,
-            key_info: true,
             futures: None,
+            options: Options::default(),
         }
     }
 }
@@ -129,34 +129,19 @@ pub struct AccountSettings {
     pub min_spendable: Vec<MinSpendable>,
     /// The key's 2FA password, sent as `otp` with every private call.
     pub api_otp: Option<SecretString>,
-    /// `margin = true`: poll `TradeBalance` too.
-    pub margin: Option<MarginSettings>,
-    /// `earn = true`: poll `Earn/Allocations` too.
-    pub earn: bool,
-    /// `key_info` (default `true`): ask what the account's keys may do, every `key_info_interval`.
-    pub key_info: bool,
     /// The account's Kraken Futures key pair: poll its wallets too.
     pub futures: Option<FuturesSettings>,
+    /// The options of the endpoints it turns on (`margin = true`), each read by its endpoint.
+    pub options: Options,
 }
 
-/// An account's Kraken Futures key pair and its threshold.
+/// An account's Kraken Futures key pair (a key of its own, with a nonce sequence of its own).
 #[derive(Debug, Clone)]
 pub struct FuturesSettings {
     /// The futures public key (never the spot key).
     pub api_key: SecretString,
     /// The decoded futures private key.
     pub api_secret: SecretSlice<u8>,
-    /// `futures_min_margin_ratio`, exported as `kraken_futures_margin_ratio_min`.
-    pub min_margin_ratio: Option<Decimal>,
-}
-
-/// The margin options of an account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MarginSettings {
-    /// The currency of every figure (`margin_asset`, default `USD`), as the `quote` label.
-    pub asset: String,
-    /// `min_margin_level` as a ratio (`2.0` is 200 %), exported as `kraken_margin_level_min_ratio`.
-    pub min_level: Option<Decimal>,
 }
 
 /// A minimum available amount for one asset and family of an account.
@@ -188,9 +173,14 @@ pub(crate) fn err(message: impl Into<String>) -> ConfigError {
 impl Settings {
     /// Loads from an optional file and an environment: the process's, taken with
     /// [`take_environment`], or one a test passes.
-    pub fn load(file: Option<&Path>, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+    /// `specs`: the endpoints' options (the table of endpoints has them), checked here.
+    pub fn load(
+        file: Option<&Path>,
+        env: BTreeMap<String, String>,
+        specs: &[OptionSpec],
+    ) -> Result<Self, ConfigError> {
         let Some(path) = file else {
-            return Self::from_toml(None, "the environment", env);
+            return Self::from_toml(None, "the environment", env, specs);
         };
         let text = crate::files::read_text_bounded(path, crate::files::MAX_CONFIG_FILE_BYTES)
             .map_err(|e| {
@@ -199,7 +189,12 @@ impl Settings {
                     path.display()
                 ))
             })?;
-        Self::from_toml(Some(&text), &format!("config file {}", path.display()), env)
+        Self::from_toml(
+            Some(&text),
+            &format!("config file {}", path.display()),
+            env,
+            specs,
+        )
     }
 
     /// Loads from the text of a TOML file (`None`: no file) and an environment; `where_` names the
@@ -208,12 +203,17 @@ impl Settings {
         text: Option<&str>,
         where_: &str,
         env: BTreeMap<String, String>,
+        specs: &[OptionSpec],
     ) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(text) = text {
             builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
-        let overrides = env_overrides(&env);
+        let endpoint_keys: Vec<&str> = specs
+            .iter()
+            .flat_map(|spec| spec.global_keys.iter().copied())
+            .collect();
+        let overrides = env_overrides(&env, &endpoint_keys);
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
@@ -233,7 +233,17 @@ impl Settings {
                     &env,
                 ))
             })?;
-        validate::settings(raw, &env).map_err(|e| err(environment::name_the_variable(e.0, &env)))
+        options::refuse_unknown(
+            &raw.options,
+            raw.accounts.iter().map(|account| &account.options),
+            specs,
+            where_,
+        )?;
+        let settings = validate::settings(raw, &env)
+            .map_err(|e| err(environment::name_the_variable(e.0, &env)))?;
+        options::check(&settings, specs)
+            .map_err(|e| err(environment::name_the_variable(e.0, &env)))?;
+        Ok(settings)
     }
 
     /// A one-line summary without secrets, for `--check-config` and the start-up log.
@@ -310,9 +320,24 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.replace("$DIR", &self.path(""))))
                 .collect();
-            Settings::load(Some(&file), env)
+            Settings::load(Some(&file), env, &[TEST_OPTIONS])
         }
     }
+
+    /// An endpoint's options as the configuration sees them: it owns `watch` (an account flag, refused
+    /// when `false` to show the check runs) and `watch_interval` (top level).
+    const TEST_OPTIONS: OptionSpec = OptionSpec {
+        account_keys: &["watch"],
+        global_keys: &["watch_interval"],
+        check: |settings, account, at| {
+            if account.options.flag(at, "watch")? == Some(false) {
+                return Err(err(format!(
+                    "{at}: watch = false is refused by its endpoint"
+                )));
+            }
+            settings.options.text("", "watch_interval").map(|_| ())
+        },
+    };
 
     const ONE_ACCOUNT: &str = r#"
         [[accounts]]
@@ -450,13 +475,11 @@ mod tests {
             (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"1\"\nfamily = \"spot\""), vec![], vec!["family", "unknown key"]),
             (account("[[accounts.min_spendable]]\nasset = \"USD\"\namount = \"1\"\n[[accounts.min_spendable]]\nasset = \"ZUSD\"\namount = \"2\""), vec![], vec!["min_spendable", "USD", "twice"]),
             (account("min_spendable = \"USD 100\""), vec![], vec!["min_spendable"]),
-            (account("margin_asset = \"USD\""), vec![], vec!["margin_asset", "margin = true"]),
-            (account("min_margin_level = \"2\""), vec![], vec!["min_margin_level", "margin = true"]),
-            (account("margin = true\nmin_margin_level = \"200\""), vec![], vec!["min_margin_level", "ratio", "2.0"]),
-            (account("margin = true\nmin_margin_level = \"0\""), vec![], vec!["min_margin_level", "above 0"]),
-            (account("margin = true\nmin_margin_level = \"high\""), vec![], vec!["min_margin_level", "high"]),
-            (account("margin = true\nmargin_asset = \" \""), vec![], vec!["margin_asset"]),
-            (account("margin = \"maybe\""), vec![], vec!["margin"]),
+            (account("watch = false"), vec![], vec!["account \"main\": watch = false is refused by its endpoint"]),
+            (account("watch = \"yes\""), vec![], vec!["account \"main\": watch = \"yes\" must be true or false"]),
+            (account("wacth = true"), vec![], vec!["wacth", "unknown key"]),
+            (format!("watch_intervall = \"1m\"\n{ONE_ACCOUNT}"), vec![], vec!["watch_intervall", "unknown key"]),
+            (format!("watch_interval = 5\n{ONE_ACCOUNT}"), vec![], vec!["watch_interval = 5 must be a string"]),
             (account("api_otp_file = \"$DIR/missing-otp\""), vec![], vec!["api_otp_file", "missing-otp"]),
             (account("api_otp_file = \"$DIR/empty-secret\""), vec![], vec!["api_otp_file", "empty"]),
             (String::new(), vec![("KRAKEN_API_OTP_FILE", "/x")], vec!["KRAKEN_API_KEY"]),
@@ -524,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn margin_earn_and_a_2fa_password_are_opt_in_per_account() {
+    fn a_2fa_password_is_opt_in_per_account_and_endpoint_options_are_kept_for_their_endpoint() {
         let fixture = Fixture::new();
         std::fs::write(
             fixture.dir.path().join("otp"),
@@ -533,30 +556,28 @@ mod tests {
         .unwrap();
         let plain = fixture.load(ONE_ACCOUNT, &[]).unwrap();
         let account = &plain.accounts[0];
-        assert!(account.margin.is_none() && !account.earn && account.api_otp.is_none());
-        let toml = format!(
-            "{ONE_ACCOUNT}api_otp_file = \"$DIR/otp\"\nmargin = true\nmargin_asset = \"ZEUR\"\nmin_margin_level = \"2.5\"\nearn = true\n"
-        );
+        assert!(account.api_otp.is_none() && !account.options.contains("watch"));
+        let toml = format!("{ONE_ACCOUNT}api_otp_file = \"$DIR/otp\"\nwatch = true\n");
         let settings = fixture.load(&toml, &[]).unwrap();
         let account = &settings.accounts[0];
-        assert_eq!(
-            account.margin,
-            Some(MarginSettings {
-                asset: "EUR".into(),
-                min_level: Some(Decimal::new(25, 1))
-            })
-        );
-        assert!(account.earn);
+        assert_eq!(account.options, Options::default().with("watch", true));
         assert_eq!(
             secrecy::ExposeSecret::expose_secret(account.api_otp.as_ref().unwrap()),
             "correct horse battery"
         );
-        let default_asset = fixture
-            .load(&format!("{ONE_ACCOUNT}margin = true\n"), &[])
+        let global = fixture
+            .load(&format!("watch_interval = \"1m\"\n{ONE_ACCOUNT}"), &[])
             .unwrap();
         assert_eq!(
-            default_asset.accounts[0].margin.as_ref().unwrap().asset,
-            "USD"
+            global.options,
+            Options::default().with("watch_interval", "1m")
+        );
+        let from_variable = fixture
+            .load(ONE_ACCOUNT, &[("KRAKEN_EXPORTER_WATCH_INTERVAL", "2m")])
+            .unwrap();
+        assert_eq!(
+            from_variable.options,
+            Options::default().with("watch_interval", "2m")
         );
         // The environment account takes its 2FA password from a file too.
         let from_env = fixture
@@ -576,17 +597,15 @@ mod tests {
     fn booleans_are_true_or_false_and_quote_currencies_kraken_codes() {
         let fixture = Fixture::new();
         for value in ["\"yes\"", "\"no\"", "1", "0", "\"true\"", "\"on\""] {
-            for key in ["margin", "earn"] {
-                let message = fixture
-                    .load(&format!("{ONE_ACCOUNT}{key} = {value}\n"), &[])
-                    .unwrap_err()
-                    .to_string();
-                assert!(
-                    message.contains("expected true or false")
-                        && message.contains(&format!("accounts[0].{key}")),
-                    "{key} = {value}: {message}"
-                );
-            }
+            let message = fixture
+                .load(&format!("{ONE_ACCOUNT}watch = {value}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains("must be true or false")
+                    && message.starts_with("account \"main\": watch = "),
+                "watch = {value}: {message}"
+            );
         }
         let lower = fixture
             .load(
@@ -632,7 +651,7 @@ mod tests {
         assert!(plain.accounts[0].futures.is_none());
         assert_eq!(plain.futures_api_url, "https://futures.kraken.com");
         let toml = format!(
-            "futures_api_url = \"http://127.0.0.1:9/\"\n{ONE_ACCOUNT}futures_api_key = \" FKEY \"\nfutures_api_secret_file = \"$DIR/secret\"\nfutures_min_margin_ratio = \"2.5\"\n"
+            "futures_api_url = \"http://127.0.0.1:9/\"\n{ONE_ACCOUNT}futures_api_key = \" FKEY \"\nfutures_api_secret_file = \"$DIR/secret\"\n"
         );
         let settings = fixture.load(&toml, &[]).unwrap();
         assert_eq!(settings.futures_api_url, "http://127.0.0.1:9");
@@ -641,11 +660,11 @@ mod tests {
             secrecy::ExposeSecret::expose_secret(&futures.api_key),
             "FKEY"
         );
+
         assert_eq!(
             secrecy::ExposeSecret::expose_secret(&futures.api_secret),
             decode_secret(SECRET).unwrap().as_slice()
         );
-        assert_eq!(futures.min_margin_ratio, Some(Decimal::new(25, 1)));
         let from_env = fixture
             .load(
                 "",
@@ -681,13 +700,22 @@ mod tests {
         let fixture = Fixture::new();
         let with = |extra: &str| fixture.load(&format!("{ONE_ACCOUNT}{extra}"), &[]);
         let cases = [
-            ("futures_api_key = \"FKEY\"\n", "futures_api_secret_file is missing"),
-            ("futures_api_secret_file = \"$DIR/secret\"\n", "futures_api_key is missing"),
-            ("futures_min_margin_ratio = \"2\"\n", "needs a futures key pair"),
-            ("futures_api_key = \"KEY-abcd\"\nfutures_api_secret_file = \"$DIR/secret\"\n", "never spot keys"),
-            ("futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/bad-secret\"\n", "futures_api_secret_file"),
-            ("futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/secret\"\nfutures_min_margin_ratio = \"1\"\n", "must be above 1"),
-            ("futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/secret\"\nfutures_min_margin_ratio = \"lots\"\n", "not a decimal"),
+            (
+                "futures_api_key = \"FKEY\"\n",
+                "futures_api_secret_file is missing",
+            ),
+            (
+                "futures_api_secret_file = \"$DIR/secret\"\n",
+                "futures_api_key is missing",
+            ),
+            (
+                "futures_api_key = \"KEY-abcd\"\nfutures_api_secret_file = \"$DIR/secret\"\n",
+                "never spot keys",
+            ),
+            (
+                "futures_api_key = \"F\"\nfutures_api_secret_file = \"$DIR/bad-secret\"\n",
+                "futures_api_secret_file",
+            ),
         ];
         for (extra, expected) in cases {
             let message = with(extra).unwrap_err().to_string();

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::Options;
+
+/// With the endpoints' options flattened in, serde cannot refuse unknown keys itself: a key no
+/// endpoint owns is refused when the options are checked (`options::check`).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawSettings {
     pub(super) api_url: Option<String>,
     pub(super) poll_interval: Option<String>,
@@ -19,13 +22,14 @@ pub(super) struct RawSettings {
     pub(super) max_assets: Option<u64>,
     pub(super) futures_api_url: Option<String>,
     pub(super) rate_limit_tier: Option<String>,
-    pub(super) key_info_interval: Option<String>,
     #[serde(default)]
     pub(super) accounts: Vec<RawAccount>,
+    /// Every other top-level key: the endpoints' (`key_info_interval`).
+    #[serde(flatten)]
+    pub(super) options: Options,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawAccount {
     #[serde(default, deserialize_with = "strict_string")]
     pub(super) name: Option<String>,
@@ -33,22 +37,16 @@ pub(super) struct RawAccount {
     pub(super) api_key: Option<String>,
     pub(super) api_secret_file: Option<PathBuf>,
     pub(super) api_otp_file: Option<PathBuf>,
-    #[serde(default, deserialize_with = "strict_bool")]
-    pub(super) margin: Option<bool>,
-    pub(super) margin_asset: Option<String>,
-    pub(super) min_margin_level: Option<String>,
-    #[serde(default, deserialize_with = "strict_bool")]
-    pub(super) earn: Option<bool>,
-    #[serde(default, deserialize_with = "strict_bool")]
-    pub(super) key_info: Option<bool>,
     #[serde(default, deserialize_with = "strict_string")]
     pub(super) futures_api_key: Option<String>,
     pub(super) futures_api_secret_file: Option<PathBuf>,
-    pub(super) futures_min_margin_ratio: Option<String>,
     #[serde(default)]
     pub(super) min_available: Vec<RawMinAvailable>,
     #[serde(default)]
     pub(super) min_spendable: Vec<RawMinSpendable>,
+    /// Every other key: the options of the endpoints the account turns on (`margin = true`).
+    #[serde(flatten)]
+    pub(super) options: Options,
 }
 
 #[derive(Deserialize)]
@@ -64,24 +62,6 @@ pub(super) struct RawMinAvailable {
 pub(super) struct RawMinSpendable {
     pub(super) asset: Option<String>,
     pub(super) amount: Option<String>,
-}
-
-/// A boolean written as `true` or `false` only: the config crate would otherwise read `"yes"`,
-/// `"no"`, `1` or `"on"` as one.
-fn strict_bool<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<bool>, D::Error> {
-    struct Strict;
-    impl serde::de::Visitor<'_> for Strict {
-        type Value = Option<bool>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("true or false (without quotes)")
-        }
-        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Self::Value, E> {
-            Ok(Some(value))
-        }
-    }
-    deserializer.deserialize_any(Strict)
 }
 
 /// A string written as a string: the config crate would otherwise turn `name = 123` or

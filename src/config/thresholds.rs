@@ -97,12 +97,7 @@ pub(super) fn no_repeated_thresholds(
 }
 
 /// The value `text` of `key` as an exact decimal, or an error that says how to write it (`how`).
-pub(super) fn exact_decimal(
-    at: &str,
-    key: &str,
-    text: &str,
-    how: &str,
-) -> Result<Decimal, ConfigError> {
+pub fn exact_decimal(at: &str, key: &str, text: &str, how: &str) -> Result<Decimal, ConfigError> {
     Decimal::from_str_exact(text.trim()).map_err(|_| {
         err(format!(
             "{at}: {key} = {text:?} is not a decimal number; {how}"

@@ -7,9 +7,9 @@ use super::account::validate_account;
 use super::environment::account_from_env;
 use super::schema::RawSettings;
 use super::{
-    err, ConfigError, Settings, DEFAULT_API_URL, DEFAULT_KEY_INFO_INTERVAL, DEFAULT_MAX_ASSETS,
-    DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL, DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
-    MIN_KEY_INFO_INTERVAL, MIN_POLL_INTERVAL, MIN_PRICE_INTERVAL,
+    err, ConfigError, Settings, DEFAULT_API_URL, DEFAULT_MAX_ASSETS, DEFAULT_MAX_BACKOFF,
+    DEFAULT_POLL_INTERVAL, DEFAULT_PRICE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, MIN_POLL_INTERVAL,
+    MIN_PRICE_INTERVAL,
 };
 use crate::kraken::assets::asset_label_of;
 use crate::kraken::RebaseMultiplier;
@@ -80,18 +80,6 @@ pub(super) fn settings(
                 "price_interval ({}) is below the minimum of 5s; prices come from Kraken's public API, which limits call rates",
                 humantime::format_duration(price_interval)
             )));
-    }
-    let key_info_interval = bounded_duration(
-        "key_info_interval",
-        raw.key_info_interval,
-        DEFAULT_KEY_INFO_INTERVAL,
-        LONGEST_INTERVAL,
-    )?;
-    if key_info_interval < MIN_KEY_INFO_INTERVAL {
-        return Err(err(format!(
-            "key_info_interval ({}) is below the minimum of 1m; a key's permissions change rarely and every call costs rate budget (default 15m)",
-            humantime::format_duration(key_info_interval)
-        )));
     }
     let max_assets = match raw.max_assets {
         None => DEFAULT_MAX_ASSETS,
@@ -195,8 +183,8 @@ pub(super) fn settings(
         max_assets,
         futures_api_url,
         rate_limit_tier,
-        key_info_interval,
         accounts,
+        options: raw.options,
     })
 }
 
@@ -349,7 +337,7 @@ pub fn parse_duration(
 pub const LONGEST_DURATION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// [`parse_duration`] with its own upper bound `longest`, named in the error.
-fn bounded_duration(
+pub(super) fn bounded_duration(
     key: &str,
     value: Option<String>,
     default: Duration,
@@ -378,6 +366,6 @@ fn bounded_duration(
 }
 
 /// The longest `poll_interval`, `max_backoff` and `price_interval`: a day.
-const LONGEST_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+pub const LONGEST_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// The longest `request_timeout`: five minutes (Kraken answers in well under a second).
 const LONGEST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5 * 60);

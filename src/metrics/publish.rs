@@ -90,9 +90,9 @@ impl Metrics {
             exposition.published = parts.into();
             exposition.version = Some(state.version);
         }
-        if !exposition
+        if exposition
             .process_rendered_at
-            .is_some_and(|at| now.duration_since(at) < PROCESS_REFRESH)
+            .is_none_or(|at| now.duration_since(at) >= PROCESS_REFRESH)
         {
             exposition.process = Encoded::of(encode(&self.process_registry));
             exposition.process_rendered_at = Some(now);

@@ -303,8 +303,10 @@ async fn a_spot_key_failing_for_seconds_leaves_the_futures_key_polled_on_its_own
     settings.accounts[0].futures = Some(kraken_exporter::config::FuturesSettings {
         api_key: FUTURES_KEY.to_string().into(),
         api_secret: secret.clone().into(),
-        min_margin_ratio: Some(rust_decimal::Decimal::new(3, 0)),
     });
+    settings.accounts[0]
+        .options
+        .set("futures_min_margin_ratio", "3");
     let app = crate::helpers::TestApp::spawn(&settings).await;
     let watched = std::time::Duration::from_secs(8);
     tokio::time::sleep(watched).await;
@@ -342,7 +344,6 @@ async fn a_failed_futures_poll_keeps_its_last_values_and_backs_off_on_its_own() 
     account.futures = Some(kraken_exporter::config::FuturesSettings {
         api_key: FUTURES_KEY.to_string().into(),
         api_secret: secret.clone().into(),
-        min_margin_ratio: None,
     });
     let (mut poller, metrics) = direct_poller(
         &simulator,
@@ -450,7 +451,6 @@ async fn with_quote_currencies_the_cash_wallet_is_valued_at_the_spot_prices() {
     settings.accounts[0].futures = Some(kraken_exporter::config::FuturesSettings {
         api_key: FUTURES_KEY.to_string().into(),
         api_secret: secret.into(),
-        min_margin_ratio: None,
     });
     let app = crate::helpers::TestApp::spawn(&settings).await;
     let m = app

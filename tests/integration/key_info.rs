@@ -319,7 +319,7 @@ async fn the_status_page_shows_each_key_and_what_to_remove_and_key_info_false_tu
     simulator.add_account(quiet.api_key, &quiet.secret, demo_portfolio());
     simulator.set_key_info(main.api_key, documented_key());
     let mut settings = settings_for(&simulator, &[&main, &quiet]);
-    settings.accounts[1].key_info = false;
+    settings.accounts[1].options.set("key_info", false);
     let app = TestApp::spawn(&settings).await;
     app.scrape_until("the key's answer", |m| {
         series(m, "kraken_api_key_can_move_funds", "") == Some(1.0) && m.up("quiet") == 1.0

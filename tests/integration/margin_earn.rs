@@ -305,10 +305,7 @@ fn margin_poller(
     std::sync::Arc<kraken_exporter::metrics::Metrics>,
 ) {
     let mut account = main.settings();
-    account.margin = Some(kraken_exporter::config::MarginSettings {
-        asset: "USD".to_string(),
-        min_level: None,
-    });
+    account.options.set("margin", true);
     let timing = kraken_exporter::polling::schedule::PollTiming {
         stale_after,
         ..default_timing()
