@@ -16,15 +16,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use kraken_exporter::collectors::{BalanceFamilies, FuturesFamilies};
+use kraken_exporter::http::readiness::Readiness;
+use kraken_exporter::http::web_config::WebConfig;
 use kraken_exporter::kraken::assets::{label_all_with, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::kraken::futures::accounts::decode_accounts;
 use kraken_exporter::metrics::Metrics;
-use kraken_exporter::readiness::Readiness;
 use kraken_exporter::simulator::synthetic_balance_ex;
 use kraken_exporter::spendable::spendable_by_asset;
 use kraken_exporter::valuation::{value_holdings, Holdings, Market};
-use kraken_exporter::web_config::WebConfig;
 use rust_decimal::Decimal;
 
 /// Decodes, labels and publishes one answer, as a successful poll does.
@@ -107,11 +107,11 @@ fn main() {
             )
             .expect("the documented answer decodes");
             metrics.update(|m| futures.publish(m, "account0", &wallets, None));
-            let router = kraken_exporter::server::router(
+            let router = kraken_exporter::http::server::router(
                 Arc::clone(&metrics),
                 Arc::new(Readiness::new(&["account0"])),
                 &WebConfig::default(),
-                &kraken_exporter::server::Routes::default(),
+                &kraken_exporter::http::server::Routes::default(),
             );
             // The warm-up renders the process metrics, which are then reused for a second.
             runtime.block_on(scrape(&router));

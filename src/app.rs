@@ -17,14 +17,14 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::collectors::Note;
 use crate::config::Settings;
+use crate::http::server::DEFAULT_TELEMETRY_PATH;
+use crate::http::web_config::WebConfig;
 use crate::kraken::PollError;
 use crate::polling::poller::AccountPoller;
 pub use crate::polling::reload::ReloadSource;
 use crate::polling::reload::{apply_reloads, reload_on_sighup};
 use crate::polling::running::{Outputs, Running};
 use crate::polling::schedule::MAX_CONCURRENT_POLLS;
-use crate::server::DEFAULT_TELEMETRY_PATH;
-use crate::web_config::WebConfig;
 
 /// A built, not yet running exporter.
 pub struct Application {
@@ -126,17 +126,17 @@ impl Application {
             lifecycle = self.options.enable_lifecycle,
             "serving metrics"
         );
-        let router = crate::server::router(
+        let router = crate::http::server::router(
             self.outputs.metrics,
             self.outputs.readiness,
             &self.options.web,
-            &crate::server::Routes {
+            &crate::http::server::Routes {
                 telemetry_path: self.options.telemetry_path.clone(),
                 reloads: self.options.enable_lifecycle.then_some(reloads),
                 status: Some(self.outputs.status),
             },
         );
-        crate::listener::serve(
+        crate::http::listener::serve(
             self.listener,
             router,
             self.options.web.tls.clone(),
@@ -303,7 +303,7 @@ pub async fn launch(launch: Launch) -> u8 {
         }
     };
 
-    if let Err(message) = crate::server::check_telemetry_path(&launch.telemetry_path) {
+    if let Err(message) = crate::http::server::check_telemetry_path(&launch.telemetry_path) {
         return fail(message);
     }
     let web = match launch

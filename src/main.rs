@@ -51,7 +51,7 @@ struct Cli {
     #[arg(
         long = "web.telemetry-path",
         value_name = "PATH",
-        default_value = kraken_exporter::server::DEFAULT_TELEMETRY_PATH
+        default_value = kraken_exporter::http::server::DEFAULT_TELEMETRY_PATH
     )]
     telemetry_path: String,
 

@@ -52,9 +52,12 @@ async fn many_cycles_through_random_faults_stay_exact_and_bounded() {
     let simulator = Simulator::start().await.unwrap();
     let main = TestAccount::new("main", "KEY-soak");
     simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    // The balances only: every request of the key is one cycle's.
+    let mut account = main.settings();
+    account.options.set("key_info", false);
     let (mut poller, metrics) = helpers::direct_poller(
         &simulator,
-        &main.settings(),
+        &account,
         Duration::from_millis(200),
         helpers::default_timing(),
     );

@@ -1,7 +1,7 @@
 //! Fuzzes the `--web.config.file` parser (YAML, basic auth hashes, headers, TLS settings).
 #![no_main]
 
-use kraken_exporter::web_config::WebConfig;
+use kraken_exporter::http::web_config::WebConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -40,7 +40,7 @@ use crate::config::{AccountSettings, OptionSpec, Settings};
 use crate::kraken::assets::AssetNames;
 use crate::kraken::{KrakenClient, PollError};
 use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
-use crate::prices::ValuationFamilies;
+use crate::valuation::prices::ValuationFamilies;
 use crate::valuation::Valuation;
 
 /// The future of one fetch: on success, how many items the answer had (for the log).
@@ -186,7 +186,7 @@ pub fn load_settings(
 }
 
 /// The interval of most endpoints: `poll_interval`.
-pub(crate) fn every_poll(settings: &Settings) -> std::time::Duration {
+pub fn every_poll(settings: &Settings) -> std::time::Duration {
     settings.poll_interval
 }
 

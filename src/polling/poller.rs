@@ -26,9 +26,9 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::schedule::{PollTarget, PollTiming, Schedule};
 use crate::collectors::{Collector, Polled};
+use crate::http::readiness::Readiness;
 use crate::kraken::{ErrorReason, KrakenClient, PollError};
 use crate::metrics::{Changes, Metrics};
-use crate::readiness::Readiness;
 
 /// The health and schedule of one endpoint of one account.
 struct EndpointHealth {
@@ -166,7 +166,7 @@ pub struct AccountPoller {
 struct Outcomes {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
-    status: Arc<crate::status::Status>,
+    status: Arc<crate::http::status::Status>,
 }
 
 /// One finished call of an account's endpoint.
@@ -298,7 +298,7 @@ impl AccountPoller {
     }
 
     /// Reports every call and the schedule to `status` (the landing page).
-    pub fn reporting(mut self, status: Arc<crate::status::Status>) -> Self {
+    pub fn reporting(mut self, status: Arc<crate::http::status::Status>) -> Self {
         self.outcomes.status = status;
         self
     }

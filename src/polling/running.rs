@@ -20,15 +20,15 @@ use tokio::task::JoinHandle;
 use crate::collectors;
 use crate::config::AccountSettings;
 use crate::config::Settings;
+use crate::http::readiness::Readiness;
+use crate::http::status::Status;
 use crate::kraken::client::{http_client, NonceSequence};
 use crate::kraken::public::PublicClient;
 use crate::kraken::KrakenClient;
 use crate::metrics::Metrics;
 use crate::polling::poller::{AccountPoller, KeyPacing, NotBefore};
 use crate::polling::schedule::{first_polls, PollTiming, MAX_CONCURRENT_POLLS};
-use crate::prices::PriceRefresher;
-use crate::readiness::Readiness;
-use crate::status::Status;
+use crate::valuation::prices::PriceRefresher;
 use crate::valuation::Valuation;
 
 /// What each API key keeps across reloads, by key (its SHA-256, so no second copy of the key is
@@ -60,7 +60,7 @@ pub struct Outputs {
     /// What the landing page shows of each account.
     pub status: Arc<Status>,
     /// Kraken's asset names and pairs, so a reload does not ask for them again.
-    pub market: Arc<crate::prices::MarketCache>,
+    pub market: Arc<crate::valuation::prices::MarketCache>,
 }
 
 impl Outputs {
@@ -242,7 +242,7 @@ pub fn build(
 }
 
 /// Warns about each threshold on an asset Kraken does not list, once Kraken's list is read.
-fn threshold_check(settings: &Settings) -> crate::prices::OnListed {
+fn threshold_check(settings: &Settings) -> crate::valuation::prices::OnListed {
     let thresholds = collectors::threshold_assets(&settings.accounts);
     Arc::new(move |listed| {
         for warning in collectors::unlisted_threshold_assets(&thresholds, listed) {

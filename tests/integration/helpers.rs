@@ -9,8 +9,8 @@ use base64::Engine;
 
 use kraken_exporter::app::{Application, ReloadSource, ServeOptions};
 use kraken_exporter::config::{AccountSettings, Settings};
+use kraken_exporter::http::web_config::WebConfig;
 use kraken_exporter::simulator::{generate_secret, Portfolio, SimBalance, Simulator};
-use kraken_exporter::web_config::WebConfig;
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 

@@ -9,9 +9,9 @@ use base64::Engine;
 use std::time::Duration;
 
 use kraken_exporter::demo::demo_portfolio;
-use kraken_exporter::listener::MAX_PER_ADDRESS;
+use kraken_exporter::http::listener::MAX_PER_ADDRESS;
+use kraken_exporter::http::web_config::WebConfig;
 use kraken_exporter::simulator::Simulator;
-use kraken_exporter::web_config::WebConfig;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 use crate::helpers::{eventually, free_port, settings_for, simulator_with_main, TestApp};

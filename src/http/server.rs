@@ -25,11 +25,11 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::exposition::ChunkedBytes;
+use crate::http::readiness::Readiness;
+use crate::http::status::Status;
+use crate::http::web_config::{http_header, WebConfig};
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::polling::reload::{ReloadHandle, ReloadOutcome};
-use crate::readiness::Readiness;
-use crate::status::Status;
-use crate::web_config::{http_header, WebConfig};
 
 /// The longest a request may take from headers read to response ready.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -244,7 +244,7 @@ async fn check_and_run(guard: &Guard, request: Request, next: Next) -> Response 
         if let (Some(auth), false) = (&guard.auth, open_path) {
             let client = request
                 .extensions()
-                .get::<crate::listener::ClientAddress>()
+                .get::<crate::http::listener::ClientAddress>()
                 .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |client| client.0);
             if !auth
                 .allows(request.headers().get(header::AUTHORIZATION), client)
@@ -271,7 +271,7 @@ async fn check_and_run(guard: &Guard, request: Request, next: Next) -> Response 
 /// bcrypt is deliberately slow (tens of milliseconds), so a verified `user:password` is remembered by
 /// its SHA-256 (never in clear), in a cache that evicts its oldest entry when full; at most
 /// [`BCRYPT_SLOTS`] verifications run at once, so a flood of wrong passwords cannot take every core,
-/// and they are shared between client addresses in turn ([`crate::fair_slots::FairSlots`]), so a flood from some
+/// and they are shared between client addresses in turn ([`crate::http::fair_slots::FairSlots`]), so a flood from some
 /// addresses cannot keep Prometheus' first login waiting behind it.
 /// An unknown user is checked against a dummy hash of the same cost as the configured ones, built at
 /// start, so the time of an answer does not tell which user names exist. Passwords longer than
@@ -280,7 +280,7 @@ struct BasicAuth {
     users: BTreeMap<String, String>,
     dummy_hash: String,
     verified: Mutex<Remembered>,
-    verifications: crate::fair_slots::FairSlots,
+    verifications: crate::http::fair_slots::FairSlots,
 }
 
 /// How many bcrypt verifications may run at once.
@@ -334,7 +334,7 @@ impl BasicAuth {
             dummy_hash: dummy_hash_like(&users),
             users,
             verified: Mutex::new(Remembered::default()),
-            verifications: crate::fair_slots::FairSlots::new(BCRYPT_SLOTS),
+            verifications: crate::http::fair_slots::FairSlots::new(BCRYPT_SLOTS),
         }
     }
 
