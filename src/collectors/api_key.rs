@@ -226,16 +226,7 @@ impl EndpointFamilies for KeyFamilies {
     ) -> Option<Box<dyn Collector>> {
         let futures = match self.api {
             Api::Spot => None,
-            Api::Futures => {
-                let futures = account.futures.as_ref()?;
-                Some(FuturesClient::new(
-                    context.http.clone(),
-                    &context.settings.futures_api_url,
-                    futures.api_key.clone(),
-                    futures.api_secret.clone(),
-                    context.futures_nonce.clone(),
-                ))
-            }
+            Api::Futures => Some(context.futures_client(account)?),
         };
         Some(Box::new(KeyCollector {
             account: account.name.clone(),

@@ -78,15 +78,8 @@ impl EndpointFamilies for FuturesFamilies {
         account: &AccountSettings,
         context: &Context<'_>,
     ) -> Option<Box<dyn Collector>> {
-        let futures = account.futures.as_ref()?;
+        let client = context.futures_client(account)?;
         let min_ratio = min_margin_ratio(account, "").ok()?;
-        let client = FuturesClient::new(
-            context.http.clone(),
-            &context.settings.futures_api_url,
-            futures.api_key.clone(),
-            futures.api_secret.clone(),
-            context.futures_nonce.clone(),
-        );
         Some(Box::new(FuturesCollector {
             client,
             max_rows: context.settings.max_assets,

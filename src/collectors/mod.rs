@@ -253,7 +253,9 @@ pub struct Shared {
     pub valuation_families: Arc<ValuationFamilies>,
 }
 
-/// What a collector is made from besides its account.
+/// What a collector is made from besides its account: the settings every account shares, the
+/// account's keys with their nonce sequences (kept across reloads by the key book of
+/// `polling::running`), and what the collectors of every account share.
 pub struct Context<'a> {
     /// The configuration's HTTP client, for endpoints with a client of their own.
     pub http: &'a reqwest::Client,
@@ -262,6 +264,24 @@ pub struct Context<'a> {
     /// The nonce sequence of the account's futures key (kept across reloads).
     pub futures_nonce: &'a crate::kraken::client::NonceSequence,
     pub shared: &'a Shared,
+}
+
+impl Context<'_> {
+    /// The client of the account's Kraken Futures key, continuing the key's nonce sequence: every
+    /// endpoint called with that key gets it here, so they share one sequence.
+    pub fn futures_client(
+        &self,
+        account: &AccountSettings,
+    ) -> Option<crate::kraken::futures::FuturesClient> {
+        let futures = account.futures.as_ref()?;
+        Some(crate::kraken::futures::FuturesClient::new(
+            self.http.clone(),
+            &self.settings.futures_api_url,
+            futures.api_key.clone(),
+            futures.api_secret.clone(),
+            self.futures_nonce.clone(),
+        ))
+    }
 }
 
 /// The collectors of one account, in the order they are polled: every line of [`ENDPOINTS`] whose
