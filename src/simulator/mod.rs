@@ -11,11 +11,13 @@
 //! - `public`: `Assets`, `AssetPairs` and `Ticker` for valuation.
 //! - `faults`: the failures it can be told to produce.
 
+mod earn;
 mod faults;
 mod futures;
 mod key_info;
 mod private;
 mod public;
+mod trade_balance;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -28,12 +30,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rust_decimal::Decimal;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha512};
 
+pub use earn::SimAllocation;
 pub use faults::Fault;
 pub use futures::{SimFlex, SimFutures};
 pub use key_info::{SimKeyInfo, SIM_IBAN};
+pub use trade_balance::{MovingLevel, SimMargin};
 
 /// One asset of a simulated portfolio.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,168 +118,6 @@ struct SimAccount {
     key_info: SimKeyInfo,
 }
 
-/// A simulated margin account for `TradeBalance`, in one currency.
-#[derive(Debug, Clone)]
-pub struct SimMargin {
-    /// The currency as Kraken writes it (`ZUSD`); a request for another is refused.
-    pub asset: String,
-    pub equivalent_balance: Decimal,
-    pub trade_balance: Decimal,
-    pub margin_used: Decimal,
-    pub unrealized_pnl: Decimal,
-    pub cost_basis: Decimal,
-    /// For the demo: the margin level in percent moves down by `step` per call from `high` to `low`,
-    /// then starts again at `high`, beginning at `start`; P&L follows so the figures agree.
-    pub moving: Option<MovingLevel>,
-}
-
-/// A margin level that falls step by step and jumps back up (see [`SimMargin::moving`]).
-#[derive(Debug, Clone, Copy)]
-pub struct MovingLevel {
-    pub high: Decimal,
-    pub low: Decimal,
-    pub step: Decimal,
-    pub start: Decimal,
-}
-
-impl MovingLevel {
-    /// The level (in percent) at the `call`-th answer: `start`, then `step` lower each call down to
-    /// `low`, then `high` again.
-    pub fn level_at(&self, call: u64) -> Decimal {
-        let span = self.high - self.low;
-        let steps = (span / self.step).floor() + Decimal::ONE;
-        let offset = ((self.high - self.start) / self.step).floor();
-        let k = (Decimal::from(call) + offset) % steps;
-        self.high - k * self.step
-    }
-}
-
-impl SimMargin {
-    /// A margin account; `equity = trade_balance + unrealized_pnl`, `free = equity - margin_used`,
-    /// `level = equity / margin_used * 100` (absent without margin used: no open position).
-    pub fn new(asset: &str, eb: &str, tb: &str, m: &str, n: &str, c: &str) -> Self {
-        Self {
-            asset: asset.to_string(),
-            equivalent_balance: dec(eb),
-            trade_balance: dec(tb),
-            margin_used: dec(m),
-            unrealized_pnl: dec(n),
-            cost_basis: dec(c),
-            moving: None,
-        }
-    }
-
-    /// The margin level in percent the `call`-th answer reports (`None` without margin used).
-    pub fn level_at(&self, call: u64) -> Option<Decimal> {
-        let m = self.margin_used;
-        if m.is_zero() {
-            return None;
-        }
-        let e = self.trade_balance + self.pnl_at(call);
-        Some((e / m * Decimal::ONE_HUNDRED).round_dp(2))
-    }
-
-    fn pnl_at(&self, call: u64) -> Decimal {
-        match (self.moving, self.margin_used.is_zero()) {
-            (Some(moving), false) => {
-                moving.level_at(call) / Decimal::ONE_HUNDRED * self.margin_used - self.trade_balance
-            }
-            _ => self.unrealized_pnl,
-        }
-    }
-
-    fn render(&self, call: u64) -> String {
-        let m = self.margin_used;
-        let n = self.pnl_at(call);
-        let e = self.trade_balance + n;
-        let v = self.cost_basis + n;
-        let four = |d: Decimal| format!("{:.4}", d.round_dp(4));
-        let mut result = serde_json::json!({
-            "eb": four(self.equivalent_balance), "tb": four(self.trade_balance), "m": four(m),
-            "n": four(n), "c": four(self.cost_basis), "v": four(v), "e": four(e), "mf": four(e - m),
-            "uv": "0.0000",
-            // Not in Kraken's documentation, seen in a recorded answer: the exporter ignores it.
-            "mfo": four(e - m),
-        });
-        if !m.is_zero() {
-            result["ml"] =
-                Value::String(format!("{:.2}", (e / m * Decimal::ONE_HUNDRED).round_dp(2)));
-        }
-        serde_json::json!({"error": [], "result": result}).to_string()
-    }
-}
-
-/// One simulated Earn allocation (a strategy) for `Earn/Allocations`.
-#[derive(Debug, Clone)]
-pub struct SimAllocation {
-    pub strategy_id: String,
-    /// As Kraken writes it (`ETH`, `DOT`).
-    pub native_asset: String,
-    /// State (`bonding`, `allocated`, `exit_queue`, `unbonding`) -> tranches as (expires, amount);
-    /// `total` is their sum.
-    pub states: BTreeMap<String, Vec<(std::time::SystemTime, Decimal)>>,
-    pub rewarded: Decimal,
-}
-
-impl SimAllocation {
-    pub fn new(strategy_id: &str, native_asset: &str, rewarded: &str) -> Self {
-        Self {
-            strategy_id: strategy_id.to_string(),
-            native_asset: native_asset.to_string(),
-            states: BTreeMap::new(),
-            rewarded: dec(rewarded),
-        }
-    }
-
-    /// Adds a tranche of `amount` in `state`, expiring at `expires`.
-    pub fn tranche(mut self, state: &str, amount: &str, expires: std::time::SystemTime) -> Self {
-        self.states
-            .entry(state.to_string())
-            .or_default()
-            .push((expires, dec(amount)));
-        self
-    }
-
-    fn total(&self) -> Decimal {
-        self.states
-            .values()
-            .flatten()
-            .map(|(_, amount)| *amount)
-            .sum()
-    }
-
-    fn is_zero(&self) -> bool {
-        self.total().is_zero()
-    }
-
-    fn render(&self) -> Value {
-        let mut amount_allocated = Map::new();
-        for (state, tranches) in &self.states {
-            let native: Decimal = tranches.iter().map(|(_, amount)| *amount).sum();
-            let allocations: Vec<Value> = tranches
-                .iter()
-                .map(|(expires, amount)| {
-                    serde_json::json!({"created_at": "2026-01-01T00:00:00Z",
-                        "expires": humantime::format_rfc3339_millis(*expires).to_string(),
-                        "native": format!("{amount:.10}"), "converted": "0.0000"})
-                })
-                .collect();
-            amount_allocated.insert(
-                state.clone(),
-                serde_json::json!({"native": format!("{native:.10}"), "converted": "0.0000",
-                    "allocation_count": allocations.len(), "allocations": allocations}),
-            );
-        }
-        amount_allocated.insert(
-            "total".to_string(),
-            serde_json::json!({"native": format!("{:.10}", self.total()), "converted": "0.0000"}),
-        );
-        serde_json::json!({"strategy_id": self.strategy_id, "native_asset": self.native_asset,
-            "amount_allocated": amount_allocated,
-            "total_rewarded": {"native": format!("{:.10}", self.rewarded), "converted": "0.0000"}})
-    }
-}
-
 #[derive(Default)]
 struct SimInner {
     accounts: HashMap<String, SimAccount>,
@@ -335,12 +177,9 @@ impl Simulator {
             .route(crate::kraken::BALANCE_EX_PATH, post(private::balance_ex))
             .route(
                 crate::kraken::trade_balance::PATH,
-                post(private::trade_balance),
+                post(trade_balance::handler),
             )
-            .route(
-                crate::kraken::earn_allocations::PATH,
-                post(private::earn_allocations),
-            )
+            .route(crate::kraken::earn_allocations::PATH, post(earn::handler))
             .route(
                 crate::kraken::futures::accounts::PATH,
                 get(futures::accounts),

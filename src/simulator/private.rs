@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use super::faults::{cdn_fault, echo_fault, Fault};
 use super::{drift, header_text, kraken_error, Portfolio, Shared, SimInner, SimRequest};
 use crate::kraken::sign::api_sign;
-use crate::kraken::{earn_allocations, trade_balance, BALANCE_EX_PATH};
+use crate::kraken::BALANCE_EX_PATH;
 
 /// The fields of a form or JSON body.
-type Fields = BTreeMap<String, String>;
+pub(super) type Fields = BTreeMap<String, String>;
 
 /// What a signed endpoint answers once the request passed Kraken's checks.
 type Answer = fn(&mut SimInner, &str, &Fields) -> Response;
@@ -28,38 +28,8 @@ pub(super) async fn balance_ex(
     signed(BALANCE_EX_PATH, inner, headers, body, answer_balance_ex).await
 }
 
-pub(super) async fn trade_balance(
-    State(inner): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    signed(
-        trade_balance::PATH,
-        inner,
-        headers,
-        body,
-        answer_trade_balance,
-    )
-    .await
-}
-
-pub(super) async fn earn_allocations(
-    State(inner): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    signed(
-        earn_allocations::PATH,
-        inner,
-        headers,
-        body,
-        answer_earn_allocations,
-    )
-    .await
-}
-
 /// Records the request, applies faults and Kraken's checks, then `answer`s.
-async fn signed(
+pub(super) async fn signed(
     path: &'static str,
     inner: Shared,
     headers: HeaderMap,
@@ -137,48 +107,6 @@ fn answer_balance_ex(state: &mut SimInner, api_key: &str, fields: &Fields) -> Re
     let portfolio = &state.accounts[api_key].portfolio;
     let base = fields.get("rebase_multiplier").map(String::as_str) == Some("base");
     json_ok(render_portfolio(portfolio, base))
-}
-
-fn answer_trade_balance(state: &mut SimInner, api_key: &str, fields: &Fields) -> Response {
-    let account = state
-        .accounts
-        .get_mut(api_key)
-        .expect("authenticated keys exist");
-    let calls = account.trade_balance_calls;
-    account.trade_balance_calls += 1;
-    let Some(margin) = &account.margin else {
-        // No margin activity: Kraken still answers, without positions.
-        return json_ok(
-            serde_json::json!({"error": [], "result": {"eb": "0.0000", "tb": "0.0000", "m": "0.0000",
-                "n": "0.0000", "c": "0.0000", "v": "0.0000", "e": "0.0000", "mf": "0.0000"}})
-            .to_string(),
-        );
-    };
-    let asset = fields
-        .get("asset")
-        .cloned()
-        .unwrap_or_else(|| "ZUSD".to_string());
-    if asset != margin.asset {
-        return kraken_error("EGeneral:Invalid arguments:asset");
-    }
-    json_ok(margin.render(calls))
-}
-
-fn answer_earn_allocations(state: &mut SimInner, api_key: &str, fields: &Fields) -> Response {
-    let account = &state.accounts[api_key];
-    let hide_zero = fields.get("hide_zero_allocations").map(String::as_str) == Some("true");
-    let items: Vec<Value> = account
-        .earn
-        .iter()
-        .filter(|allocation| !hide_zero || !allocation.is_zero())
-        .map(super::SimAllocation::render)
-        .collect();
-    json_ok(
-        // `next_cursor` as real answers carry it; every item fits one page here.
-        serde_json::json!({"error": [], "result": {"converted_asset": "USD", "total_allocated": "0.0000",
-            "total_rewarded": "0.0000", "next_cursor": null, "items": items}})
-        .to_string(),
-    )
 }
 
 pub(super) async fn api_key_info(
