@@ -19,13 +19,20 @@ wait_http() { # url [tries, 0.1 s apart; default 600]
 }
 
 # Serves FILE as /metrics with nginx (the script installs it) on 127.0.0.1:PORT with WORKERS worker
-# processes of CONNECTIONS worker_connections each; returns once it answers.
-serve_with_nginx() { # file port workers connections
+# processes of CONNECTIONS worker_connections each; with GZIP_FILE, that file is served as is to
+# clients that accept gzip (gzip_static: the same compressed bytes the exporter sends). Returns once it
+# answers.
+serve_with_nginx() { # file port workers connections [gzip_file]
   local nginx
   nginx=$(command -v nginx || echo /usr/sbin/nginx)
   chmod 755 "$WORK"  # nginx workers run as another user
   mkdir -p "$WORK/nginx/root"
   cp "$1" "$WORK/nginx/root/metrics"
+  local precompressed="gzip_static off;"
+  if [ -n "${5:-}" ]; then
+    cp "$5" "$WORK/nginx/root/metrics.gz"
+    precompressed="gzip_static on;"
+  fi
   cat >"$WORK/nginx/nginx.conf" <<NGINX
 worker_processes $3;
 pid $WORK/nginx.pid;
@@ -42,6 +49,7 @@ http {
   server {
     listen 127.0.0.1:$2;
     root $WORK/nginx/root;
+    $precompressed
   }
 }
 NGINX

@@ -78,7 +78,7 @@ echo
 start_exporter 3 1000 19877
 curl -s http://127.0.0.1:19877/metrics >"$WORK/metrics.txt"
 curl -s -H 'Accept-Encoding: gzip' http://127.0.0.1:19877/metrics >"$WORK/metrics.txt.gz"
-serve_with_nginx "$WORK/metrics.txt" 19878 auto 1024
+serve_with_nginx "$WORK/metrics.txt" 19878 auto 1024 "$WORK/metrics.txt.gz"
 python3 bench/python_peer.py "$WORK/metrics.txt" 19879 >"$WORK/python.log" 2>&1 &
 PIDS+=($!)
 wait_http http://127.0.0.1:19879/metrics
@@ -89,13 +89,15 @@ echo
 echo "| server | requests/s | p99 latency (ms) | vs nginx (req/s) |"
 echo "|---|---:|---:|---:|"
 read -r nginx_rps nginx_p99 < <(load http://127.0.0.1:19878/metrics "$DURATION")
+read -r ngz_rps ngz_p99 < <(load http://127.0.0.1:19878/metrics "$DURATION" "Accept-Encoding: gzip")
 read -r exp_rps exp_p99 < <(load http://127.0.0.1:19877/metrics "$DURATION")
 read -r gz_rps gz_p99 < <(load http://127.0.0.1:19877/metrics "$DURATION" "Accept-Encoding: gzip")
 read -r py_rps py_p99 < <(load http://127.0.0.1:19879/metrics "$DURATION")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3fx", a / b }'; }
 echo "| nginx (same bytes, static file) | $nginx_rps | $nginx_p99 | 1.000x |"
 echo "| kraken_exporter | $exp_rps | $exp_p99 | $(ratio "$exp_rps" "$nginx_rps") |"
-echo "| kraken_exporter, gzip | $gz_rps | $gz_p99 | $(ratio "$gz_rps" "$nginx_rps") |"
+echo "| nginx, gzip (the exporter's gzip bytes, gzip_static) | $ngz_rps | $ngz_p99 | $(ratio "$ngz_rps" "$nginx_rps") |"
+echo "| kraken_exporter, gzip | $gz_rps | $gz_p99 | $(ratio "$gz_rps" "$nginx_rps") ($(ratio "$gz_rps" "$ngz_rps") of nginx gzip_static) |"
 echo "| Python prometheus_client (same series) | $py_rps | $py_p99 | $(ratio "$py_rps" "$nginx_rps") |"
 echo
 echo "Exporter resident memory after the load runs: $(rss_kib "$EXPORTER_PID") KiB; release binary: $(stat -c %s "$EXPORTER") bytes."

@@ -5,7 +5,11 @@
 //!   publish the account's series;
 //! - `scrape`: serve one plain-text `/metrics` of 3,000 assets and a Kraken Futures account (the
 //!   documented `accounts` answer: cash, flex and a margin wallet) through the router;
-//! - `value`: value 1,000 balance rows and their spendable amounts in two quote currencies.
+//! - `value`: value 1,000 balance rows and their spendable amounts in two quote currencies;
+//! - `update_10` and `update_1000`: one account's poll (a 50-asset `BalanceEx` answer decoded and
+//!   applied with the poll's health, in one update) with 10 and with 1,000 accounts registered, each
+//!   holding 50 assets and scraped once before: the cost of an update must not grow with the number
+//!   of accounts (their budgets are the same number).
 //!
 //! ```sh
 //! cargo run --release --example budgets -- decode_apply
@@ -29,14 +33,52 @@ use rust_decimal::Decimal;
 
 /// Decodes, labels and publishes one answer, as a successful poll does.
 fn apply(metrics: &Metrics, families: &BalanceFamilies, names: &AssetNames, body: &[u8]) {
+    apply_to(metrics, families, names, body, "account0");
+}
+
+/// [`apply`] for `account`, with the poll's own health in the same update.
+fn apply_to(
+    metrics: &Metrics,
+    families: &BalanceFamilies,
+    names: &AssetNames,
+    body: &[u8],
+    account: &str,
+) {
     let balances = decode_balance_ex(body).expect("the body is valid");
     let labelled = label_all_with(names, balances.assets.iter().map(|a| a.key.as_str()));
     let spendable = spendable_by_asset(names, &balances.assets, &labelled)
         .expect("synthetic amounts are in range");
     metrics.update(|m| {
-        families.replace_balances(m, "account0", labelled.labels.iter().zip(&balances.assets));
-        families.replace_spendable(m, "account0", &spendable);
+        families.replace_balances(m, account, labelled.labels.iter().zip(&balances.assets));
+        families.replace_spendable(m, account, &spendable);
+        m.record_poll(account, std::time::Duration::from_millis(120), None);
+        m.record_endpoint(account, "BalanceEx", None);
     });
+}
+
+#[inline(never)]
+fn measured_update_10(
+    metrics: &Metrics,
+    families: &BalanceFamilies,
+    names: &AssetNames,
+    body: &[u8],
+    account: &str,
+) {
+    // Distinct from measured_update_1000, so the linker does not fold the two into one symbol.
+    black_box(10);
+    apply_to(metrics, families, names, body, account);
+}
+
+#[inline(never)]
+fn measured_update_1000(
+    metrics: &Metrics,
+    families: &BalanceFamilies,
+    names: &AssetNames,
+    body: &[u8],
+    account: &str,
+) {
+    black_box(1000);
+    apply_to(metrics, families, names, body, account);
 }
 
 #[inline(never)]
@@ -147,8 +189,37 @@ fn main() {
             let quotes = vec!["USD".to_string(), "EUR".to_string()];
             black_box(measured_value(&market, &quotes, black_box(&holdings)));
         }
+        "update_10" | "update_1000" => {
+            let count = if which == "update_10" { 10 } else { 1000 };
+            let accounts: Vec<String> = (0..count).map(|i| format!("account{i}")).collect();
+            let metrics = Metrics::new(&accounts);
+            let families = BalanceFamilies::register(&metrics);
+            let body = synthetic_balance_ex(50);
+            for account in &accounts {
+                metrics.update(|m| m.set_endpoints(account, &["BalanceEx"]));
+                apply_to(&metrics, &families, &names, body.as_bytes(), account);
+            }
+            // A scrape between polls, as Prometheus makes them.
+            black_box(metrics.scrape());
+            // The next poll of one account (its answer a little different, as balances move).
+            let next = synthetic_balance_ex(51);
+            let measured = if count == 10 {
+                measured_update_10
+            } else {
+                measured_update_1000
+            };
+            measured(
+                &metrics,
+                &families,
+                &names,
+                black_box(next.as_bytes()),
+                "account7",
+            );
+        }
         other => {
-            eprintln!("usage: budgets decode_apply|scrape|value (got {other:?})");
+            eprintln!(
+                "usage: budgets decode_apply|scrape|value|update_10|update_1000 (got {other:?})"
+            );
             std::process::exit(2);
         }
     }

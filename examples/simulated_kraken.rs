@@ -40,6 +40,9 @@ struct Args {
     /// New asset keys every second (every answer names assets never seen before).
     #[arg(long)]
     churn: bool,
+    /// `rate_limit_tier` written into the config (the simulator keeps no rate counter).
+    #[arg(long, default_value = "starter")]
+    rate_limit_tier: String,
     /// Where the config and secret files go.
     #[arg(long)]
     dir: PathBuf,
@@ -86,10 +89,11 @@ async fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&args.dir)?;
     let simulator = std::sync::Arc::new(Simulator::start().await?);
     let mut config = format!(
-        "api_url = \"{}\"\nfutures_api_url = \"{}\"\npoll_interval = \"{}\"\n",
+        "api_url = \"{}\"\nfutures_api_url = \"{}\"\npoll_interval = \"{}\"\nrate_limit_tier = \"{}\"\n",
         simulator.url(),
         simulator.url(),
-        args.poll_interval
+        args.poll_interval,
+        args.rate_limit_tier
     );
     for account in 0..args.accounts {
         let secret = generate_secret();
@@ -133,6 +137,19 @@ async fn main() -> std::io::Result<()> {
                         portfolio(assets, decimals, name_length, generation),
                     );
                 }
+            }
+        });
+    }
+    // The calls received so far, for bench/scale.sh: `received refused` in `<dir>/requests`, every
+    // second.
+    {
+        let simulator = std::sync::Arc::clone(&simulator);
+        let path = args.dir.join("requests");
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let (received, refused) = simulator.request_counts();
+                let _ = std::fs::write(&path, format!("{received} {refused}\n"));
             }
         });
     }

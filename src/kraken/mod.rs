@@ -7,9 +7,10 @@
 //! - `error`: the closed set of failure reasons exported as `kraken_poll_errors_total{reason}`.
 //! - [`client`]: the signed private call, nonce and request under one lock per key.
 //! - One module per endpoint, with its request, its decoder and its method on the client:
-//!   [`balance_ex`], [`trade_balance`], [`earn_allocations`] (private), [`public`] (`Assets`,
-//!   `AssetPairs`, `Ticker`).
-//! - [`futures`]: the Kraken Futures client (another host, keys and signature) and its `accounts`.
+//!   [`balance_ex`], [`trade_balance`], [`earn_allocations`], [`api_key`] (private), [`public`]
+//!   (`Assets`, `AssetPairs`, `Ticker`).
+//! - [`futures`]: the Kraken Futures client (another host, keys and signature), its `accounts` and
+//!   its key check.
 
 pub mod api_key;
 pub mod assets;

@@ -6,8 +6,11 @@
 //! way Kraken and its CDN fail. Every private request is recorded so tests can prove what the exporter
 //! sent.
 //!
-//! - `private`: the signed endpoints (`BalanceEx`, `TradeBalance`, `Earn/Allocations`) and Kraken's
-//!   checks (signature, nonce, 2FA password, permission per endpoint).
+//! - `private`: Kraken's checks of every signed request (signature, nonce, 2FA password, permission
+//!   per endpoint), `BalanceEx` and `GetApiKeyInfo`.
+//! - One module per other endpoint with its simulated state and answer: `trade_balance`, `earn`,
+//!   `key_info` (both keys' permissions), `futures` (the wallets, the key check, and Kraken Futures'
+//!   own checks). The router and the per-key record (`SimAccount`) below still name each endpoint.
 //! - `public`: `Assets`, `AssetPairs` and `Ticker` for valuation.
 //! - `faults`: the failures it can be told to produce.
 
@@ -355,6 +358,14 @@ impl Simulator {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<SimRequest> {
         self.lock().requests.clone()
+    }
+
+    /// How many requests were received, and how many of them Kraken's checks refused (the
+    /// benchmarks' count of calls made, without copying the record).
+    pub fn request_counts(&self) -> (usize, usize) {
+        let state = self.lock();
+        let refused = state.requests.iter().filter(|r| r.error.is_some()).count();
+        (state.requests.len(), refused)
     }
 }
 

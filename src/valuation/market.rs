@@ -197,6 +197,35 @@ pub struct Holdings {
     pub spendable: Vec<(String, Decimal)>,
 }
 
+/// The valued assets of `holdings` (each once).
+fn valued_assets(holdings: &Holdings) -> BTreeSet<String> {
+    holdings
+        .rows
+        .iter()
+        .filter(|(labels, _)| labels.family.is_valued())
+        .map(|(labels, _)| labels.asset.clone())
+        .collect()
+}
+
+/// Moves one account's count in `held` from the assets it held `before` to those it holds now.
+fn count_held(
+    held: &mut BTreeMap<String, usize>,
+    before: Option<BTreeSet<String>>,
+    now: BTreeSet<String>,
+) {
+    for asset in before.unwrap_or_default() {
+        if let Some(count) = held.get_mut(&asset) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&asset);
+            }
+        }
+    }
+    for asset in now {
+        *held.entry(asset).or_insert(0) += 1;
+    }
+}
+
 /// Values `holdings` in every quote; unpriced rows get no value row.
 pub fn value_holdings(
     market: &Market,
@@ -248,6 +277,9 @@ pub struct Valuation {
     quotes: Vec<String>,
     market: RwLock<Option<Market>>,
     holdings: Mutex<BTreeMap<String, Holdings>>,
+    /// Each valued asset held, with how many accounts hold it: kept as holdings change, so the
+    /// prices of what is held cost the assets held, not every account's rows.
+    held: Mutex<BTreeMap<String, usize>>,
     warned: Mutex<crate::warn_once::WarnOnce<(String, String)>>,
 }
 
@@ -257,6 +289,7 @@ impl Valuation {
             quotes,
             market: RwLock::new(None),
             holdings: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
             warned: Mutex::new(crate::warn_once::WarnOnce::default()),
         }
     }
@@ -270,25 +303,17 @@ impl Valuation {
     ) -> Option<(AccountValues, Vec<AssetPrice>)> {
         let market = crate::sync::read(&self.market);
         let values = market.as_ref().map(|m| self.value(account, m, &holdings));
-        let mut all = crate::sync::lock(&self.holdings);
-        all.insert(account.to_string(), holdings);
-        let prices = market.as_ref().map(|m| self.held_prices(m, &all));
+        let added = valued_assets(&holdings);
+        let before = crate::sync::lock(&self.holdings).insert(account.to_string(), holdings);
+        let mut held = crate::sync::lock(&self.held);
+        count_held(&mut held, before.as_ref().map(valued_assets), added);
+        let prices = market.as_ref().map(|m| self.held_prices(m, &held));
         values.zip(prices)
     }
 
     /// The price of every held asset in every quote (where one is found).
-    fn held_prices(
-        &self,
-        market: &Market,
-        holdings: &BTreeMap<String, Holdings>,
-    ) -> Vec<AssetPrice> {
-        let held: BTreeSet<&str> = holdings
-            .values()
-            .flat_map(|h| &h.rows)
-            .filter(|(labels, _)| labels.family.is_valued())
-            .map(|(labels, _)| labels.asset.as_str())
-            .collect();
-        held.iter()
+    fn held_prices(&self, market: &Market, held: &BTreeMap<String, usize>) -> Vec<AssetPrice> {
+        held.keys()
             .flat_map(|asset| {
                 self.quotes.iter().filter_map(|quote| {
                     market
@@ -314,7 +339,13 @@ impl Valuation {
 
     /// Forgets an account's balances (they went stale).
     pub fn clear_holdings(&self, account: &str) {
-        crate::sync::lock(&self.holdings).remove(account);
+        let before = crate::sync::lock(&self.holdings).remove(account);
+        let mut held = crate::sync::lock(&self.held);
+        count_held(
+            &mut held,
+            before.as_ref().map(valued_assets),
+            BTreeSet::new(),
+        );
     }
 
     /// Installs new prices; returns every account's values and the price of every held asset.
@@ -324,7 +355,7 @@ impl Valuation {
             .iter()
             .map(|(account, rows)| (account.clone(), self.value(account, &market, rows)))
             .collect();
-        let prices = self.held_prices(&market, &holdings);
+        let prices = self.held_prices(&market, &crate::sync::lock(&self.held));
         *crate::sync::write(&self.market) = Some(market);
         (values, prices)
     }
@@ -409,6 +440,49 @@ mod tests {
         );
         // Nothing reaches KFEE.
         assert_eq!(m.price("KFEE", "USD"), None);
+    }
+
+    #[test]
+    fn the_prices_of_held_assets_follow_every_accounts_holdings() {
+        let holding = |keys: &[&str]| Holdings {
+            rows: keys
+                .iter()
+                .map(|key| {
+                    (
+                        classify(key),
+                        AssetBalance {
+                            key: key.to_string(),
+                            balance: Decimal::ONE,
+                            hold_trade: Decimal::ZERO,
+                            credit: Decimal::ZERO,
+                            credit_used: Decimal::ZERO,
+                        },
+                    )
+                })
+                .collect(),
+            spendable: Vec::new(),
+        };
+        let assets = |prices: &[AssetPrice]| -> Vec<String> {
+            prices.iter().map(|(asset, _, _)| asset.clone()).collect()
+        };
+        let valuation = Valuation::new(vec!["USD".to_string()]);
+        valuation.set_market(market());
+        let (_, prices) = valuation
+            .set_holdings("a", holding(&["XXBT", "DOT"]))
+            .unwrap();
+        assert_eq!(assets(&prices), ["DOT", "XBT"]);
+        let (_, prices) = valuation
+            .set_holdings("b", holding(&["XXBT", "XBT.M"]))
+            .unwrap();
+        assert_eq!(assets(&prices), ["DOT", "XBT"]);
+        // a sells its bitcoin: b still holds some; nobody else holds DOT once a stops.
+        let (_, prices) = valuation.set_holdings("a", holding(&["DOT"])).unwrap();
+        assert_eq!(assets(&prices), ["DOT", "XBT"]);
+        valuation.clear_holdings("a");
+        let (_, prices) = valuation.set_market(market());
+        assert_eq!(assets(&prices), ["XBT"]);
+        let (_, prices) = valuation.set_holdings("b", holding(&["ETH"])).unwrap();
+        assert_eq!(assets(&prices), ["ETH"]);
     }
 
     #[test]
