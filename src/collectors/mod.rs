@@ -332,17 +332,26 @@ pub fn spot_cost_per_second(account: &AccountSettings, settings: &Settings) -> f
         .sum()
 }
 
+/// The most accounts one instance has been measured to serve (`bench/scale.sh`, BENCHMARKS.md).
+pub const MEASURED_ACCOUNTS: usize = 1_000;
+
 /// One warning per account whose polls cost its spot key more a second than the `tier`'s counter
-/// refills (the counter then runs dry and Kraken refuses calls with `EAPI:Rate limit exceeded`).
+/// refills (the counter then runs dry and Kraken refuses calls with `EAPI:Rate limit exceeded`), and
+/// one when the configuration has more accounts than one instance has been measured to serve.
 pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
     let decay = TIER_DECAY_PER_SECOND
         .iter()
         .find(|(tier, _)| *tier == settings.rate_limit_tier)
         .map_or(0.33, |(_, decay)| *decay);
-    settings
-        .accounts
-        .iter()
-        .filter_map(|account| {
+    let past_measured = (settings.accounts.len() > MEASURED_ACCOUNTS).then(|| {
+        format!(
+            "{} accounts is more than the {MEASURED_ACCOUNTS} one instance has been measured to serve on 2 cores (docs/performance.md); polls may fall behind their schedule: split the accounts over several instances",
+            settings.accounts.len()
+        )
+    });
+    past_measured
+        .into_iter()
+        .chain(settings.accounts.iter().filter_map(|account| {
             let points = spot_points(account, settings);
             let cost = spot_cost_per_second(account, settings);
             (cost > decay).then(|| {
@@ -354,7 +363,7 @@ pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
                     least_poll_interval(account, settings, decay),
                 )
             })
-        })
+        }))
         .collect()
 }
 
@@ -498,6 +507,21 @@ mod tests {
             settings.rate_limit_tier = tier.to_string();
             assert_eq!(!rate_warnings(&settings).is_empty(), warned, "{tier}");
         }
+        // Past the measured number of accounts (at a slow interval: no rate warning).
+        let mut many = settings.clone();
+        many.poll_interval = Duration::from_secs(600);
+        many.accounts = (0..=MEASURED_ACCOUNTS)
+            .map(|i| AccountSettings::new(format!("a{i}"), format!("KEY-{i}"), vec![1; 64]))
+            .collect();
+        let warnings = rate_warnings(&many);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("1001 accounts is more than the 1000"),
+            "{}",
+            warnings[0]
+        );
+        many.accounts.pop();
+        assert!(rate_warnings(&many).is_empty());
         // BalanceEx alone every 5 s is 0.2/s: fine on Starter.
         settings.rate_limit_tier = "starter".to_string();
         settings.accounts = vec![account(false, false)];
