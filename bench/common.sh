@@ -56,3 +56,12 @@ NGINX
   "$nginx" -c "$WORK/nginx/nginx.conf"
   wait_http "http://127.0.0.1:$2/metrics"
 }
+
+# A wrk duration (850.00us, 1.20ms, 2.01s) in milliseconds.
+to_ms() {
+  awk -v d="$1" 'BEGIN {
+    if (d ~ /us$/) { sub(/us$/, "", d); printf "%.3f", d / 1000 }
+    else if (d ~ /ms$/) { sub(/ms$/, "", d); printf "%.3f", d }
+    else if (d ~ /s$/) { sub(/s$/, "", d); printf "%.3f", d * 1000 }
+    else printf "%s", d }'
+}

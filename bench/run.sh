@@ -44,13 +44,6 @@ load() { # url seconds [header]
   echo "$rps $(to_ms "$p99")"
 }
 
-to_ms() { # wrk duration (850.00us, 1.20ms, 2.01s)
-  awk -v d="$1" 'BEGIN {
-    if (d ~ /us$/) { sub(/us$/, "", d); printf "%.3f", d / 1000 }
-    else if (d ~ /ms$/) { sub(/ms$/, "", d); printf "%.3f", d }
-    else if (d ~ /s$/) { sub(/s$/, "", d); printf "%.3f", d * 1000 }
-    else printf "%s", d }'
-}
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 

@@ -43,13 +43,6 @@ latency() { # url seconds connections
     "$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
 }
 
-to_ms() { # wrk duration (850.00us, 1.20ms, 2.01s)
-  awk -v d="$1" 'BEGIN {
-    if (d ~ /us$/) { sub(/us$/, "", d); printf "%.2f", d / 1000 }
-    else if (d ~ /ms$/) { sub(/ms$/, "", d); printf "%.2f", d }
-    else if (d ~ /s$/) { sub(/s$/, "", d); printf "%.2f", d * 1000 }
-    else printf "%s", d }'
-}
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "exporter $(git rev-parse --short HEAD 2>/dev/null || echo unknown); poll_interval ${INTERVAL}s, $ASSETS assets and a futures key per account, quote_currencies [USD]"

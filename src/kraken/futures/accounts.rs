@@ -15,10 +15,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{reason_of, FuturesClient};
+use super::{refusal, FuturesClient};
 use crate::kraken::client::printable;
 use crate::kraken::envelope::{decode_error, parse_decimal, MAX_NAME_CHARS};
-use crate::kraken::error::{ErrorReason, PollError};
+use crate::kraken::error::PollError;
 
 /// The path requested (after `futures_api_url`); it is signed without `/derivatives`.
 pub const PATH: &str = "/derivatives/api/v3/accounts";
@@ -226,24 +226,13 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
             body.len()
         ))
     })?;
-    if let Some(code) = envelope
-        .error
-        .as_deref()
-        .filter(|_| envelope.result.as_deref() != Some("success") || envelope.accounts.is_none())
-    {
-        return Err(PollError::new(
-            reason_of(code),
-            format!("Kraken Futures answered {}", printable(code)),
-        ));
-    }
-    if envelope.status.as_deref() == Some("unauthorized") {
-        return Err(PollError::new(
-            ErrorReason::InvalidKey,
-            format!(
-                "Kraken Futures answered unauthorized: {}",
-                printable(envelope.reason.as_deref().unwrap_or("no reason given"))
-            ),
-        ));
+    if let Some(err) = refusal(
+        envelope.error.as_deref(),
+        envelope.result.as_deref() == Some("success") && envelope.accounts.is_some(),
+        envelope.status.as_deref(),
+        envelope.reason.as_deref(),
+    ) {
+        return Err(err);
     }
     if envelope.result.as_deref() != Some("success") {
         return Err(decode_error(format!(
@@ -381,6 +370,7 @@ fn field<'a, T: Deserialize<'a>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kraken::error::ErrorReason;
     use std::str::FromStr;
 
     fn dec(text: &str) -> Decimal {

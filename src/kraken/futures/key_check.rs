@@ -12,11 +12,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{reason_of, FuturesClient};
+use super::{refusal, FuturesClient};
 use crate::kraken::api_key::{checked_names, KeyInfo};
 use crate::kraken::client::printable;
 use crate::kraken::envelope::decode_error;
-use crate::kraken::error::{ErrorReason, PollError};
+use crate::kraken::error::PollError;
 
 /// The path requested (after `futures_api_url`) and signed.
 pub const PATH: &str = "/api/auth/v1/api-keys/v3/check";
@@ -63,20 +63,13 @@ pub fn decode_key_check(body: &[u8]) -> Result<KeyInfo, PollError> {
             body.len()
         ))
     })?;
-    if let Some(code) = raw.error.as_deref().filter(|_| raw.permissions.is_none()) {
-        return Err(PollError::new(
-            reason_of(code),
-            format!("Kraken Futures answered {}", printable(code)),
-        ));
-    }
-    if raw.status.as_deref() == Some("unauthorized") {
-        return Err(PollError::new(
-            ErrorReason::InvalidKey,
-            format!(
-                "Kraken Futures answered unauthorized: {}",
-                printable(raw.reason.as_deref().unwrap_or("no reason given"))
-            ),
-        ));
+    if let Some(err) = refusal(
+        raw.error.as_deref(),
+        raw.permissions.is_some(),
+        raw.status.as_deref(),
+        raw.reason.as_deref(),
+    ) {
+        return Err(err);
     }
     let permissions = raw.permissions.ok_or_else(|| {
         decode_error(format!(
@@ -157,6 +150,7 @@ fn permission_names(prefix: &str, value: &Value, out: &mut Vec<String>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kraken::error::ErrorReason;
 
     /// The documented answer's shape (docs.kraken.com, Futures "Check API key"), `permissions` filled
     /// in as an object since its shape is not documented.

@@ -81,6 +81,32 @@ impl FuturesClient {
     }
 }
 
+/// Kraken Futures' refusal in an answer, if it is one: an error code (`{"result":"error","error":
+/// "authenticationError"}`, when `answered` says the answer has nothing else) or HTTP 401's
+/// `{"status":"unauthorized","reason":...}`. One reading for every futures endpoint.
+pub(crate) fn refusal(
+    error: Option<&str>,
+    answered: bool,
+    status: Option<&str>,
+    reason: Option<&str>,
+) -> Option<PollError> {
+    if let Some(code) = error.filter(|_| !answered) {
+        return Some(PollError::new(
+            reason_of(code),
+            format!("Kraken Futures answered {}", super::client::printable(code)),
+        ));
+    }
+    (status == Some("unauthorized")).then(|| {
+        PollError::new(
+            ErrorReason::InvalidKey,
+            format!(
+                "Kraken Futures answered unauthorized: {}",
+                super::client::printable(reason.unwrap_or("no reason given"))
+            ),
+        )
+    })
+}
+
 /// Classifies a Kraken Futures error code (`authenticationError`) into the exporter's reasons.
 pub fn reason_of(code: &str) -> ErrorReason {
     match code.trim() {
