@@ -134,14 +134,18 @@ pub fn render_labels(pairs: &[(&str, &str)]) -> String {
     out
 }
 
-/// A sample value: the shortest text that reads back as the same `f64` (ryu: `17185.45`, `1e-10`,
-/// `3.0`), or `NaN`, `+Inf`, `-Inf`. ryu is several times faster than `Display` for floats, which
+/// A sample value: a whole number as an integer (`3`), otherwise the shortest text that reads back as
+/// the same `f64` (ryu: `17185.45`, `1e-10`), or `NaN`, `+Inf`, `-Inf`. ryu is several times faster than `Display` for floats, which
 /// matters with thousands of series rendered per poll.
 pub(crate) fn write_value(value: f64, out: &mut String) {
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        // Whole numbers as the Prometheus clients write them: `1`, not `1.0`.
+        use std::fmt::Write as _;
+        let _ = write!(out, "{}", value as i64);
     } else {
         out.push_str(ryu::Buffer::new().format_finite(value));
     }
@@ -233,7 +237,27 @@ mod tests {
         assert_eq!(values[0], "17185.45");
         assert_eq!(values[1].parse::<f64>().unwrap(), 1e-10);
         assert_eq!(&values[2..4], ["NaN", "+Inf"]);
-        assert_eq!(values[4].parse::<f64>().unwrap(), 3.0);
+        // Whole numbers as integers (scripts grep `kraken_up{...} 1`), negatives and large ones too.
+        assert_eq!(values[4], "3");
+        let whole =
+            family.render([("a=\"6\"", -2.0), ("a=\"7\"", 1e20), ("a=\"8\"", 0.5)].into_iter());
+        let whole = std::str::from_utf8(whole.plain()).unwrap();
+        assert!(
+            whole.contains("m{a=\"6\"} -2\n") && whole.contains("m{a=\"8\"} 0.5\n"),
+            "{whole}"
+        );
+        assert_eq!(
+            whole
+                .lines()
+                .nth(1)
+                .unwrap()
+                .rsplit_once(' ')
+                .unwrap()
+                .1
+                .parse::<f64>()
+                .unwrap(),
+            1e20
+        );
     }
 
     #[test]
