@@ -121,9 +121,7 @@ pub struct Changes<'a> {
 impl Changes<'_> {
     /// Marks the account's chunk of a family to be rendered again when the update ends.
     fn mark(&mut self, slot: usize, account: &str) {
-        if !self.state.marked.contains(&(slot, account.to_string())) {
-            self.state.marked.insert((slot, account.to_string()));
-        }
+        self.state.marked.insert((slot, account.to_string()));
     }
 
     /// Makes the configured accounts exactly `accounts`: new ones get their health series

@@ -80,23 +80,25 @@ impl EndpointHealth {
     }
 
     fn succeeded(&mut self, now: Instant) {
-        self.backoff.reset();
-        self.retry_at = None;
-        self.wait = Duration::ZERO;
+        self.back_on_grid(now);
         self.last_failed = Some(false);
         self.last_success = Some(now);
         self.offered = Some(true);
+    }
+
+    /// An answer that is not a failure: no backoff, the next slot of its grid.
+    fn back_on_grid(&mut self, now: Instant) {
+        self.backoff.reset();
+        self.retry_at = None;
+        self.wait = Duration::ZERO;
         self.next_due = self.schedule.advance(now);
     }
 
     /// Kraken does not offer the endpoint to the account: not a failure, no backoff; it is asked
     /// again on its grid. Whether that is news (the first such answer, or after it answered).
     fn not_offered(&mut self, now: Instant) -> bool {
-        self.backoff.reset();
-        self.retry_at = None;
-        self.wait = Duration::ZERO;
+        self.back_on_grid(now);
         self.last_success = None;
-        self.next_due = self.schedule.advance(now);
         self.offered.replace(false) != Some(false)
     }
 
