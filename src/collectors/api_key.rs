@@ -28,7 +28,7 @@ use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
 pub(super) const SPOT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
-    cost: 1,
+    cost: |_| 1,
     decides_up: false,
     register: |metrics| Arc::new(KeyFamilies::register(metrics, Api::Spot)),
     polls: |account| account.options.is_on("key_info", true),
@@ -41,7 +41,7 @@ pub(super) const SPOT: Endpoint = Endpoint {
 pub(super) const FUTURES: Endpoint = Endpoint {
     method: key_check::METHOD,
     permission: key_check::PERMISSION,
-    cost: 0,
+    cost: |_| 0,
     decides_up: false,
     register: |metrics| Arc::new(KeyFamilies::register(metrics, Api::Futures)),
     polls: |account| account.options.is_on("key_info", true) && account.futures.is_some(),

@@ -29,7 +29,7 @@ use crate::valuation::Holdings;
 pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
-    cost: 1,
+    cost: |_| 1,
     decides_up: true,
     register: |metrics| Arc::new(BalanceFamilies::register(metrics)),
     polls: |_| true,

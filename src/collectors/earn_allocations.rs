@@ -15,7 +15,7 @@ use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
 pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
-    cost: 1,
+    cost: |_| 1,
     decides_up: false,
     register: |metrics| Arc::new(EarnFamilies::register(metrics)),
     polls: |account| account.options.is_on("earn", false),

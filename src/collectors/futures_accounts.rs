@@ -24,7 +24,7 @@ use crate::valuation::Valuation;
 pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
-    cost: 0,
+    cost: |_| 0,
     decides_up: false,
     register: |metrics| Arc::new(FuturesFamilies::register(metrics)),
     polls: |account| account.futures.is_some(),

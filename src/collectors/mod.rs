@@ -22,7 +22,9 @@
 pub(crate) mod api_key;
 mod balance_ex;
 mod earn_allocations;
+mod funding;
 pub(crate) mod futures_accounts;
+pub mod ledgers;
 pub(crate) mod trade_balance;
 
 use std::future::Future;
@@ -154,8 +156,9 @@ pub struct Endpoint {
     pub method: &'static str,
     /// The permission the key needs, named in the log when Kraken refuses a call.
     pub permission: &'static str,
-    /// Points one call costs on the spot key's rate counter (0: another key and budget).
-    pub cost: u32,
+    /// The most points one poll costs on the spot key's rate counter (0: another key and budget): 1
+    /// for one call of most endpoints, 2 a page of `Ledgers` times the pages a poll may read.
+    pub cost: fn(&Settings) -> u32,
     /// Whether its outcome is the account's `kraken_up`, readiness and backoff (the balances; one
     /// line of the table, which every account polls).
     pub decides_up: bool,
@@ -205,6 +208,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     balance_ex::ENDPOINT,
     trade_balance::ENDPOINT,
     earn_allocations::ENDPOINT,
+    ledgers::ENDPOINT,
+    funding::WITHDRAWALS,
+    funding::DEPOSITS,
     futures_accounts::ENDPOINT,
     api_key::SPOT,
     api_key::FUTURES,
@@ -321,14 +327,16 @@ pub const TIER_DECAY_PER_SECOND: &[(&str, f64)] =
 fn spot_points(account: &AccountSettings, settings: &Settings) -> u32 {
     polled_by(account)
         .filter(|endpoint| (endpoint.interval)(settings) == settings.poll_interval)
-        .map(|endpoint| endpoint.cost)
+        .map(|endpoint| (endpoint.cost)(settings))
         .sum()
 }
 
 /// The points an account's calls cost its spot key a second: each endpoint's cost over its interval.
 pub fn spot_cost_per_second(account: &AccountSettings, settings: &Settings) -> f64 {
     polled_by(account)
-        .map(|endpoint| f64::from(endpoint.cost) / (endpoint.interval)(settings).as_secs_f64())
+        .map(|endpoint| {
+            f64::from((endpoint.cost)(settings)) / (endpoint.interval)(settings).as_secs_f64()
+        })
         .sum()
 }
 
@@ -356,7 +364,7 @@ pub fn rate_warnings(settings: &crate::config::Settings) -> Vec<String> {
             let cost = spot_cost_per_second(account, settings);
             (cost > decay).then(|| {
                 format!(
-                    "account {:?}: {points} spot call(s) every {} is {cost:.2} calls/s, more than the {} tier's counter refills ({decay}/s); Kraken will refuse calls with EAPI:Rate limit exceeded. Raise poll_interval to at least {}s, or set rate_limit_tier if the key's tier is higher",
+                    "account {:?}: spot calls cost {cost:.2} points/s ({points} every {}, plus the endpoints on intervals of their own), more than the {} tier's counter refills ({decay}/s); Kraken will refuse calls with EAPI:Rate limit exceeded. Raise poll_interval to at least {}s, or set rate_limit_tier if the key's tier is higher",
                     account.name,
                     humantime::format_duration(settings.poll_interval),
                     settings.rate_limit_tier,
@@ -495,7 +503,7 @@ mod tests {
         let warnings = rate_warnings(&settings);
         assert_eq!(warnings.len(), 1);
         assert!(
-            warnings[0].contains("3.00 calls/s")
+            warnings[0].contains("3.00 points/s")
                 && warnings[0].contains("starter")
                 && warnings[0].contains("at least 10s"),
             "{}",

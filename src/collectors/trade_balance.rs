@@ -18,7 +18,7 @@ use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
 pub(super) const ENDPOINT: Endpoint = Endpoint {
     method: METHOD,
     permission: PERMISSION,
-    cost: 1,
+    cost: |_| 1,
     decides_up: false,
     register: |metrics| Arc::new(MarginFamilies::register(metrics)),
     polls: |account| matches!(margin_options(account, ""), Ok(Some(_))),

@@ -137,6 +137,39 @@ impl Options {
         }
     }
 
+    /// `key` as a whole number in `range`, `default` when not set (written as a number, or as text
+    /// when it comes from the environment).
+    pub fn integer(
+        &self,
+        at: &str,
+        key: &str,
+        default: u32,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Result<u32, ConfigError> {
+        let text = match self.0.get(key) {
+            None => return Ok(default),
+            Some(OptionValue::Other(text) | OptionValue::Text(text)) => text.trim(),
+            Some(other) => {
+                return Err(err(format!(
+                    "{}{key} = {} must be a whole number from {} to {}",
+                    prefix(at),
+                    shown(other),
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+        match text.parse::<u32>() {
+            Ok(value) if range.contains(&value) => Ok(value),
+            _ => Err(err(format!(
+                "{}{key} = {text} must be a whole number from {} to {} (default {default})",
+                prefix(at),
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+
     /// `key` as a duration between `shortest` and `longest`, `default` when not set.
     pub fn duration(
         &self,
@@ -260,5 +293,21 @@ mod tests {
             .0
             .contains("number = 1"));
         assert!(!options.is_on("text", false) && options.is_on("missing", true));
+        let pages = Options::default()
+            .with("a", OptionValue::Other("3".into()))
+            .with("b", "7")
+            .with("c", OptionValue::Other("0".into()));
+        assert_eq!(pages.integer("", "a", 1, 1..=20), Ok(3));
+        assert_eq!(pages.integer("", "b", 1, 1..=20), Ok(7));
+        assert_eq!(pages.integer("", "missing", 4, 1..=20), Ok(4));
+        assert_eq!(
+            pages.integer("", "c", 3, 1..=20).unwrap_err().0,
+            "c = 0 must be a whole number from 1 to 20 (default 3)"
+        );
+        assert!(options
+            .integer("at", "on", 3, 1..=20)
+            .unwrap_err()
+            .0
+            .starts_with("at: on = true"));
     }
 }

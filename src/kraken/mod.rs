@@ -7,7 +7,8 @@
 //! - `error`: the closed set of failure reasons exported as `kraken_poll_errors_total{reason}`.
 //! - [`client`]: the signed private call, nonce and request under one lock per key.
 //! - One module per endpoint, with its request, its decoder and its method on the client:
-//!   [`balance_ex`], [`trade_balance`], [`earn_allocations`], [`api_key`] (private), [`public`]
+//!   [`balance_ex`], [`trade_balance`], [`earn_allocations`], [`api_key`], [`ledgers`], [`funding`]
+//!   (`WithdrawStatus`, `DepositStatus`) (private), [`public`]
 //!   (`Assets`, `AssetPairs`, `Ticker`).
 //! - [`futures`]: the Kraken Futures client (another host, keys and signature), its `accounts` and
 //!   its key check.
@@ -19,7 +20,9 @@ pub mod client;
 pub mod earn_allocations;
 pub(crate) mod envelope;
 pub(crate) mod error;
+pub mod funding;
 pub mod futures;
+pub mod ledgers;
 pub(crate) mod nonce;
 pub mod public;
 pub(crate) mod sign;

@@ -102,7 +102,7 @@ fn once_in_demo_mode_prints_what_was_polled_every_time_with_the_other_core_busy(
         );
         // The demo does not warn about its own polling.
         assert!(
-            !text(&out.stderr).contains("calls/s"),
+            !text(&out.stderr).contains("points/s"),
             "{}",
             text(&out.stderr)
         );
@@ -249,7 +249,7 @@ fn check_config_warns_past_the_rate_limit_and_summarises_each_account() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(
-            "kraken_exporter: warning: account \"main\": 3 spot call(s) every 5s is 0.60 calls/s"
+            "kraken_exporter: warning: account \"main\": spot calls cost 0.60 points/s (3 every 5s"
         ) && stderr.contains("at least 10s"),
         "{stderr}"
     );
