@@ -6,15 +6,18 @@
 //! holds none, and whose key lacks the Earn permission it was configured for, so the endpoint-down
 //! alert can be seen. Trading's spot key can trade and withdraw (Kraken's documented example key), so
 //! `KrakenApiKeyCanMoveFunds` fires; treasury's is query-only, bound to a network and expires in 90
-//! days.
+//! days. Trading's ledger grows, a withdrawal left it 20 minutes before the start
+//! (`KrakenFundsWithdrawn`) and another has been pending for 3 hours (`KrakenWithdrawalStuck`).
 
 use std::time::{Duration, SystemTime};
+
+use rust_decimal::Decimal;
 
 use crate::config::{AccountSettings, FuturesSettings, MinAvailable, MinSpendable, Settings};
 use crate::kraken::AssetFamily;
 use crate::simulator::{
     dec, generate_secret, MovingLevel, Portfolio, SimAllocation, SimBalance, SimFlex, SimFutures,
-    SimKeyInfo, SimMargin, Simulator,
+    SimKeyInfo, SimLedger, SimMargin, SimMovement, Simulator,
 };
 
 /// A realistic portfolio covering every family, credit, a rebasing token and an unknown suffix.
@@ -219,6 +222,39 @@ pub fn demo_futures() -> SimFutures {
 pub const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Starts the simulator with freshly generated demo keys and returns settings that poll it.
+/// Trading's ledger until `now` (history: a first start does not count it) that then grows with a
+/// trade every 20 seconds and a staking reward every minute.
+pub fn trading_ledger(now: u64) -> SimLedger {
+    let mut ledger = SimLedger::default();
+    let ago = |seconds: u64| Decimal::from(now - seconds);
+    let day = 24 * 3600;
+    ledger.push(ago(3 * day), "deposit", "ZUSD", "50000.0000", "0.0000");
+    ledger.push(ago(2 * day), "trade", "XXBT", "0.7500000000", "0");
+    ledger.push(ago(2 * day), "trade", "ZUSD", "-45000.0000", "72.0000");
+    ledger.push(ago(day) + Decimal::new(1787, 4), "staking", "DOT.S", "0.0456000000", "0");
+    ledger.push(ago(3 * 3600), "withdrawal", "XXBT", "-0.5000000000", "0.0001500000");
+    ledger.push(ago(3600), "trade", "XETH", "1.0000000000", "0");
+    ledger.push(ago(3600), "trade", "ZUSD", "-2400.0000", "0.0000");
+    ledger.push(ago(3600), "trade", "KFEE", "0.00", "3.84");
+    ledger.push(ago(20 * 60), "withdrawal", "ZUSD", "-2500.0000", "5.0000");
+    ledger.growing()
+}
+
+/// Trading's withdrawals and deposits: 0.5 XBT pending for 3 hours, 2 ETH seen 30 minutes ago and
+/// waiting for confirmations, and finished ones.
+pub fn trading_funding(now: u64) -> (Vec<SimMovement>, Vec<SimMovement>) {
+    let withdrawals = vec![
+        SimMovement::new("XXBT", "0.5000000000", now - 3 * 3600, "Pending"),
+        SimMovement::new("ZUSD", "2500.0000", now - 20 * 60, "Success"),
+        SimMovement::new("XETH", "1.0000000000", now - 5 * 3600, "Pending").with_prop("canceled"),
+    ];
+    let deposits = vec![
+        SimMovement::new("XETH", "2.0000000000", now - 30 * 60, "Settled"),
+        SimMovement::new("ZUSD", "50000.0000", now - 3 * 24 * 3600, "Success"),
+    ];
+    (withdrawals, deposits)
+}
+
 pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     let simulator = Simulator::start().await?;
     simulator.set_drift(true);
@@ -300,6 +336,18 @@ pub async fn start_demo() -> std::io::Result<(Simulator, Settings)> {
     simulator.set_earn("DEMO-treasury-key", treasury_earn(SystemTime::now()));
     if let Some(treasury) = accounts.iter_mut().find(|a| a.name == "treasury") {
         treasury.options.set("earn", true);
+    }
+    // Trading's money moves: its ledger grows, a withdrawal left 20 minutes ago (KrakenFundsWithdrawn)
+    // and one has been pending for 3 hours (KrakenWithdrawalStuck).
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    simulator.set_ledger("DEMO-trading-key", trading_ledger(now));
+    let (withdrawals, deposits) = trading_funding(now);
+    simulator.set_funding("DEMO-trading-key", withdrawals, deposits);
+    if let Some(trading) = accounts.iter_mut().find(|a| a.name == "trading") {
+        trading.options.set("ledger", true);
+        trading.options.set("funding", true);
     }
     let mut settings = Settings::with_defaults(simulator.url(), accounts);
     settings.poll_interval = DEMO_POLL_INTERVAL;

@@ -333,10 +333,10 @@ fn render_thresholds(all: &BTreeMap<String, AccountStatus>) -> String {
 }
 
 /// The table of what each account's endpoints say an operator should read (its keys' permissions):
-/// red where a note is alarming (a key that can move funds).
+/// red where a note is alarming (a key that can move funds, a withdrawal late).
 fn render_notes(all: &BTreeMap<String, AccountStatus>) -> String {
     let mut html = String::from(
-        "<h2>Keys</h2>\n<table id=\"keys\">\n<tr><th>Account</th><th>What Kraken says of the key</th></tr>\n",
+        "<h2>Keys and money in flight</h2>\n<table id=\"keys\">\n<tr><th>Account</th><th>What Kraken says of the keys, and the withdrawals and deposits on their way</th></tr>\n",
     );
     let mut any = false;
     for (account, status) in all {

@@ -9,7 +9,8 @@
 //! - `private`: Kraken's checks of every signed request (signature, nonce, 2FA password, permission
 //!   per endpoint), `BalanceEx` and `GetApiKeyInfo`.
 //! - One module per other endpoint with its simulated state and answer: `trade_balance`, `earn`,
-//!   `key_info` (both keys' permissions), `futures` (the wallets, the key check, and Kraken Futures'
+//!   `key_info` (both keys' permissions), `ledger` (the ledger, withdrawals and deposits, and
+//!   Kraken's rate counter), `futures` (the wallets, the key check, and Kraken Futures'
 //!   own checks). The router and the per-key record (`SimAccount`) below still name each endpoint.
 //! - `public`: `Assets`, `AssetPairs` and `Ticker` for valuation.
 //! - `faults`: the failures it can be told to produce.
@@ -18,6 +19,7 @@ mod earn;
 mod faults;
 mod futures;
 mod key_info;
+mod ledger;
 mod private;
 mod public;
 mod trade_balance;
@@ -40,6 +42,7 @@ pub use earn::SimAllocation;
 pub use faults::Fault;
 pub use futures::{SimFlex, SimFutures};
 pub use key_info::{SimKeyInfo, SIM_IBAN};
+pub use ledger::{RateCounter, SimEntry, SimLedger, SimMovement};
 pub use trade_balance::{MovingLevel, SimMargin};
 
 /// One asset of a simulated portfolio.
@@ -119,6 +122,11 @@ struct SimAccount {
     recorded: HashMap<&'static str, Bytes>,
     /// What `GetApiKeyInfo` answers.
     key_info: SimKeyInfo,
+    ledger: SimLedger,
+    withdrawals: Vec<SimMovement>,
+    deposits: Vec<SimMovement>,
+    /// Kraken's rate counter, when a test turns it on.
+    rate: Option<RateCounter>,
 }
 
 #[derive(Default)]
@@ -192,6 +200,15 @@ impl Simulator {
                 crate::kraken::futures::key_check::PATH,
                 get(futures::key_check),
             )
+            .route(crate::kraken::ledgers::PATH, post(ledger::ledgers))
+            .route(
+                crate::kraken::funding::Direction::Withdrawal.path(),
+                post(ledger::withdraw_status),
+            )
+            .route(
+                crate::kraken::funding::Direction::Deposit.path(),
+                post(ledger::deposit_status),
+            )
             .route("/0/public/Assets", get(public::assets))
             .route("/0/public/AssetPairs", get(public::asset_pairs))
             .route("/0/public/Ticker", get(public::ticker))
@@ -230,6 +247,10 @@ impl Simulator {
                 earn: Vec::new(),
                 recorded: HashMap::new(),
                 key_info: SimKeyInfo::query_only(),
+                ledger: SimLedger::default(),
+                withdrawals: Vec::new(),
+                deposits: Vec::new(),
+                rate: None,
             },
         );
     }
@@ -277,6 +298,49 @@ impl Simulator {
                 Some(body) => account.recorded.insert(path, Bytes::from(body)),
                 None => account.recorded.remove(path),
             };
+        }
+    }
+
+    /// Sets a key's ledger.
+    pub fn set_ledger(&self, api_key: &str, ledger: SimLedger) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.ledger = ledger;
+        }
+    }
+
+    /// Appends entries to a key's ledger: `(time, type, asset, amount, fee)`; their ids.
+    pub fn push_ledger(&self, api_key: &str, entries: &[(Decimal, &str, &str, &str, &str)]) -> Vec<String> {
+        let mut state = self.lock();
+        let Some(account) = state.accounts.get_mut(api_key) else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .map(|(time, kind, asset, amount, fee)| account.ledger.push(*time, kind, asset, amount, fee))
+            .collect()
+    }
+
+    /// A key's whole ledger, in the order entries were added.
+    pub fn ledger(&self, api_key: &str) -> Vec<SimEntry> {
+        self.lock()
+            .accounts
+            .get(api_key)
+            .map(|account| account.ledger.entries().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Sets what `WithdrawStatus` and `DepositStatus` list for a key.
+    pub fn set_funding(&self, api_key: &str, withdrawals: Vec<SimMovement>, deposits: Vec<SimMovement>) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.withdrawals = withdrawals;
+            account.deposits = deposits;
+        }
+    }
+
+    /// Turns on Kraken's rate counter of a key at a verification tier (`None`: no counter).
+    pub fn set_rate_limit(&self, api_key: &str, tier: Option<&str>) {
+        if let Some(account) = self.lock().accounts.get_mut(api_key) {
+            account.rate = tier.and_then(RateCounter::of_tier);
         }
     }
 

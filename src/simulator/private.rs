@@ -170,6 +170,11 @@ fn authenticate(
     if account.denied.contains(path) {
         return Err("EGeneral:Permission denied".to_string());
     }
+    if let Some(counter) = &mut account.rate {
+        if !counter.charge(path) {
+            return Err("EAPI:Rate limit exceeded".to_string());
+        }
+    }
     Ok(())
 }
 

@@ -421,3 +421,75 @@ pub async fn once_at(
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
+
+/// The exporter binary as a child process on a free port; killed when dropped.
+pub struct Exporter {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Exporter {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = exporter_command(args, env);
+        command
+            .arg("--web.listen-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        Self {
+            child: command.spawn().unwrap(),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<reqwest::Response> {
+        reqwest::get(format!("{}{path}", self.url)).await.ok()
+    }
+
+    pub async fn scrape_until(
+        &self,
+        path: &str,
+        what: &str,
+        check: impl Fn(&Samples) -> bool,
+    ) -> Samples {
+        eventually(what, || async {
+            let response = self.get(path).await?;
+            if response.status() != 200 {
+                return None;
+            }
+            let samples = Samples::parse(&response.text().await.ok()?);
+            check(&samples).then_some(samples)
+        })
+        .await
+    }
+
+    pub fn hang_up(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Stops the exporter and returns what it logged.
+    pub fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let mut logs = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut logs);
+        }
+        let _ = self.child.wait();
+        logs
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+

@@ -3,83 +3,12 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use kraken_exporter::demo::demo_portfolio;
 use kraken_exporter::simulator::Simulator;
 
-use crate::helpers::{eventually, exporter_command, free_port, Samples, TestAccount};
-
-/// The exporter binary as a child process on a free port; killed when dropped.
-struct Exporter {
-    child: Child,
-    url: String,
-}
-
-impl Exporter {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let mut command = exporter_command(args, env);
-        command
-            .arg("--web.listen-address")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        Self {
-            child: command.spawn().unwrap(),
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Option<reqwest::Response> {
-        reqwest::get(format!("{}{path}", self.url)).await.ok()
-    }
-
-    async fn scrape_until(
-        &self,
-        path: &str,
-        what: &str,
-        check: impl Fn(&Samples) -> bool,
-    ) -> Samples {
-        eventually(what, || async {
-            let response = self.get(path).await?;
-            if response.status() != 200 {
-                return None;
-            }
-            let samples = Samples::parse(&response.text().await.ok()?);
-            check(&samples).then_some(samples)
-        })
-        .await
-    }
-
-    fn hang_up(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Stops the exporter and returns what it logged.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let mut logs = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = stderr.read_to_string(&mut logs);
-        }
-        let _ = self.child.wait();
-        logs
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{eventually, exporter_command, free_port, Exporter, Samples, TestAccount};
 
 fn write_secret(dir: &Path, account: &TestAccount) -> PathBuf {
     crate::helpers::write_secret_file(dir, &format!("{}.secret", account.name), &account.secret)

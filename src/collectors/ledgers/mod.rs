@@ -49,7 +49,7 @@ pub(super) const ENDPOINT: Endpoint = Endpoint {
 };
 
 pub const DEFAULT_LEDGER_INTERVAL: Duration = Duration::from_secs(60);
-const MIN_LEDGER_INTERVAL: Duration = Duration::from_secs(10);
+const MIN_LEDGER_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_LEDGER_INTERVAL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_LEDGER_PAGES: u32 = 3;
 const MAX_LEDGER_PAGES: u32 = 20;
