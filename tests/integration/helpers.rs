@@ -453,7 +453,19 @@ impl Exporter {
         what: &str,
         check: impl Fn(&Samples) -> bool,
     ) -> Samples {
-        eventually(what, || async {
+        self.scrape_within(path, what, Duration::from_secs(10), check)
+            .await
+    }
+
+    /// As [`Exporter::scrape_until`], waiting up to `within`.
+    pub async fn scrape_within(
+        &self,
+        path: &str,
+        what: &str,
+        within: Duration,
+        check: impl Fn(&Samples) -> bool,
+    ) -> Samples {
+        eventually_within(what, within, Duration::from_millis(100), || async {
             let response = self.get(path).await?;
             if response.status() != 200 {
                 return None;

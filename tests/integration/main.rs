@@ -10,6 +10,7 @@ mod golden;
 mod hardening;
 mod helpers;
 mod key_info;
+mod ledger;
 mod lifecycle;
 mod margin_earn;
 mod pager;

@@ -12,7 +12,7 @@
 //!   inserted while paging, entries sharing one `time` on both sides of a page boundary, and the
 //!   overlap between windows. Ids are forgotten once they are older than the next window's start.
 //! - A **first start** (no state) counts from that moment: the newest page is history (its entries
-//!   and everything up to its newest `time` are never counted), and the newest entry of each type
+//!   and everything before its newest `time` are never counted), and the newest entry of each type
 //!   still sets the last-entry time; the newest withdrawal and deposit are looked up when the
 //!   first page does not show all of the ledger.
 
@@ -66,7 +66,8 @@ pub struct TotalsRow {
 pub struct Book {
     /// Whether the first page has been read (before it, the book knows nothing of the ledger).
     pub started: bool,
-    /// Entries at or before this time are history: never counted.
+    /// Entries before this time are history: never counted (those of its own time that were
+    /// history are in `seen`).
     pub history_until: Option<Decimal>,
     /// Where the next window starts (exclusive; `None`: the beginning of the ledger).
     pub next_start: Option<u64>,
@@ -131,7 +132,7 @@ impl Book {
         let mut counted = 0;
         for entry in &page.entries {
             self.note_last(entry);
-            let history = self.history_until.is_some_and(|until| entry.time <= until);
+            let history = self.history_until.is_some_and(|until| entry.time < until);
             let before_start = floor.is_some_and(|floor| entry.time <= floor);
             if history || before_start || self.seen.contains_key(&entry.id) {
                 continue;
@@ -179,9 +180,25 @@ impl Book {
             // The series are there, at 0, before their first increase.
             self.totals_of(&entry.kind, &label(&entry.asset));
         }
-        if let Some(newest) = page.entries.first() {
-            self.history_until = Some(newest.time);
-            self.next_start = Some(ceil_seconds(newest.time).saturating_sub(OVERLAP_SECONDS));
+        if let (Some(newest), Some(oldest)) = (page.entries.first(), page.entries.last()) {
+            let full = page.entries.len() >= PAGE;
+            // A full page of one time may hide more history of that time behind it: all of that
+            // time is history then.
+            let tie = if full && oldest.time == newest.time {
+                Decimal::new(1, 9)
+            } else {
+                Decimal::ZERO
+            };
+            self.history_until = Some(newest.time + tie);
+            let start = ceil_seconds(newest.time).saturating_sub(OVERLAP_SECONDS);
+            self.next_start = Some(start);
+            // History of the overlap is skipped by id; an entry arriving later with the newest
+            // history's time is counted.
+            for entry in &page.entries {
+                if entry.time > Decimal::from(start) {
+                    self.seen.insert(entry.id.clone(), entry.time);
+                }
+            }
         }
         let whole_ledger =
             page.entries.len() < PAGE || page.count.is_some_and(|c| c <= page.entries.len() as u64);
@@ -329,19 +346,18 @@ mod tests {
             .totals
             .iter()
             .all(|row| row.totals == Totals::default()));
-        // Two new entries, one in the same second as history's newest.
+        // New entries: one at history's newest time (it arrived after: counted), one older than
+        // it (history, late), one newer.
         ledger.0.push(entry(61, "260", "trade", "5", "0"));
-        ledger.0.push(entry(62, "261.5", "trade", "-2", "0.5"));
-        assert_eq!(
-            poll(&mut book, &ledger, 3),
-            1,
-            "history's second is history"
-        );
+        ledger.0.push(entry(62, "259.5", "trade", "7", "0"));
+        ledger.0.push(entry(63, "261.5", "trade", "-2", "0.5"));
+        assert_eq!(poll(&mut book, &ledger, 3), 2);
         let row = &book.totals[0];
         assert_eq!(
-            (row.totals.entries, row.totals.amount_out, row.totals.fee),
-            (1, Decimal::from(2), Decimal::new(5, 1))
+            (row.totals.entries, row.totals.amount_in, row.totals.amount_out, row.totals.fee),
+            (2, Decimal::from(5), Decimal::from(2), Decimal::new(5, 1))
         );
+        assert_eq!(poll(&mut book, &ledger, 3), 0, "nothing twice");
     }
 
     #[test]
