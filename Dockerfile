@@ -9,7 +9,8 @@ ENV BUILD_GIT_REVISION=${BUILD_GIT_REVISION}
 # cargo needs those files to exist even though the image builds only the binary.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY benches ./benches
-RUN mkdir src && echo "fn main() {}" > src/main.rs && touch src/lib.rs \
+# /state: an empty directory, copied below as the ledger's state_dir.
+RUN mkdir src /state && echo "fn main() {}" > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
 COPY src ./src
@@ -23,6 +24,10 @@ LABEL org.opencontainers.image.title="kraken_exporter" \
       org.opencontainers.image.revision="${BUILD_GIT_REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /src/target/release/kraken_exporter /usr/local/bin/kraken_exporter
+# state_dir = "/var/lib/kraken_exporter" (the ledger's counters across restarts): owned by the image's
+# user, so a volume mounted there (a new named volume takes the directory's owner) is writable with a
+# read-only root filesystem.
+COPY --from=build --chown=65532:65532 /state /var/lib/kraken_exporter
 USER 65532:65532
 EXPOSE 9877
 # Secrets come from files (api_secret_file, KRAKEN_API_SECRET_FILE) or KRAKEN_API_KEY/KRAKEN_API_SECRET.

@@ -231,8 +231,20 @@ pub fn trading_ledger(now: u64) -> SimLedger {
     ledger.push(ago(3 * day), "deposit", "ZUSD", "50000.0000", "0.0000");
     ledger.push(ago(2 * day), "trade", "XXBT", "0.7500000000", "0");
     ledger.push(ago(2 * day), "trade", "ZUSD", "-45000.0000", "72.0000");
-    ledger.push(ago(day) + Decimal::new(1787, 4), "staking", "DOT.S", "0.0456000000", "0");
-    ledger.push(ago(3 * 3600), "withdrawal", "XXBT", "-0.5000000000", "0.0001500000");
+    ledger.push(
+        ago(day) + Decimal::new(1787, 4),
+        "staking",
+        "DOT.S",
+        "0.0456000000",
+        "0",
+    );
+    ledger.push(
+        ago(3 * 3600),
+        "withdrawal",
+        "XXBT",
+        "-0.5000000000",
+        "0.0001500000",
+    );
     ledger.push(ago(3600), "trade", "XETH", "1.0000000000", "0");
     ledger.push(ago(3600), "trade", "ZUSD", "-2400.0000", "0.0000");
     ledger.push(ago(3600), "trade", "KFEE", "0.00", "3.84");

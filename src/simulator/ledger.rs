@@ -47,7 +47,14 @@ pub struct SimLedger {
 
 impl SimLedger {
     /// Appends an entry with a Kraken-shaped id; its id.
-    pub fn push(&mut self, time: Decimal, kind: &str, asset: &str, amount: &str, fee: &str) -> String {
+    pub fn push(
+        &mut self,
+        time: Decimal,
+        kind: &str,
+        asset: &str,
+        amount: &str,
+        fee: &str,
+    ) -> String {
         let id = ledger_id(self.entries.len() as u64);
         self.entries.push(SimEntry {
             id: id.clone(),
@@ -83,7 +90,13 @@ impl SimLedger {
             if second % 20 == 0 {
                 let cents = 100 + (second / 20) % 50;
                 self.push(time, "trade", "XXBT", &format!("0.00{cents}"), "0");
-                self.push(time, "trade", "ZUSD", &format!("-{}.50", cents * 9), "0.2400");
+                self.push(
+                    time,
+                    "trade",
+                    "ZUSD",
+                    &format!("-{}.50", cents * 9),
+                    "0.2400",
+                );
             }
             if second % 60 == 0 {
                 self.push(time, "staking", "DOT.S", "0.0123456789", "0");
@@ -208,7 +221,11 @@ impl RateCounter {
     }
 }
 
-pub(super) async fn ledgers(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn ledgers(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     signed(PATH, inner, headers, body, answer_ledgers).await
 }
 
@@ -217,9 +234,13 @@ pub(super) async fn withdraw_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    signed(Direction::Withdrawal.path(), inner, headers, body, |state, key, _| {
-        json_ok(render_movements(&state.accounts[key].withdrawals))
-    })
+    signed(
+        Direction::Withdrawal.path(),
+        inner,
+        headers,
+        body,
+        |state, key, _| json_ok(render_movements(&state.accounts[key].withdrawals)),
+    )
     .await
 }
 
@@ -228,9 +249,13 @@ pub(super) async fn deposit_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    signed(Direction::Deposit.path(), inner, headers, body, |state, key, _| {
-        json_ok(render_movements(&state.accounts[key].deposits))
-    })
+    signed(
+        Direction::Deposit.path(),
+        inner,
+        headers,
+        body,
+        |state, key, _| json_ok(render_movements(&state.accounts[key].deposits)),
+    )
     .await
 }
 

@@ -309,14 +309,20 @@ impl Simulator {
     }
 
     /// Appends entries to a key's ledger: `(time, type, asset, amount, fee)`; their ids.
-    pub fn push_ledger(&self, api_key: &str, entries: &[(Decimal, &str, &str, &str, &str)]) -> Vec<String> {
+    pub fn push_ledger(
+        &self,
+        api_key: &str,
+        entries: &[(Decimal, &str, &str, &str, &str)],
+    ) -> Vec<String> {
         let mut state = self.lock();
         let Some(account) = state.accounts.get_mut(api_key) else {
             return Vec::new();
         };
         entries
             .iter()
-            .map(|(time, kind, asset, amount, fee)| account.ledger.push(*time, kind, asset, amount, fee))
+            .map(|(time, kind, asset, amount, fee)| {
+                account.ledger.push(*time, kind, asset, amount, fee)
+            })
             .collect()
     }
 
@@ -330,7 +336,12 @@ impl Simulator {
     }
 
     /// Sets what `WithdrawStatus` and `DepositStatus` list for a key.
-    pub fn set_funding(&self, api_key: &str, withdrawals: Vec<SimMovement>, deposits: Vec<SimMovement>) {
+    pub fn set_funding(
+        &self,
+        api_key: &str,
+        withdrawals: Vec<SimMovement>,
+        deposits: Vec<SimMovement>,
+    ) {
         if let Some(account) = self.lock().accounts.get_mut(api_key) {
             account.withdrawals = withdrawals;
             account.deposits = deposits;

@@ -49,7 +49,7 @@ fn promtool_accepts_and_unit_tests_the_shipped_rules_and_config() {
         &promtool,
         &["check", "rules", "deploy/prometheus/kraken.rules.yml"],
     );
-    assert!(checked.contains("18 rules found"), "{checked}");
+    assert!(checked.contains("21 rules found"), "{checked}");
     run_ok(
         &promtool,
         &["check", "config", "deploy/prometheus/prometheus.yml"],
@@ -106,7 +106,7 @@ fn every_alert_has_severity_summary_description_runbook_and_a_unit_test() {
         "the README says how to point the runbook links elsewhere"
     );
     let alerts = alert_rules(&rules);
-    assert_eq!(alerts.len(), 18);
+    assert_eq!(alerts.len(), 21);
     for alert in alerts {
         let name = alert["alert"].as_str().unwrap();
         assert!(

@@ -504,4 +504,3 @@ impl Drop for Exporter {
         let _ = self.child.wait();
     }
 }
-

@@ -18,7 +18,10 @@ use crate::helpers::{once, write_secret_file, Exporter, Samples, TestAccount};
 /// What the counters must say, computed from the simulator's ledger on its own: entries, in, out
 /// and fee per (type, asset label), counting the entries after `after` (the history of a first
 /// start).
-fn expected(entries: &[SimEntry], after: usize) -> BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)> {
+fn expected(
+    entries: &[SimEntry],
+    after: usize,
+) -> BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)> {
     let mut sums: BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)> = BTreeMap::new();
     for entry in &entries[after..] {
         let asset = kraken_exporter::kraken::assets::classify(&entry.asset).asset;
@@ -39,7 +42,11 @@ fn expected(entries: &[SimEntry], after: usize) -> BTreeMap<(String, String), (u
 }
 
 /// The (type, asset) whose counters differ from `sums`, with what was scraped.
-fn mismatches(m: &Samples, account: &str, sums: &BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)>) -> Vec<String> {
+fn mismatches(
+    m: &Samples,
+    account: &str,
+    sums: &BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)>,
+) -> Vec<String> {
     sums.iter().filter(|((kind, asset), (n, amount_in, amount_out, fee))| {
         let at = |name: &str, extra: &str| {
             m.get(&format!(
@@ -59,12 +66,18 @@ fn mismatches(m: &Samples, account: &str, sums: &BTreeMap<(String, String), (u64
 /// The warnings about the ledger in a log (the rate warning of a test's fast polls is not one).
 fn ledger_warnings(logs: &str) -> Vec<&str> {
     logs.lines()
-        .filter(|line| line.contains("WARN") && (line.contains("ledger") || line.contains("Ledgers")))
+        .filter(|line| {
+            line.contains("WARN") && (line.contains("ledger") || line.contains("Ledgers"))
+        })
         .collect()
 }
 
 /// The scrape once the counters equal `sums`, or a failure naming what differs after `seconds`.
-async fn counted(exporter: &Exporter, sums: &BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)>, seconds: u64) -> Samples {
+async fn counted(
+    exporter: &Exporter,
+    sums: &BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)>,
+    seconds: u64,
+) -> Samples {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     loop {
         if let Some(response) = exporter.get("/metrics").await {
@@ -73,7 +86,10 @@ async fn counted(exporter: &Exporter, sums: &BTreeMap<(String, String), (u64, De
             if wrong.is_empty() {
                 return m;
             }
-            assert!(std::time::Instant::now() < deadline, "after {seconds} s: {wrong:#?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after {seconds} s: {wrong:#?}"
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -114,7 +130,7 @@ fn burst(simulator: &Simulator, main: &TestAccount, first: usize, n: usize) {
     let rows: Vec<(Decimal, String, String, String, String)> = (first..first + n)
         .map(|i| {
             let (kind, asset) = KINDS[i % KINDS.len()];
-            let time = Decimal::new(1_700_000_000_0000 + (i / 7) as i64 * 3_217, 4);
+            let time = Decimal::new(17_000_000_000_000 + (i / 7) as i64 * 3_217, 4);
             let sign = if i % 3 == 0 { "-" } else { "" };
             (
                 time,
@@ -156,7 +172,8 @@ async fn thousands_of_entries_in_bursts_and_a_restart_with_a_state_file_are_each
     let exporter = Exporter::start(&["--config.file", &config], &[]);
     exporter
         .scrape_until("/metrics", "the first ledger poll", |m| {
-            m.get(r#"kraken_ledger_last_entry_timestamp_seconds{account="main",type="staking"}"#).is_some()
+            m.get(r#"kraken_ledger_last_entry_timestamp_seconds{account="main",type="staking"}"#)
+                .is_some()
         })
         .await;
     // Bursts larger than one poll reads (200 entries), while it pages.
@@ -217,11 +234,15 @@ async fn a_backlog_is_read_within_krakens_rate_counter_as_the_rule_allows() {
     // 1 point every 10 s and 2 pages of 2 points every 5 s: 0.9 points a second, under Pro's 1.
     let top = "poll_interval = \"10s\"\nrate_limit_tier = \"pro\"\nledger_interval = \"5s\"\nledger_pages = 2\n";
     let config = config(dir.path(), &simulator, &main, top, "");
-    let check = crate::helpers::exporter_command(&["--config.file", &config, "--check-config"], &[])
-        .output()
-        .unwrap();
+    let check =
+        crate::helpers::exporter_command(&["--config.file", &config, "--check-config"], &[])
+            .output()
+            .unwrap();
     let stderr = String::from_utf8_lossy(&check.stderr);
-    assert!(check.status.success() && !stderr.contains("points/s"), "{stderr}");
+    assert!(
+        check.status.success() && !stderr.contains("points/s"),
+        "{stderr}"
+    );
     let exporter = Exporter::start(&["--config.file", &config], &[]);
     exporter
         .scrape_until("/metrics", "the first ledger poll", |m| {
@@ -234,7 +255,11 @@ async fn a_backlog_is_read_within_krakens_rate_counter_as_the_rule_allows() {
     counted(&exporter, &sums, 60).await;
     let requests = simulator.requests();
     let refused: Vec<_> = requests.iter().filter(|r| r.error.is_some()).collect();
-    assert!(refused.is_empty(), "Kraken refused: {:?}", refused.iter().map(|r| &r.error).collect::<Vec<_>>());
+    assert!(
+        refused.is_empty(),
+        "Kraken refused: {:?}",
+        refused.iter().map(|r| &r.error).collect::<Vec<_>>()
+    );
     let pages = requests
         .iter()
         .filter(|r| r.path == kraken_exporter::kraken::ledgers::PATH)
@@ -244,9 +269,10 @@ async fn a_backlog_is_read_within_krakens_rate_counter_as_the_rule_allows() {
     // The same configuration asking for more than the tier refills is warned about.
     let too_fast = top.replace("ledger_interval = \"5s\"", "ledger_interval = \"2s\"");
     let config = self::config(dir.path(), &simulator, &main, &too_fast, "");
-    let check = crate::helpers::exporter_command(&["--config.file", &config, "--check-config"], &[])
-        .output()
-        .unwrap();
+    let check =
+        crate::helpers::exporter_command(&["--config.file", &config, "--check-config"], &[])
+            .output()
+            .unwrap();
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(stderr.contains("spot calls cost 2.10 points/s"), "{stderr}");
 }
@@ -259,8 +285,18 @@ async fn a_corrupt_state_file_starts_fresh_with_a_warning_and_loses_nothing_else
     burst(&simulator, &main, 0, 30);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ledger-main.json");
-    std::fs::write(&file, b"{\"version\":1,\"account\":\"main\",\"book\":{\"star").unwrap();
-    let config = config(dir.path(), &simulator, &main, &format!("state_dir = \"{}\"", dir.path().display()), "");
+    std::fs::write(
+        &file,
+        b"{\"version\":1,\"account\":\"main\",\"book\":{\"star",
+    )
+    .unwrap();
+    let config = config(
+        dir.path(),
+        &simulator,
+        &main,
+        &format!("state_dir = \"{}\"", dir.path().display()),
+        "",
+    );
     // Blocking on the binary off the runtime, which serves the simulator.
     let out = tokio::task::spawn_blocking(move || {
         crate::helpers::exporter_command(&["--config.file", &config, "--once"], &[])
@@ -279,20 +315,35 @@ async fn a_corrupt_state_file_starts_fresh_with_a_warning_and_loses_nothing_else
     // The balances and the rest are there; the ledger starts over from now.
     assert_eq!(m.up("main"), 1.0);
     assert!(m.balance("kraken_balance", "main", "XBT", "spot").is_some());
-    assert_eq!(m.get(r#"kraken_ledger_entries_total{account="main",asset="XBT",type="trade"}"#), Some(0.0));
-    assert!(m.get(r#"kraken_ledger_last_entry_timestamp_seconds{account="main",type="withdrawal"}"#).is_some());
+    assert_eq!(
+        m.get(r#"kraken_ledger_entries_total{account="main",asset="XBT",type="trade"}"#),
+        Some(0.0)
+    );
+    assert!(m
+        .get(r#"kraken_ledger_last_entry_timestamp_seconds{account="main",type="withdrawal"}"#)
+        .is_some());
     // The unusable file is kept aside, and a good one written in its place.
     assert!(dir.path().join("ledger-main.json.corrupt").exists());
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(saved["account"], "main");
     assert_eq!(saved["book"]["started"], true);
     // A directory that is not there is refused up front, naming the key.
-    let config = self::config(dir.path(), &simulator, &main, "state_dir = \"/nonexistent/kraken\"", "");
+    let config = self::config(
+        dir.path(),
+        &simulator,
+        &main,
+        "state_dir = \"/nonexistent/kraken\"",
+        "",
+    );
     let out = crate::helpers::exporter_command(&["--config.file", &config, "--check-config"], &[])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("state_dir = \"/nonexistent/kraken\" is not a directory"), "{stderr}");
+    assert!(
+        !out.status.success()
+            && stderr.contains("state_dir = \"/nonexistent/kraken\" is not a directory"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -315,20 +366,70 @@ async fn money_in_flight_is_exported_and_a_refused_withdraw_status_is_its_own_he
             SimMovement::new("ZEUR", "100", 10, "Success"),
         ],
     );
-    let (code, m, logs) = once(&simulator, &main, "funding = true\nwithdrawal_stuck_after = \"4h\"").await;
+    let (code, m, logs) = once(
+        &simulator,
+        &main,
+        "funding = true\nwithdrawal_stuck_after = \"4h\"",
+    )
+    .await;
     assert_eq!(code, Some(0), "{logs}");
     let at = |name: &str, labels: &str| m.get(&format!("{name}{{account=\"main\"{labels}}}"));
-    assert_eq!(at("kraken_withdrawals_in_flight", r#",asset="XBT",status="pending""#), Some(2.0));
-    assert_eq!(at("kraken_withdrawals_in_flight_amount", r#",asset="XBT",status="pending""#), Some(0.75));
-    assert_eq!(at("kraken_withdrawals_in_flight", r#",asset="XBT",status="settled""#), Some(1.0));
-    assert_eq!(at("kraken_withdrawal_oldest_in_flight_timestamp_seconds", r#",asset="XBT""#), Some(500.0));
+    assert_eq!(
+        at(
+            "kraken_withdrawals_in_flight",
+            r#",asset="XBT",status="pending""#
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        at(
+            "kraken_withdrawals_in_flight_amount",
+            r#",asset="XBT",status="pending""#
+        ),
+        Some(0.75)
+    );
+    assert_eq!(
+        at(
+            "kraken_withdrawals_in_flight",
+            r#",asset="XBT",status="settled""#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        at(
+            "kraken_withdrawal_oldest_in_flight_timestamp_seconds",
+            r#",asset="XBT""#
+        ),
+        Some(500.0)
+    );
     // Final states leave: nothing of USD or ETH withdrawals.
-    assert_eq!(m.count_for_account("kraken_withdrawals_in_flight", "main"), 2);
-    assert_eq!(at("kraken_withdrawal_oldest_in_flight_timestamp_seconds", r#",asset="ETH""#), None);
-    assert_eq!(at("kraken_deposits_in_flight_amount", r#",asset="ETH",status="settled""#), Some(2.0));
+    assert_eq!(
+        m.count_for_account("kraken_withdrawals_in_flight", "main"),
+        2
+    );
+    assert_eq!(
+        at(
+            "kraken_withdrawal_oldest_in_flight_timestamp_seconds",
+            r#",asset="ETH""#
+        ),
+        None
+    );
+    assert_eq!(
+        at(
+            "kraken_deposits_in_flight_amount",
+            r#",asset="ETH",status="settled""#
+        ),
+        Some(2.0)
+    );
     assert_eq!(m.count_for_account("kraken_deposits_in_flight", "main"), 1);
-    assert_eq!(at("kraken_withdrawal_stuck_after_seconds", ""), Some(14_400.0));
-    assert_eq!(at("kraken_deposit_unconfirmed_after_seconds", ""), Some(7_200.0));
+    assert_eq!(
+        at("kraken_withdrawal_stuck_after_seconds", ""),
+        Some(14_400.0)
+    );
+    assert_eq!(
+        at("kraken_deposit_unconfirmed_after_seconds", ""),
+        Some(7_200.0)
+    );
     assert!(logs.contains("withdrawal of 0.1 XBT settled"), "{logs}");
 
     // A key without Withdraw Funds: that endpoint is down with the advice not to grant it; the
@@ -352,4 +453,161 @@ fn at_endpoint(m: &Samples, endpoint: &str) -> Option<f64> {
     m.get(&format!(
         r#"kraken_endpoint_up{{account="main",endpoint="{endpoint}"}}"#
     ))
+}
+
+/// The answers in `tests/fixtures/kraken/<folder>`, by file name.
+fn recorded(folder: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = crate::helpers::repo_path(&format!("tests/fixtures/kraken/{folder}"));
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&path).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{folder}");
+    files
+}
+
+/// A decimal string or number of a recorded answer, exactly.
+fn exact(value: &serde_json::Value) -> Decimal {
+    let text = match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn krakens_recorded_ledgers_are_counted_exactly_from_their_own_numbers() {
+    let main = TestAccount::new("main", "KEY-ledger-golden");
+    let simulator = Simulator::start().await.unwrap();
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    for (name, body) in recorded("ledgers") {
+        simulator.set_recorded(
+            main.api_key,
+            kraken_exporter::kraken::ledgers::PATH,
+            Some(body.clone()),
+        );
+        // A book that has seen the ledger empty: everything in the answer is new.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ledger-main.json"),
+            r#"{"version":1,"account":"main","book":{"started":true}}"#,
+        )
+        .unwrap();
+        let config = config(
+            dir.path(),
+            &simulator,
+            &main,
+            &format!("state_dir = \"{}\"", dir.path().display()),
+            "",
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            crate::helpers::exporter_command(&["--config.file", &config, "--once"], &[])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+        let m = Samples::parse(&String::from_utf8_lossy(&out.stdout));
+        // The expectation from the file's own entries.
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let mut entries: Vec<SimEntry> = answer["result"]["ledger"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, entry)| SimEntry {
+                id: id.clone(),
+                time: exact(&entry["time"]),
+                kind: entry["type"].as_str().unwrap().to_string(),
+                asset: entry["asset"].as_str().unwrap().to_string(),
+                amount: exact(&entry["amount"]),
+                fee: exact(&entry["fee"]),
+            })
+            .collect();
+        entries.sort_by_key(|e| e.time);
+        let sums = expected(&entries, 0);
+        assert!(!sums.is_empty(), "{name}");
+        assert_eq!(
+            mismatches(&m, "main", &sums),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        let newest = entries.iter().map(|e| e.time).max().unwrap();
+        assert_eq!(
+            m.get(r#"kraken_ledger_last_entry_timestamp_seconds{account="main",type="trade"}"#),
+            nearest(&newest),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn krakens_recorded_withdrawals_and_deposits_give_the_money_in_flight_of_their_own_items() {
+    let main = TestAccount::new("main", "KEY-funding-golden");
+    let simulator = Simulator::start().await.unwrap();
+    simulator.add_account(main.api_key, &main.secret, demo_portfolio());
+    for (direction, folder, family) in [
+        (
+            Direction::Withdrawal,
+            "withdraw_status",
+            "kraken_withdrawals_in_flight",
+        ),
+        (
+            Direction::Deposit,
+            "deposit_status",
+            "kraken_deposits_in_flight",
+        ),
+    ] {
+        for (name, body) in recorded(folder) {
+            simulator.set_recorded(main.api_key, direction.path(), Some(body.clone()));
+            let (_, m, logs) = once(&simulator, &main, "funding = true").await;
+            assert_eq!(
+                m.get(&format!(
+                    r#"kraken_endpoint_up{{account="main",endpoint="{}"}}"#,
+                    direction.method()
+                )),
+                Some(1.0),
+                "{name}: {logs}"
+            );
+            let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let mut flying: BTreeMap<(String, String), (f64, Decimal)> = BTreeMap::new();
+            for item in answer["result"].as_array().unwrap() {
+                let status = item["status"].as_str().unwrap();
+                let prop = item.get("status-prop").and_then(|p| p.as_str());
+                if matches!(status, "Success" | "Failure") || prop == Some("canceled") {
+                    continue;
+                }
+                let asset =
+                    kraken_exporter::kraken::assets::classify(item["asset"].as_str().unwrap())
+                        .asset;
+                let sum = flying.entry((asset, status.to_lowercase())).or_default();
+                sum.0 += 1.0;
+                sum.1 += exact(&item["amount"]);
+            }
+            assert_eq!(
+                m.count_for_account(family, "main"),
+                flying.len(),
+                "{name}: {}",
+                m.text
+            );
+            for ((asset, status), (count, amount)) in &flying {
+                let labels = format!(r#"{{account="main",asset="{asset}",status="{status}"}}"#);
+                assert_eq!(m.get(&format!("{family}{labels}")), Some(*count), "{name}");
+                assert_eq!(
+                    m.get(&format!("{family}_amount{labels}")),
+                    nearest(amount),
+                    "{name}"
+                );
+            }
+        }
+        simulator.set_recorded(main.api_key, direction.path(), None);
+    }
 }

@@ -295,6 +295,29 @@ async fn dashboard_queries_and_alerts_work_on_a_real_prometheus_scraping_the_dem
         },
     )
     .await;
+
+    // Money that moves: a withdrawal left trading 20 minutes before the demo started (a security
+    // page at once) and 0.5 XBT has been pending for 3 hours, past the 2 hours it may take
+    // (KrakenWithdrawalStuck passes its minute of pending, which the wait above covered).
+    for alertname in ["KrakenFundsWithdrawn", "KrakenWithdrawalStuck"] {
+        eventually_within(
+            &format!("{alertname} on the demo's trading account firing"),
+            std::time::Duration::from_secs(40),
+            std::time::Duration::from_secs(1),
+            || async {
+                let state = alert_state(&http, &prometheus, alertname, "trading", None).await?;
+                (state == "firing").then_some(())
+            },
+        )
+        .await;
+        for quiet in ["treasury", "fresh"] {
+            assert_eq!(
+                alert_state(&http, &prometheus, alertname, quiet, None).await,
+                None,
+                "{quiet} moves no money"
+            );
+        }
+    }
 }
 
 /// The state (`pending`, `firing`) of the alert `alertname` on `account` (and `asset`, if given),

@@ -63,6 +63,7 @@ pub struct TotalsRow {
 
 /// The ledger book of one account (what the state file holds).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Book {
     /// Whether the first page has been read (before it, the book knows nothing of the ledger).
     pub started: bool,
@@ -354,7 +355,12 @@ mod tests {
         assert_eq!(poll(&mut book, &ledger, 3), 2);
         let row = &book.totals[0];
         assert_eq!(
-            (row.totals.entries, row.totals.amount_in, row.totals.amount_out, row.totals.fee),
+            (
+                row.totals.entries,
+                row.totals.amount_in,
+                row.totals.amount_out,
+                row.totals.fee
+            ),
             (2, Decimal::from(5), Decimal::from(2), Decimal::new(5, 1))
         );
         assert_eq!(poll(&mut book, &ledger, 3), 0, "nothing twice");

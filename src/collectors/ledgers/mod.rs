@@ -188,6 +188,7 @@ impl Collector for LedgersCollector {
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
             let mut kept = self.kept.lock().await;
+            let before = kept.book.clone();
             let names = Arc::clone(&self.shared.names);
             let label = move |asset: &str| names.classify(asset).asset;
             let mut counted = 0;
@@ -210,7 +211,7 @@ impl Collector for LedgersCollector {
                     break;
                 }
             }
-            if let Some(file) = &kept.file {
+            if let Some(file) = kept.file.as_ref().filter(|_| kept.book != before) {
                 if let Err(err) = file.save(&self.account, &kept.book) {
                     tracing::warn!(account = %self.account, file = %file.path().display(), error = %err, "cannot save the ledger state; the counters go on, but a restart now would count from the last saved state");
                 }
