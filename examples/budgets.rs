@@ -4,7 +4,8 @@
 //! - `decode_apply`: decode a 1,000-asset `BalanceEx` answer, label it, work out spendable amounts and
 //!   publish the account's series;
 //! - `scrape`: serve one plain-text `/metrics` of 3,000 assets and a Kraken Futures account (the
-//!   documented `accounts` answer: cash, flex and a margin wallet) through the router;
+//!   documented `accounts` answer: cash, flex and a margin wallet) and a ledger account (the counters
+//!   of Kraken's documented 15-entry `Ledgers` answer) through the router;
 //! - `value`: value 1,000 balance rows and their spendable amounts in two quote currencies;
 //! - `update_10` and `update_1000`: one account's poll (a 50-asset `BalanceEx` answer decoded and
 //!   applied with the poll's health, in one update) with 10 and with 1,000 accounts registered, each
@@ -19,12 +20,15 @@ use std::hint::black_box;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use kraken_exporter::collectors::ledgers::book::Book;
+use kraken_exporter::collectors::ledgers::LedgerFamilies;
 use kraken_exporter::collectors::{BalanceFamilies, FuturesFamilies};
 use kraken_exporter::http::readiness::Readiness;
 use kraken_exporter::http::web_config::WebConfig;
 use kraken_exporter::kraken::assets::{label_all_with, AssetNames};
 use kraken_exporter::kraken::balance_ex::decode_balance_ex;
 use kraken_exporter::kraken::futures::accounts::decode_accounts;
+use kraken_exporter::kraken::ledgers::Query;
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::simulator::synthetic_balance_ex;
 use kraken_exporter::spendable::spendable_by_asset;
@@ -149,6 +153,20 @@ fn main() {
             )
             .expect("the documented answer decodes");
             metrics.update(|m| futures.publish(m, "account0", &wallets, None));
+            // The ledger's counters of Kraken's documented example, all counted.
+            let ledgers = LedgerFamilies::register(&metrics);
+            let page = kraken_exporter::kraken::ledgers::decode_ledgers(include_bytes!(
+                "../tests/fixtures/kraken/ledgers/kraken_docs_2021_fifteen_trades.json"
+            ))
+            .expect("the documented answer decodes");
+            let mut book = Book {
+                started: true,
+                ..Book::default()
+            };
+            book.take(&Query::default(), &page, &|asset| {
+                names.classify(asset).asset
+            });
+            metrics.update(|m| ledgers.publish(m, "account0", &book));
             let router = kraken_exporter::http::server::router(
                 Arc::clone(&metrics),
                 Arc::new(Readiness::new(&["account0"])),

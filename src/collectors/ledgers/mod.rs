@@ -112,7 +112,8 @@ struct Kept {
 }
 
 impl LedgerFamilies {
-    fn register(metrics: &Metrics) -> Self {
+    /// Registers the families (once per [`Metrics`]).
+    pub fn register(metrics: &Metrics) -> Self {
         let data = Scope::Data(METHOD);
         let counter = |name: &str, help: &str, labels: &[&str]| {
             AccountSeries::register_kind(metrics, Kind::Counter, data, name, help, labels)
@@ -124,6 +125,31 @@ impl LedgerFamilies {
             last: AccountSeries::register(metrics, data, "kraken_ledger_last_entry_timestamp_seconds", "Unix time of the newest ledger entry of each type (known from the first poll, history included).", &["type"]),
             books: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the account's series from its book: the totals and the newest entry times.
+    pub fn publish(&self, metrics: &mut Changes<'_>, account: &str, book: &Book) {
+        let mut entries = Vec::new();
+        let mut amount = Vec::new();
+        let mut fee = Vec::new();
+        for row in &book.totals {
+            let labels = vec![row.kind.clone(), row.asset.clone()];
+            entries.push((labels.clone(), row.totals.entries as f64));
+            for (direction, sum) in [("in", row.totals.amount_in), ("out", row.totals.amount_out)] {
+                let mut labels = labels.clone();
+                labels.push(direction.to_string());
+                amount.push((labels, to_f64(sum)));
+            }
+            fee.push((labels, to_f64(row.totals.fee)));
+        }
+        let last: Vec<(Vec<String>, f64)> = book
+            .last_times()
+            .map(|(kind, time)| (vec![kind.to_string()], time))
+            .collect();
+        self.entries.replace(metrics, account, &entries);
+        self.amount.replace(metrics, account, &amount);
+        self.fee.replace(metrics, account, &fee);
+        self.last.replace(metrics, account, &last);
     }
 
     /// The account's book: the one kept since the process started, or the state file's, or fresh.
@@ -223,30 +249,8 @@ impl Collector for LedgersCollector {
     }
 
     fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
-        let Some(book) = self.fetched.take() else {
-            return;
-        };
-        let mut entries = Vec::new();
-        let mut amount = Vec::new();
-        let mut fee = Vec::new();
-        for row in &book.totals {
-            let labels = vec![row.kind.clone(), row.asset.clone()];
-            entries.push((labels.clone(), row.totals.entries as f64));
-            for (direction, sum) in [("in", row.totals.amount_in), ("out", row.totals.amount_out)] {
-                let mut labels = labels.clone();
-                labels.push(direction.to_string());
-                amount.push((labels, to_f64(sum)));
-            }
-            fee.push((labels, to_f64(row.totals.fee)));
+        if let Some(book) = self.fetched.take() {
+            self.families.publish(metrics, account, &book);
         }
-        let last: Vec<(Vec<String>, f64)> = book
-            .last_times()
-            .map(|(kind, time)| (vec![kind.to_string()], time))
-            .collect();
-        let families = &self.families;
-        families.entries.replace(metrics, account, &entries);
-        families.amount.replace(metrics, account, &amount);
-        families.fee.replace(metrics, account, &fee);
-        families.last.replace(metrics, account, &last);
     }
 }
