@@ -121,6 +121,12 @@ pub fn decode_funding_status(body: &[u8]) -> Result<Vec<Movement>, PollError> {
                 }
             }
             let amount = parse_decimal(item.amount.get()).map_err(|why| at("amount", why))?;
+            if amount.abs() > super::ledgers::MAX_AMOUNT {
+                return Err(at(
+                    "amount",
+                    format!("{amount} is past any amount Kraken sends"),
+                ));
+            }
             let time = parse_decimal(item.time.get())
                 .map_err(|why| at("time", why))?
                 .trunc();

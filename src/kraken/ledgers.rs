@@ -32,6 +32,10 @@ pub const PAGE: usize = 50;
 /// Points one call costs on the key's rate counter.
 pub const COST: u32 = 2;
 
+/// The largest amount or fee an entry may carry (10^20 units): far past any real one, and small
+/// enough that the sums of billions of entries stay inside `Decimal`'s range.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0x6310_0000, 0x6BC7_5E2D, 0x5, false, 0);
+
 /// One ledger entry, as far as the exporter reads it (the `refid`, `aclass` and `balance` are not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -155,6 +159,14 @@ pub fn decode_ledgers(body: &[u8]) -> Result<Page, PollError> {
             Some(fee) => parse_decimal(fee.get()).map_err(|why| at("fee", why))?,
             None => Decimal::ZERO,
         };
+        for (field, value) in [("amount", amount), ("fee", fee)] {
+            if value.abs() > MAX_AMOUNT {
+                return Err(at(
+                    field,
+                    format!("{value} is past any amount Kraken sends"),
+                ));
+            }
+        }
         entries.push(Entry {
             id: id.clone(),
             time,
@@ -189,6 +201,19 @@ mod tests {
         assert_eq!(gbp.fee.to_string(), "0.0490");
         assert_eq!(page.entries[1].fee, Decimal::ZERO);
         assert_eq!(page.entries[0].kind, "invite bonus");
+    }
+
+    #[test]
+    fn the_largest_amount_is_ten_to_the_twentieth() {
+        assert_eq!(
+            MAX_AMOUNT,
+            Decimal::from_i128_with_scale(10_i128.pow(20), 0)
+        );
+        let body = br#"{"error":[],"result":{"ledger":{"LX":{"time":1,"type":"trade","asset":"XXBT","amount":"-100000000000000000001"}}}}"#;
+        assert!(decode_ledgers(body)
+            .unwrap_err()
+            .message
+            .contains("\"LX\" amount"));
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   out of it and do not shift its offsets. Pages are read newest first at offsets 0, 50, 100...; a
 //!   window larger than one poll's pages is continued by the next polls (and after a restart, from
 //!   the state file).
+//! - Offsets assume Kraken orders entries of one `time` the same way on every call (nothing says
+//!   otherwise; its answers keep the order of ids). An entry Kraken writes with a time older than a
+//!   window already read, by more than the overlap, is not seen.
 //! - An entry whose id was already counted is skipped: entries several pages share when one is
 //!   inserted while paging, entries sharing one `time` on both sides of a page boundary, and the
 //!   overlap between windows. Ids are forgotten once they are older than the next window's start.
@@ -142,14 +145,17 @@ impl Book {
             self.count(entry, label);
             counted += 1;
         }
-        let complete = page.entries.len() < PAGE
-            || page
-                .count
-                .is_some_and(|count| (query.offset + page.entries.len()) as u64 >= count);
+        // Complete on an empty page, or on a short one that `count` does not contradict (Kraken's
+        // `count` has been reported wrong both ways: a short page it says is not the last, or a full
+        // one it says is, costs one more call rather than an entry).
+        let read = (query.offset + page.entries.len()) as u64;
+        let complete = page.entries.is_empty()
+            || (page.entries.len() < PAGE && page.count.is_none_or(|count| read >= count));
         match (&mut self.window, page.entries.first()) {
             // A window's first page.
             (None, Some(newest)) => {
-                let end = ceil_seconds(newest.time);
+                // The second after the newest one's: a time Kraken shows rounded still falls inside.
+                let end = floor_seconds(newest.time) + 1;
                 if complete {
                     self.finish(end);
                 } else {
@@ -191,7 +197,7 @@ impl Book {
                 Decimal::ZERO
             };
             self.history_until = Some(newest.time + tie);
-            let start = ceil_seconds(newest.time).saturating_sub(OVERLAP_SECONDS);
+            let start = (floor_seconds(newest.time) + 1).saturating_sub(OVERLAP_SECONDS);
             self.next_start = Some(start);
             // History of the overlap is skipped by id; an entry arriving later with the newest
             // history's time is counted.
@@ -272,9 +278,9 @@ impl Book {
     }
 }
 
-/// The whole second at or after `time`.
-fn ceil_seconds(time: Decimal) -> u64 {
-    time.ceil().to_u64().unwrap_or(0)
+/// The whole second at or before `time`.
+fn floor_seconds(time: Decimal) -> u64 {
+    time.floor().to_u64().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -448,6 +454,10 @@ mod tests {
             (kfee.totals.amount_in, kfee.totals.fee),
             (Decimal::ZERO, Decimal::from_str("1.25").unwrap())
         );
-        assert_eq!(book.next_start, Some(1));
+        assert_eq!(
+            book.next_start,
+            Some(2),
+            "the second after the newest (11), less the overlap"
+        );
     }
 }

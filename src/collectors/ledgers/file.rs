@@ -58,7 +58,10 @@ impl StateFile {
                 return Book::default();
             }
             Err(err) => {
-                tracing::warn!(account, file = %self.path.display(), error = %err, "cannot read the ledger state; counting ledger entries from now (the counters start at 0)");
+                // Kept aside like a corrupt one, so the next save does not write over it.
+                let aside = self.path.with_extension("json.corrupt");
+                let kept = std::fs::rename(&self.path, &aside).is_ok();
+                tracing::warn!(account, file = %self.path.display(), error = %err, kept_aside = kept, "cannot read the ledger state; counting ledger entries from now (the counters start at 0)");
                 return Book::default();
             }
         };

@@ -105,10 +105,10 @@ pub struct LedgerFamilies {
     books: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Kept>>>>,
 }
 
-/// An account's book and where it is saved.
+/// An account's book, and whether it changed since it was last saved.
 struct Kept {
     book: Book,
-    file: Option<StateFile>,
+    dirty: bool,
 }
 
 impl LedgerFamilies {
@@ -153,18 +153,17 @@ impl LedgerFamilies {
     }
 
     /// The account's book: the one kept since the process started, or the state file's, or fresh.
-    fn kept(&self, account: &str, state_dir: Option<PathBuf>) -> Arc<tokio::sync::Mutex<Kept>> {
+    /// Marked to be saved, so a reload that sets or moves `state_dir` writes it there.
+    fn kept(&self, account: &str, file: Option<&StateFile>) -> Arc<tokio::sync::Mutex<Kept>> {
         let mut books = crate::sync::lock(&self.books);
-        let file = state_dir.map(|dir| StateFile::new(&dir, account));
         if let Some(kept) = books.get(account) {
-            // A reload may have set or moved state_dir: save there from now on.
             if let Ok(mut kept) = kept.try_lock() {
-                kept.file = file;
+                kept.dirty = true;
             }
             return Arc::clone(kept);
         }
-        let book = file.as_ref().map(|f| f.load(account)).unwrap_or_default();
-        let kept = Arc::new(tokio::sync::Mutex::new(Kept { book, file }));
+        let book = file.map(|f| f.load(account)).unwrap_or_default();
+        let kept = Arc::new(tokio::sync::Mutex::new(Kept { book, dirty: true }));
         books.insert(account.to_string(), Arc::clone(&kept));
         kept
     }
@@ -179,10 +178,14 @@ impl EndpointFamilies for LedgerFamilies {
         if !account.options.is_on("ledger", false) {
             return None;
         }
-        let state_dir = checked_state_dir(context.settings).ok().flatten();
-        let kept = self.kept(&account.name, state_dir);
+        let file = checked_state_dir(context.settings)
+            .ok()
+            .flatten()
+            .map(|dir| StateFile::new(&dir, &account.name));
+        let kept = self.kept(&account.name, file.as_ref());
         Some(Box::new(LedgersCollector {
             account: account.name.clone(),
+            file,
             shared: context.shared.clone(),
             families: self,
             kept,
@@ -195,6 +198,8 @@ impl EndpointFamilies for LedgerFamilies {
 /// Polls `Ledgers` for one account.
 pub struct LedgersCollector {
     account: String,
+    /// Where the book is saved (`state_dir`), as the configuration applied says.
+    file: Option<StateFile>,
     shared: Shared,
     families: Arc<LedgerFamilies>,
     kept: Arc<tokio::sync::Mutex<Kept>>,
@@ -214,7 +219,6 @@ impl Collector for LedgersCollector {
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
             let mut kept = self.kept.lock().await;
-            let before = kept.book.clone();
             let names = Arc::clone(&self.shared.names);
             let label = move |asset: &str| names.classify(asset).asset;
             let mut counted = 0;
@@ -222,7 +226,10 @@ impl Collector for LedgersCollector {
             for call in 0..self.pages {
                 let query = kept.book.next_query();
                 match client.ledgers(&query).await {
-                    Ok(page) => counted += kept.book.take(&query, &page, &label),
+                    Ok(page) => {
+                        counted += kept.book.take(&query, &page, &label);
+                        kept.dirty = true;
+                    }
                     // The pages read so far stay counted; the rest is read next poll.
                     Err(err) if call > 0 => {
                         tracing::debug!(account = %self.account, error = %err, "a later Ledgers page failed; the rest is read next poll");
@@ -237,9 +244,13 @@ impl Collector for LedgersCollector {
                     break;
                 }
             }
-            if let Some(file) = kept.file.as_ref().filter(|_| kept.book != before) {
-                if let Err(err) = file.save(&self.account, &kept.book) {
-                    tracing::warn!(account = %self.account, file = %file.path().display(), error = %err, "cannot save the ledger state; the counters go on, but a restart now would count from the last saved state");
+            // Saved until a save succeeds: a failed write is tried again at the next poll.
+            if let Some(file) = self.file.as_ref().filter(|_| kept.dirty) {
+                match file.save(&self.account, &kept.book) {
+                    Ok(()) => kept.dirty = false,
+                    Err(err) => {
+                        tracing::warn!(account = %self.account, file = %file.path().display(), error = %err, "cannot save the ledger state; the counters go on and the next poll tries again, but a restart now would count from the last saved state")
+                    }
                 }
             }
             result?;
