@@ -50,10 +50,18 @@ impl EndpointFamilies for BalanceFamilies {
     }
 }
 
-/// A balance family: its name and help, and which amount of a balance it exports.
+/// A balance family: its name and help, which amount of a balance it exports, and for which rows.
 struct BalanceFamily {
     family: GaugeFamily,
     amount: fn(&AssetBalance) -> Decimal,
+    /// Whether a row has a series in the family (the credit families: only rows with a credit line,
+    /// which few accounts have; zeros for every other row were a fifth of a large scrape).
+    exported: fn(&AssetBalance) -> bool,
+}
+
+/// Whether a row has a credit line (credit or credit used that is not 0).
+fn has_credit(balance: &AssetBalance) -> bool {
+    !balance.credit.is_zero() || !balance.credit_used.is_zero()
 }
 
 /// The families with the labels `{account, asset, family}`, one series per asset of each account.
@@ -61,22 +69,27 @@ const BALANCE_FAMILIES: &[BalanceFamily] = &[
     BalanceFamily {
         family: GaugeFamily { name: "kraken_balance", help: "Total balance of the asset as reported by Kraken BalanceEx (including held amounts), in units of the asset. KFEE (family fee_credits) is fee credits: they pay trading fees only." },
         amount: |b| b.balance,
+        exported: |_| true,
     },
     BalanceFamily {
         family: GaugeFamily { name: "kraken_balance_available", help: "Amount of the asset available to trade or withdraw: balance + credit - credit_used - hold_trade, in units of the asset." },
         amount: AssetBalance::available,
+        exported: |_| true,
     },
     BalanceFamily {
-        family: GaugeFamily { name: "kraken_balance_credit", help: "Credit line granted in the asset (0 when Kraken reports none), in units of the asset." },
+        family: GaugeFamily { name: "kraken_balance_credit", help: "Credit line granted in the asset, in units of the asset; only rows with a credit line (credit or credit used not 0) have one." },
         amount: |b| b.credit,
+        exported: has_credit,
     },
     BalanceFamily {
-        family: GaugeFamily { name: "kraken_balance_credit_used", help: "Part of the credit line in use (0 when Kraken reports none), in units of the asset." },
+        family: GaugeFamily { name: "kraken_balance_credit_used", help: "Part of the credit line in use, in units of the asset; only rows with a credit line (credit or credit used not 0) have one." },
         amount: |b| b.credit_used,
+        exported: has_credit,
     },
     BalanceFamily {
         family: GaugeFamily { name: "kraken_balance_hold", help: "Amount of the asset on hold for open orders (hold_trade), in units of the asset." },
         amount: |b| b.hold_trade,
+        exported: |_| true,
     },
 ];
 
@@ -128,6 +141,7 @@ impl BalanceFamilies {
             .map(|f| {
                 f.family.render(
                     rows.iter()
+                        .filter(|(_, balance)| (f.exported)(balance))
                         .map(|(labels, balance)| (labels.as_str(), to_f64((f.amount)(balance)))),
                 )
             })

@@ -453,11 +453,10 @@ async fn ready(State(state): State<ServerState>) -> Response {
 pub const STATUS_REFRESH_SECONDS: u64 = 10;
 
 async fn landing_page(State(state): State<ServerState>) -> Html<String> {
-    let status = state
-        .status
-        .as_ref()
-        .map(|status| status.render_html())
-        .unwrap_or_default();
+    let status = match state.status.as_ref() {
+        Some(status) => status.page().await,
+        None => Arc::from(""),
+    };
     Html(format!(
         r#"<!DOCTYPE html>
 <html lang="en">

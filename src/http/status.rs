@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::collectors::{Comparison, Note};
@@ -21,7 +21,13 @@ pub const EVENTS_KEPT: usize = 12;
 #[derive(Default)]
 pub struct Status {
     accounts: Mutex<BTreeMap<String, AccountStatus>>,
+    /// The tables last rendered and when: [`Status::page`] renders at most once per
+    /// [`RENDER_EVERY`], however many browsers reload the page.
+    rendered: tokio::sync::Mutex<Option<(std::time::Instant, Arc<str>)>>,
 }
+
+/// How old the rendered tables may be before a reader renders them again.
+pub const RENDER_EVERY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,7 +37,7 @@ impl std::fmt::Debug for Status {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct AccountStatus {
     /// In polling order.
     endpoints: Vec<EndpointStatus>,
@@ -43,6 +49,7 @@ struct AccountStatus {
     notes: BTreeMap<&'static str, Vec<Note>>,
 }
 
+#[derive(Clone)]
 struct EndpointStatus {
     endpoint: &'static str,
     /// `None` before the first answer.
@@ -61,6 +68,7 @@ struct Failure {
     hint: String,
 }
 
+#[derive(Clone)]
 struct Event {
     at: SystemTime,
     endpoint: &'static str,
@@ -214,10 +222,30 @@ impl Status {
         });
     }
 
+    /// The HTML tables of the landing page, rendered at most once per [`RENDER_EVERY`] whoever asks
+    /// (one reader renders, on a blocking thread, while the others wait for its page), so browsers
+    /// reloading the page of a thousand accounts cost one render a second and never hold up the
+    /// pollers or a scrape.
+    pub async fn page(self: &Arc<Self>) -> Arc<str> {
+        let mut rendered = self.rendered.lock().await;
+        if let Some((at, page)) = rendered.as_ref() {
+            if at.elapsed() < RENDER_EVERY {
+                return Arc::clone(page);
+            }
+        }
+        let status = Arc::clone(self);
+        let page: Arc<str> = tokio::task::spawn_blocking(move || status.render_html())
+            .await
+            .unwrap_or_default()
+            .into();
+        *rendered = Some((std::time::Instant::now(), Arc::clone(&page)));
+        page
+    }
+
     /// The HTML tables of the landing page: one row per account and endpoint, then each account's
-    /// recent events, newest first.
+    /// recent events, newest first. Renders a copy, so the pollers wait only for the copy.
     pub fn render_html(&self) -> String {
-        let all = lock(&self.accounts);
+        let all = lock(&self.accounts).clone();
         let now = SystemTime::now();
         let mut html = render_thresholds(&all);
         html.push_str(&render_notes(&all));
@@ -393,6 +421,20 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::kraken::ErrorReason;
+
+    #[tokio::test]
+    async fn readers_within_a_second_share_one_render_and_a_later_one_sees_what_changed() {
+        let status = Arc::new(Status::default());
+        status.configure(&[("desk", vec!["BalanceEx"])]);
+        let first = status.page().await;
+        status.succeeded("desk", "BalanceEx", 3, Duration::ZERO);
+        let second = status.page().await;
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(!second.contains("ok, 3 rows"), "{second}");
+        tokio::time::sleep(RENDER_EVERY + Duration::from_millis(20)).await;
+        let third = status.page().await;
+        assert!(third.contains("ok, 3 rows"), "{third}");
+    }
 
     #[test]
     fn a_failing_account_shows_its_reason_hint_and_events_escaped() {
