@@ -109,7 +109,14 @@ impl GaugeFamily {
 
 /// Renders `name="value",...` with the text format's escaping of `\`, `"` and newlines.
 pub fn render_labels(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
+    let length: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut out = String::with_capacity(length);
+    render_labels_into(pairs, &mut out);
+    out
+}
+
+/// [`render_labels`] appended to `out` (no text of its own to allocate).
+pub fn render_labels_into(pairs: &[(&str, &str)], out: &mut String) {
     for (i, (name, value)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -131,7 +138,6 @@ pub fn render_labels(pairs: &[(&str, &str)]) -> String {
         }
         out.push('"');
     }
-    out
 }
 
 /// A sample value: a whole number as an integer (`3`), otherwise the shortest text that reads back as
@@ -144,8 +150,7 @@ pub(crate) fn write_value(value: f64, out: &mut String) {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
         // Whole numbers as the Prometheus clients write them: `1`, not `1.0`.
-        use std::fmt::Write as _;
-        let _ = write!(out, "{}", value as i64);
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
         out.push_str(ryu::Buffer::new().format_finite(value));
     }

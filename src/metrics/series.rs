@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Changes, Metrics, State};
-use crate::exposition::{render_labels, write_value, Encoded, GaugeFamily};
+use crate::exposition::{render_labels, render_labels_into, write_value, Encoded, GaugeFamily};
 
 /// Who a family belongs to, and so when it is cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +223,7 @@ impl Exported {
             text.push_str(&self.name);
             if !pairs.is_empty() {
                 text.push('{');
-                text.push_str(&render_labels(&pairs));
+                render_labels_into(&pairs, &mut text);
                 text.push('}');
             }
             text.push(' ');

@@ -14,7 +14,7 @@
 //!
 //! All arithmetic is in `Decimal`; values become `f64` only for the gauges.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 
 use rust_decimal::Decimal;
@@ -60,10 +60,13 @@ pub enum Route {
     Hop(&'static str),
 }
 
-/// Last trade prices by (base, quote), in label names.
+/// Last trade prices by base and quote, in label names: looked up by `&str` without building a key,
+/// and an asset in no pair at all (most of a long tail of tokens) is unpriced at once.
 #[derive(Debug, Clone, Default)]
 pub struct Market {
-    prices: HashMap<(String, String), Decimal>,
+    prices: HashMap<String, HashMap<String, Decimal>>,
+    /// Every asset that is the base or the quote of a priced pair.
+    traded: HashSet<String>,
 }
 
 impl Market {
@@ -73,45 +76,51 @@ impl Market {
         last_prices: &BTreeMap<String, Decimal>,
         names: &AssetNames,
     ) -> Self {
-        let mut prices = HashMap::new();
+        let mut market = Self::default();
         for (key, pair) in pairs {
             let price = last_prices
                 .get(key)
                 .or_else(|| pair.altname.as_ref().and_then(|alt| last_prices.get(alt)));
             if let Some(price) = price {
-                prices.insert(
-                    (names.modern(&pair.base), names.modern(&pair.quote)),
-                    *price,
-                );
+                market.insert(names.modern(&pair.base), names.modern(&pair.quote), *price);
             }
         }
-        Self { prices }
+        market
+    }
+
+    fn insert(&mut self, base: String, quote: String, price: Decimal) {
+        self.traded.insert(base.clone());
+        self.traded.insert(quote.clone());
+        self.prices.entry(base).or_default().insert(quote, price);
+    }
+
+    /// The price of the pair `base`/`quote`, if Kraken has it.
+    fn get(&self, base: &str, quote: &str) -> Option<Decimal> {
+        self.prices.get(base)?.get(quote).copied()
     }
 
     /// A market from (base, quote, price) triples, for tests and the simulator.
     pub fn from_prices<'a>(triples: impl IntoIterator<Item = (&'a str, &'a str, Decimal)>) -> Self {
-        Self {
-            prices: triples
-                .into_iter()
-                .map(|(base, quote, price)| ((base.to_string(), quote.to_string()), price))
-                .collect(),
+        let mut market = Self::default();
+        for (base, quote, price) in triples {
+            market.insert(base.to_string(), quote.to_string(), price);
         }
+        market
     }
 
     fn leg(&self, from: &str, to: &str) -> Option<Decimal> {
         if from == to {
             return Some(Decimal::ONE);
         }
-        if let Some(price) = self.prices.get(&(from.to_string(), to.to_string())) {
-            return Some(*price);
+        if let Some(price) = self.get(from, to) {
+            return Some(price);
         }
-        let inverse = self.prices.get(&(to.to_string(), from.to_string()))?;
-        Decimal::ONE.checked_div(*inverse)
+        let inverse = self.get(to, from)?;
+        Decimal::ONE.checked_div(inverse)
     }
 
     fn has_pair(&self, a: &str, b: &str) -> bool {
-        self.prices.contains_key(&(a.to_string(), b.to_string()))
-            || self.prices.contains_key(&(b.to_string(), a.to_string()))
+        self.get(a, b).is_some() || self.get(b, a).is_some()
     }
 
     /// `amount` of `asset` (a label value) in each of `quotes` that has a price (and no overflow).
@@ -133,17 +142,17 @@ impl Market {
         if asset == quote {
             return Some((Decimal::ONE, Route::Same));
         }
-        let key = (asset.to_string(), quote.to_string());
-        if let Some(price) = self.prices.get(&key) {
-            return Some((*price, Route::Direct));
+        let peg = PEGS.iter().find(|(coin, _)| *coin == asset);
+        if peg.is_none() && !self.traded.contains(asset) {
+            return None;
         }
-        if self
-            .prices
-            .contains_key(&(quote.to_string(), asset.to_string()))
-        {
+        if let Some(price) = self.get(asset, quote) {
+            return Some((price, Route::Direct));
+        }
+        if self.get(quote, asset).is_some() {
             return self.leg(asset, quote).map(|p| (p, Route::Inverse));
         }
-        if let Some((_, peg)) = PEGS.iter().find(|(coin, _)| *coin == asset) {
+        if let Some((_, peg)) = peg {
             if *peg == quote || self.has_pair(peg, quote) {
                 return self.leg(peg, quote).map(|p| (p, Route::Peg(peg)));
             }
