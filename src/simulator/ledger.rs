@@ -26,16 +26,8 @@ use super::{dec, Shared, SimInner};
 use crate::kraken::funding::Direction;
 use crate::kraken::ledgers::{PAGE, PATH};
 
-/// One ledger entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimEntry {
-    pub id: String,
-    pub time: Decimal,
-    pub kind: String,
-    pub asset: String,
-    pub amount: Decimal,
-    pub fee: Decimal,
-}
+/// One ledger entry: what the exporter's decoder reads of one, so the tests compare like with like.
+pub use crate::kraken::ledgers::Entry as SimEntry;
 
 /// An account's ledger, in the order entries were added.
 #[derive(Debug, Clone, Default)]

@@ -117,6 +117,34 @@ fn config(dir: &Path, simulator: &Simulator, main: &TestAccount, top: &str, extr
     path.display().to_string()
 }
 
+/// `--once` through the binary with `state_dir` set to `dir`: the exit code, the metrics and the log.
+async fn once_with_state(
+    dir: &Path,
+    simulator: &Simulator,
+    main: &TestAccount,
+) -> (Option<i32>, Samples, String) {
+    let config = config(
+        dir,
+        simulator,
+        main,
+        &format!("state_dir = \"{}\"", dir.display()),
+        "",
+    );
+    // Blocking on the binary off the runtime, which serves the simulator.
+    let out = tokio::task::spawn_blocking(move || {
+        crate::helpers::exporter_command(&["--config.file", &config, "--once"], &[])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code(),
+        Samples::parse(&String::from_utf8_lossy(&out.stdout)),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Appends a burst of `n` entries: 7 to each `time`, fractional, of several types and assets (a page
 /// boundary falls inside shared times), amounts and fees of up to 10 decimals.
 fn burst(simulator: &Simulator, main: &TestAccount, first: usize, n: usize) {
@@ -311,28 +339,12 @@ async fn a_corrupt_state_file_starts_fresh_with_a_warning_and_loses_nothing_else
         b"{\"version\":1,\"account\":\"main\",\"book\":{\"star",
     )
     .unwrap();
-    let config = config(
-        dir.path(),
-        &simulator,
-        &main,
-        &format!("state_dir = \"{}\"", dir.path().display()),
-        "",
-    );
-    // Blocking on the binary off the runtime, which serves the simulator.
-    let out = tokio::task::spawn_blocking(move || {
-        crate::helpers::exporter_command(&["--config.file", &config, "--once"], &[])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (code, m, stderr) = once_with_state(dir.path(), &simulator, &main).await;
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("the ledger state file is unusable") && stderr.contains("ledger-main.json"),
         "{stderr}"
     );
-    let m = Samples::parse(&String::from_utf8_lossy(&out.stdout));
     // The balances and the rest are there; the ledger starts over from now.
     assert_eq!(m.up("main"), 1.0);
     assert!(m.balance("kraken_balance", "main", "XBT", "spot").is_some());
@@ -521,23 +533,8 @@ async fn krakens_recorded_ledgers_are_counted_exactly_from_their_own_numbers() {
             r#"{"version":1,"account":"main","book":{"started":true}}"#,
         )
         .unwrap();
-        let config = config(
-            dir.path(),
-            &simulator,
-            &main,
-            &format!("state_dir = \"{}\"", dir.path().display()),
-            "",
-        );
-        let out = tokio::task::spawn_blocking(move || {
-            crate::helpers::exporter_command(&["--config.file", &config, "--once"], &[])
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
-        let m = Samples::parse(&String::from_utf8_lossy(&out.stdout));
+        let (code, m, stderr) = once_with_state(dir.path(), &simulator, &main).await;
+        assert_eq!(code, Some(0), "{name}: {stderr}");
         // The expectation from the file's own entries.
         let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let mut entries: Vec<SimEntry> = answer["result"]["ledger"]
