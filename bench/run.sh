@@ -51,7 +51,7 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 start_exporter() { # accounts assets port
   local dir="$WORK/a$1-n$2"
   mkdir -p "$dir"
-  "$SIMULATOR" --accounts "$1" --assets "$2" --poll-interval 5s --dir "$dir" >"$dir/simulator.log" 2>&1 &
+  "$SIMULATOR" --accounts "$1" --assets "$2" --poll-interval 5s --ledger --dir "$dir" >"$dir/simulator.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 300); do [ -f "$dir/kraken_exporter.toml" ] && break; sleep 0.1; done
   # The largest scaling rows go past the default max_assets (5,000 rows per answer).

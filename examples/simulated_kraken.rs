@@ -7,13 +7,14 @@
 //!
 //! It writes one secret file per account and a `kraken_exporter.toml` pointing at itself into `--dir`,
 //! prints `ready <url>` and serves until interrupted. Every account has a Kraken Futures key too, with
-//! the demo's wallets (cash, and a flex wallet with an open position), unless `--no-futures`.
+//! the demo's wallets (cash, and a flex wallet with an open position), unless `--no-futures`; with
+//! `--ledger`, the demo trading account's growing ledger and `ledger = true`.
 
 use std::path::PathBuf;
 
 use base64::Engine;
 use clap::Parser;
-use kraken_exporter::demo::demo_futures;
+use kraken_exporter::demo::{demo_futures, trading_ledger};
 use kraken_exporter::simulator::{generate_secret, Portfolio, SimBalance, Simulator};
 
 #[derive(Parser)]
@@ -43,6 +44,10 @@ struct Args {
     /// `rate_limit_tier` written into the config (the simulator keeps no rate counter).
     #[arg(long, default_value = "starter")]
     rate_limit_tier: String,
+    /// Give every account the demo trading account's ledger (history, then a trade every 20 s and a
+    /// staking reward every minute) and `ledger = true`.
+    #[arg(long)]
+    ledger: bool,
     /// Where the config and secret files go.
     #[arg(long)]
     dir: PathBuf,
@@ -108,6 +113,13 @@ async fn main() -> std::io::Result<()> {
             "\n[[accounts]]\nname = \"account{account}\"\napi_key = \"{api_key}\"\napi_secret_file = \"{}\"\n",
             secret_file.display()
         ));
+        if args.ledger {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            simulator.set_ledger(&api_key, trading_ledger(now));
+            config.push_str("ledger = true\n");
+        }
         if !args.no_futures {
             let futures_secret = generate_secret();
             let futures_key = format!("BENCH-futures-key-{account}");
