@@ -122,7 +122,7 @@ config() {
 
 echo "--- image metadata"
 [ "$(config User)" = '"65532:65532"' ] || fail "USER is $(config User), not 65532:65532"
-config ExposedPorts | grep -q '"9877/tcp"' || fail "port 9877 is not exposed: $(config ExposedPorts)"
+grep -q '"9877/tcp"' <<<"$(config ExposedPorts)" || fail "port 9877 is not exposed: $(config ExposedPorts)"
 labels=$(config Labels)
 for label in "\"org.opencontainers.image.revision\": \"$REVISION\"" '"org.opencontainers.image.title": "kraken_exporter"' \
     '"org.opencontainers.image.licenses": "Apache-2.0"' '"org.opencontainers.image.version": "'; do
@@ -162,9 +162,15 @@ for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$PORT/health" | grep -q . || fail "/health did not answer: $(cat "$WORK/server.log")"
-curl -fsS "http://127.0.0.1:$PORT/ready" | grep -q '^ready' || fail "/ready is not ready: $(cat "$WORK/server.log")"
-curl -fsS "http://127.0.0.1:$PORT/metrics" | grep -q '^kraken_up{account="treasury"} 1$' || fail "/metrics lacks the demo"
+# Each body is read whole before it is searched: `curl | grep -q` under pipefail fails whenever grep
+# finds its line and exits while curl is still writing (curl exit 23), and /metrics is large.
+get() { curl -fsS "http://127.0.0.1:$PORT$1" 2>&1 || true; }
+health=$(get /health)
+[ -n "$health" ] || fail "/health did not answer: $(cat "$WORK/server.log")"
+ready=$(get /ready)
+grep -q '^ready' <<<"$ready" || fail "/ready is not ready: $ready $(cat "$WORK/server.log")"
+metrics=$(get /metrics)
+grep -q '^kraken_up{account="treasury"} 1$' <<<"$metrics" || fail "/metrics lacks the demo: $(head -c 2000 <<<"$metrics")"
 pid=$(pgrep -f -n "kraken_exporter $listen --demo") || fail "the server process is not found"
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
 [ "$uid" = 65532 ] || fail "the server runs as uid $uid, not 65532"

@@ -13,6 +13,6 @@ if [ ! -x "$VENV/bin/docker-compose" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps docker-compose==1.29.2
 fi
 "$VENV/bin/docker-compose" -f deploy/docker-compose.yml config -q
-BUILD_GIT_REVISION=0123456789ab "$VENV/bin/docker-compose" -f deploy/docker-compose.yml config \
-  | grep -q 'BUILD_GIT_REVISION: 0123456789ab' || { echo "compose does not pass BUILD_GIT_REVISION to the build" >&2; exit 1; }
+rendered=$(BUILD_GIT_REVISION=0123456789ab "$VENV/bin/docker-compose" -f deploy/docker-compose.yml config)
+grep -q 'BUILD_GIT_REVISION: 0123456789ab' <<<"$rendered" || { echo "compose does not pass BUILD_GIT_REVISION to the build" >&2; exit 1; }
 echo "compose file OK"
