@@ -3,7 +3,11 @@
 //! families) their values and the prices of held assets.
 //!
 //! The balance and spendable families are rendered by hand, one chunk per account and family (see
-//! `exposition`): thousands of series, rendered once per successful poll.
+//! `exposition`): thousands of series, rendered once per successful poll whose answer changed. An
+//! answer the same byte for byte as the one applied last (a treasury account between movements: most
+//! polls) is recognised by its [`Fingerprint`] and neither decoded nor rendered again; the poll still
+//! counts as a success (`kraken_up`, the last-success time and the poll's duration move on). Once the
+//! series are cleared (stale, not offered) the next answer is applied whatever it is.
 //!
 //! A configured minimum always has the figure it is compared with: after each successful poll, an
 //! asset with a `min_spendable` and no spot or auto-earn row exports `kraken_spendable` 0, and an
@@ -20,7 +24,9 @@ use crate::config::{AccountSettings, MinAvailable, MinSpendable};
 use crate::exposition::{render_labels, to_f64, Encoded, GaugeFamily};
 use crate::kraken::assets::{label_all_with, LabelledKeys};
 use crate::kraken::balance_ex::{out_of_range, METHOD, PERMISSION};
-use crate::kraken::{AssetBalance, AssetLabels, Balances, KrakenClient, RebaseMultiplier};
+use crate::kraken::{
+    AssetBalance, AssetLabels, Balances, Fingerprint, KrakenClient, RebaseMultiplier,
+};
 use crate::metrics::{AccountSeries, Changes, Metrics, RenderedFamilies, Scope};
 use crate::spendable::spendable_by_asset;
 use crate::valuation::Holdings;
@@ -283,12 +289,17 @@ pub struct BalanceExCollector {
     min_spendable: Vec<MinSpendable>,
     warned_collisions: crate::warn_once::WarnOnce<String>,
     fetched: Option<Fetched>,
+    /// The fingerprint of the answer whose series are exported, with its row count: an answer the
+    /// same byte for byte is neither decoded nor applied again (only the poll's health moves). `None`
+    /// once the series are cleared, so the next answer is applied whatever it is.
+    applied: Option<(Fingerprint, usize)>,
     /// Each minimum with its figure, as of the last successful call.
     compared: Vec<Comparison>,
 }
 
 /// One answer with everything computed from it before it is handed to the metrics.
 struct Fetched {
+    fingerprint: Fingerprint,
     balances: Balances,
     labelled: LabelledKeys,
     spendable: Vec<(String, Decimal)>,
@@ -347,6 +358,7 @@ impl BalanceExCollector {
             min_spendable: account.min_spendable.clone(),
             warned_collisions: crate::warn_once::WarnOnce::default(),
             fetched: None,
+            applied: None,
             compared: Vec::new(),
         }
     }
@@ -368,7 +380,15 @@ impl Collector for BalanceExCollector {
 
     fn fetch<'a>(&'a mut self, client: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
-            let balances = client.balance_ex(self.rebase_multiplier).await?;
+            let last = self.applied.map(|(fingerprint, _)| fingerprint);
+            let answer = client
+                .balance_ex_unless(self.rebase_multiplier, last)
+                .await?;
+            let Some((balances, fingerprint)) = answer else {
+                // The answer whose series are exported, again: nothing to decode or render.
+                self.fetched = None;
+                return Ok(self.applied.map_or(0, |(_, count)| count));
+            };
             if balances.assets.len() > self.max_assets {
                 return Err(crate::kraken::PollError::new(
                     crate::kraken::ErrorReason::Decode,
@@ -389,6 +409,7 @@ impl Collector for BalanceExCollector {
             let missing = missing_rows(&labelled.labels, &self.min_available);
             let count = balances.assets.len();
             self.fetched = Some(Fetched {
+                fingerprint,
                 balances,
                 labelled,
                 spendable,
@@ -400,6 +421,7 @@ impl Collector for BalanceExCollector {
 
     fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
         let Some(Fetched {
+            fingerprint,
             balances,
             labelled,
             spendable,
@@ -408,6 +430,7 @@ impl Collector for BalanceExCollector {
         else {
             return;
         };
+        self.applied = Some((fingerprint, balances.assets.len()));
         for key in &labelled.collisions {
             match self.warned_collisions.check(key.clone()) {
                 crate::warn_once::Warn::Now => tracing::warn!(
@@ -466,6 +489,7 @@ impl Collector for BalanceExCollector {
     }
 
     fn clear(&mut self, account: &str, metrics: &mut Changes<'_>) {
+        self.applied = None;
         if let Some(valuation) = &self.shared.valuation {
             valuation.clear_holdings(account);
         }

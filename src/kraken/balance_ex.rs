@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::{KrakenClient, RebaseMultiplier};
+use super::client::{Fingerprint, KrakenClient, RebaseMultiplier};
 use super::envelope::{decode_error, envelope_result_if_any, parse_decimal, MAX_NAME_CHARS};
 use super::error::PollError;
 
@@ -33,6 +33,28 @@ impl KrakenClient {
             Some(rebase) => &[("rebase_multiplier", rebase.as_str())],
         };
         self.call(PATH, fields, decode_balance_ex).await
+    }
+
+    /// Calls `BalanceEx` once; `Ok(None)` when the answer is byte for byte the one `applied` is the
+    /// fingerprint of (not decoded again), else the answer with its fingerprint. An answer is only
+    /// ever compared once Kraken's HTTP status said success (see `checked`).
+    pub async fn balance_ex_unless(
+        &self,
+        rebase_multiplier: Option<RebaseMultiplier>,
+        applied: Option<Fingerprint>,
+    ) -> Result<Option<(Balances, Fingerprint)>, PollError> {
+        let fields: &[(&str, &str)] = match rebase_multiplier {
+            None => &[],
+            Some(rebase) => &[("rebase_multiplier", rebase.as_str())],
+        };
+        self.call(PATH, fields, |body| {
+            let fingerprint = Fingerprint::of(body);
+            if applied == Some(fingerprint) {
+                return Ok(None);
+            }
+            decode_balance_ex(body).map(|balances| Some((balances, fingerprint)))
+        })
+        .await
     }
 }
 

@@ -30,7 +30,7 @@ pub mod trade_balance;
 
 pub use assets::{AssetFamily, AssetLabels};
 pub use balance_ex::{AssetBalance, Balances};
-pub use client::{KrakenClient, RebaseMultiplier};
+pub use client::{Fingerprint, KrakenClient, RebaseMultiplier};
 pub use error::{ErrorReason, PollError};
 
 /// The path of `BalanceEx`, requested and signed.

@@ -297,3 +297,97 @@ async fn configured_minimums_are_exported_with_the_same_labels_as_available() {
     assert!(available("USD", "spot").unwrap() < min("USD", "spot").unwrap());
     assert!(available("DOT", "staked").unwrap() > min("DOT", "staked").unwrap());
 }
+
+/// The part of `scrape` that holds `series` (each family's series of one account are one part).
+fn part_with(scrape: &kraken_exporter::metrics::Scrape, series: &str) -> bytes::Bytes {
+    scrape
+        .plain()
+        .into_iter()
+        .find(|part| String::from_utf8_lossy(part).contains(series))
+        .unwrap_or_else(|| panic!("no part holds {series}"))
+}
+
+/// A treasury account's balances are the same most polls: an answer the same byte for byte as the
+/// one exported is taken for it (the balance parts stay the very bytes published before), yet the
+/// poll is a success like any; the next changed answer is applied in full, and
+/// after its series were cleared (stale) the same answer as before is applied again.
+#[tokio::test]
+async fn an_unchanged_answer_is_not_rendered_again_and_a_changed_one_is() {
+    use std::time::Duration;
+
+    use crate::helpers::{default_timing, direct_poller, Samples};
+
+    let (simulator, main) = simulator_with_main(scenario()).await;
+    let stale_after = Duration::from_millis(1500);
+    let timing = kraken_exporter::polling::schedule::PollTiming {
+        stale_after: Some(stale_after),
+        ..default_timing()
+    };
+    let (mut poller, metrics) =
+        direct_poller(&simulator, &main.settings(), Duration::from_secs(5), timing);
+    let rows = scenario().len();
+    assert_eq!(poller.poll_once().await.unwrap(), rows);
+    let first = metrics.scrape();
+    let balances = r#"kraken_balance_available{account="main""#;
+    let polls = r#"kraken_polls_total{account="main"}"#;
+
+    assert_eq!(
+        poller.poll_once().await.unwrap(),
+        rows,
+        "rows of the answer"
+    );
+    let second = metrics.scrape();
+    assert_eq!(
+        part_with(&second, balances).as_ptr(),
+        part_with(&first, balances).as_ptr(),
+        "an unchanged answer was rendered again"
+    );
+    let (first_samples, second_samples) = (
+        Samples::parse(&first.text()),
+        Samples::parse(&second.text()),
+    );
+    assert_eq!(second_samples.value(polls), 2.0);
+    assert_eq!(second_samples.up("main"), 1.0);
+    assert_eq!(
+        second_samples.balance("kraken_balance", "main", "USD", "spot"),
+        first_samples.balance("kraken_balance", "main", "USD", "spot")
+    );
+    let asked = |simulator: &Simulator| {
+        simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/BalanceEx"))
+            .count()
+    };
+    assert_eq!(asked(&simulator), 2, "both polls asked Kraken");
+
+    let mut changed = scenario();
+    changed.insert("ZUSD".into(), SimBalance::new("30000.0000", "0.0000", 4));
+    simulator.set_portfolio(main.api_key, changed);
+    poller.poll_once().await.unwrap();
+    let third = metrics.scrape();
+    assert_ne!(
+        part_with(&third, balances).as_ptr(),
+        part_with(&second, balances).as_ptr()
+    );
+    let samples = Samples::parse(&third.text());
+    assert_eq!(
+        samples.balance("kraken_balance", "main", "USD", "spot"),
+        Some(30000.0)
+    );
+    assert_eq!(
+        samples.balance("kraken_balance_available", "main", "USD", "spot"),
+        Some(30000.0)
+    );
+
+    // Stale: the round clears the series first, then the same answer as before must come back.
+    tokio::time::sleep(stale_after + Duration::from_millis(200)).await;
+    poller.poll_once().await.unwrap();
+    let samples = Samples::parse(&metrics.scrape().text());
+    assert_eq!(
+        samples.balance("kraken_balance", "main", "USD", "spot"),
+        Some(30000.0),
+        "the answer after the series were cleared was taken for the one still exported"
+    );
+    assert_eq!(samples.count_for_account("kraken_balance", "main"), rows);
+}
