@@ -125,10 +125,10 @@ impl Metrics {
     }
 }
 
-fn encode(registry: &Registry) -> Bytes {
+fn encode(registry: &Registry) -> Vec<u8> {
     let mut buffer = Vec::new();
     TextEncoder::new()
         .encode(&registry.gather(), &mut buffer)
         .expect("encoding into a Vec cannot fail");
-    Bytes::from(buffer)
+    buffer
 }
