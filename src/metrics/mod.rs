@@ -422,6 +422,34 @@ mod tests {
     }
 
     #[test]
+    fn setting_what_is_already_exported_renders_nothing_and_a_real_change_does() {
+        let metrics = Metrics::new(&["a"]);
+        let (figure, _, _) = families(&metrics);
+        let x = |value: f64| vec![(vec!["x".to_string()], value), (vec!["y".to_string()], 2.0)];
+        metrics.update(|m| figure.replace(m, "a", &x(1.0)));
+        let first = metrics.scrape();
+        // The same rows in another order, the same single value, a zero delta, a missing row
+        // removed: nothing changed, nothing is rendered, the published version is the same.
+        metrics.update(|m| {
+            let mut reversed = x(1.0);
+            reversed.reverse();
+            figure.replace(m, "a", &reversed);
+            figure.set(m, "a", vec!["y".to_string()], 2.0);
+            figure.add(m, "a", vec!["x".to_string()], 0.0);
+            figure.remove(m, "a", &["absent".to_string()]);
+            figure.replace(m, "b-not-exported", &[]);
+        });
+        assert!(Arc::ptr_eq(&first.published, &metrics.scrape().published));
+        // The smallest change of a value is a change.
+        metrics.update(|m| figure.replace(m, "a", &x(1.0 + f64::EPSILON)));
+        let second = metrics.scrape();
+        assert!(!Arc::ptr_eq(&first.published, &second.published));
+        assert!(second
+            .text()
+            .contains("test_figure{account=\"a\",kind=\"x\"} 1.0000000000000002"));
+    }
+
+    #[test]
     fn the_exposition_is_valid_text_format_with_one_header_per_family() {
         let metrics = Metrics::new(&["a", "b"]);
         let shared_a =

@@ -234,6 +234,16 @@ impl Exported {
     }
 }
 
+/// Whether two sets of rows are the same series with the same values, to the bit (a NaN equals
+/// the same NaN, so a NaN figure is not rendered again on every poll).
+fn same_rows(old: &BTreeMap<Vec<String>, f64>, new: &BTreeMap<Vec<String>, f64>) -> bool {
+    old.len() == new.len()
+        && old
+            .iter()
+            .zip(new)
+            .all(|((a, x), (b, y))| a == b && x.to_bits() == y.to_bits())
+}
+
 /// Whether a family is a gauge or a counter (its `# TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -275,52 +285,80 @@ impl AccountSeries {
     }
 
     /// Sets the account's series to exactly `rows` (label values after `account`, and the value); for
-    /// a global family `account` is ignored.
+    /// a global family `account` is ignored. Rows equal to those exported (same labels, values the
+    /// same to the bit) change nothing: the account's chunk is not rendered again and the family's
+    /// joined text is kept.
     pub fn replace(&self, changes: &mut Changes<'_>, account: &str, rows: &[(Vec<String>, f64)]) {
         let account = self.key(changes.state, account);
         let owner = self.owner(changes.state);
         if rows.is_empty() {
-            owner.rows.remove(account);
+            if owner.rows.remove(account).is_none() {
+                return;
+            }
         } else {
-            owner
-                .rows
-                .insert(account.to_string(), rows.iter().cloned().collect());
+            let new: BTreeMap<Vec<String>, f64> = rows.iter().cloned().collect();
+            match owner.rows.get_mut(account) {
+                Some(old) if same_rows(old, &new) => return,
+                Some(old) => *old = new,
+                None => {
+                    owner.rows.insert(account.to_string(), new);
+                }
+            }
         }
         changes.mark(self.slot, account);
     }
 
-    /// Sets one series of the account, keeping the others.
+    /// Sets one series of the account, keeping the others (nothing changes when it already has
+    /// this value).
     pub fn set(&self, changes: &mut Changes<'_>, account: &str, labels: Vec<String>, value: f64) {
         let account = self.key(changes.state, account);
-        self.owner(changes.state)
-            .rows
-            .entry(account.to_string())
-            .or_default()
-            .insert(labels, value);
+        let owner = self.owner(changes.state);
+        if let Some(rows) = owner.rows.get_mut(account) {
+            match rows.get_mut(&labels) {
+                Some(old) if old.to_bits() == value.to_bits() => return,
+                Some(old) => *old = value,
+                None => {
+                    rows.insert(labels, value);
+                }
+            }
+        } else {
+            owner
+                .rows
+                .insert(account.to_string(), BTreeMap::from([(labels, value)]));
+        }
         changes.mark(self.slot, account);
     }
 
     /// Adds `delta` to one series of the account (a counter), creating it at `delta`.
     pub fn add(&self, changes: &mut Changes<'_>, account: &str, labels: Vec<String>, delta: f64) {
         let account = self.key(changes.state, account);
-        *self
-            .owner(changes.state)
-            .rows
-            .entry(account.to_string())
-            .or_default()
-            .entry(labels)
-            .or_insert(0.0) += delta;
+        let rows = self.owner(changes.state).rows.get_mut(account);
+        match rows.and_then(|rows| rows.get_mut(&labels)) {
+            Some(_) if delta == 0.0 => return,
+            Some(value) => *value += delta,
+            None => {
+                self.owner(changes.state)
+                    .rows
+                    .entry(account.to_string())
+                    .or_default()
+                    .insert(labels, delta);
+            }
+        }
         changes.mark(self.slot, account);
     }
 
     /// Removes one series of the account.
     pub fn remove(&self, changes: &mut Changes<'_>, account: &str, labels: &[String]) {
         let account = self.key(changes.state, account);
-        if let Some(rows) = self.owner(changes.state).rows.get_mut(account) {
-            rows.remove(labels);
-            if rows.is_empty() {
-                self.owner(changes.state).rows.remove(account);
-            }
+        let owner = self.owner(changes.state);
+        let Some(rows) = owner.rows.get_mut(account) else {
+            return;
+        };
+        if rows.remove(labels).is_none() {
+            return;
+        }
+        if rows.is_empty() {
+            owner.rows.remove(account);
         }
         changes.mark(self.slot, account);
     }
