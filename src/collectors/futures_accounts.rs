@@ -16,7 +16,7 @@ use crate::config::{exact_decimal, AccountSettings, ConfigError, OptionSpec};
 use crate::exposition::to_f64;
 use crate::kraken::futures::accounts::{FlexWallet, MarginWallet, METHOD, PERMISSION};
 use crate::kraken::futures::{FuturesAccounts, FuturesClient};
-use crate::kraken::{ErrorReason, KrakenClient, PollError};
+use crate::kraken::{ErrorReason, Fingerprint, KrakenClient, PollError};
 use crate::metrics::{AccountSeries, Changes, Metrics, Scope};
 use crate::valuation::Valuation;
 
@@ -87,6 +87,7 @@ impl EndpointFamilies for FuturesFamilies {
             valuation: context.shared.valuation.clone(),
             families: self,
             fetched: None,
+            applied: None,
             ratio: None,
         }))
     }
@@ -187,6 +188,18 @@ impl FuturesFamilies {
             .map(|(currency, amount)| (vec![currency.clone()], to_f64(*amount)))
             .collect();
         self.cash.replace(metrics, account, &cash);
+        self.publish_cash_values(metrics, account, accounts, valuation);
+        self.publish_wallets(metrics, account, accounts);
+    }
+
+    /// The cash wallet valued at the prices of the moment (none without `valuation`).
+    pub fn publish_cash_values(
+        &self,
+        metrics: &mut Changes<'_>,
+        account: &str,
+        accounts: &FuturesAccounts,
+        valuation: Option<&Valuation>,
+    ) {
         let cash_values: Vec<(Vec<String>, f64)> = valuation
             .iter()
             .flat_map(|valuation| {
@@ -199,7 +212,15 @@ impl FuturesFamilies {
             })
             .collect();
         self.cash_value.replace(metrics, account, &cash_values);
+    }
 
+    /// The flex and margin wallets' series.
+    fn publish_wallets(
+        &self,
+        metrics: &mut Changes<'_>,
+        account: &str,
+        accounts: &FuturesAccounts,
+    ) {
         // No flex wallet: every flex series goes (no figure is exported).
         let no_flex = FlexWallet::default();
         let flex = accounts.flex.as_ref().unwrap_or(&no_flex);
@@ -247,7 +268,11 @@ pub struct FuturesCollector {
     min_ratio: Option<Decimal>,
     valuation: Option<Arc<Valuation>>,
     families: Arc<FuturesFamilies>,
-    fetched: Option<FuturesAccounts>,
+    /// A new answer, to apply.
+    fetched: Option<(FuturesAccounts, Fingerprint)>,
+    /// The answer whose series are exported: its fingerprint tells an unchanged answer (not decoded
+    /// or rendered again; its cash is valued again at the prices of the moment).
+    applied: Option<(Fingerprint, FuturesAccounts)>,
     /// The flex margin ratio of the last successful call (`None` without open positions).
     ratio: Option<Decimal>,
 }
@@ -292,24 +317,45 @@ impl Collector for FuturesCollector {
 
     fn fetch<'a>(&'a mut self, _spot: &'a KrakenClient) -> Fetch<'a> {
         Box::pin(async move {
-            let accounts = self.client.accounts(self.max_rows).await?;
-            let rows = accounts.cash.len()
-                + accounts.margin.len()
-                + accounts.flex.as_ref().map_or(0, |f| f.currencies.len());
-            self.fetched = Some(accounts);
-            Ok(rows)
+            let last = self.applied.as_ref().map(|(fingerprint, _)| *fingerprint);
+            let answer = self.client.accounts_unless(self.max_rows, last).await?;
+            let rows = |accounts: &FuturesAccounts| {
+                accounts.cash.len()
+                    + accounts.margin.len()
+                    + accounts.flex.as_ref().map_or(0, |f| f.currencies.len())
+            };
+            let count = match &answer {
+                Some((accounts, _)) => rows(accounts),
+                None => self
+                    .applied
+                    .as_ref()
+                    .map_or(0, |(_, accounts)| rows(accounts)),
+            };
+            self.fetched = answer;
+            Ok(count)
         })
     }
 
     fn apply(&mut self, account: &str, metrics: &mut Changes<'_>) {
-        if let Some(accounts) = self.fetched.take() {
+        let valuation = self.valuation.as_deref();
+        if let Some((accounts, fingerprint)) = self.fetched.take() {
             self.ratio = accounts.flex.as_ref().and_then(|flex| flex.margin_ratio());
             self.families
-                .publish(metrics, account, &accounts, self.valuation.as_deref());
+                .publish(metrics, account, &accounts, valuation);
+            self.applied = Some((fingerprint, accounts));
+        } else if let Some((_, accounts)) = &self.applied {
+            self.families
+                .publish_cash_values(metrics, account, accounts, valuation);
         }
     }
 
     fn comparisons(&self) -> Vec<super::Comparison> {
         super::Comparison::of("futures margin ratio", self.ratio, self.min_ratio)
+    }
+
+    /// The stale series go, and with them the fingerprint: the next answer is applied whatever it is.
+    fn clear(&mut self, account: &str, metrics: &mut Changes<'_>) {
+        self.applied = None;
+        metrics.clear_endpoint(account, METHOD, false);
     }
 }

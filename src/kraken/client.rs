@@ -49,11 +49,53 @@ impl Fingerprint {
     }
 }
 
+/// An API's base address (`api_url`, `futures_api_url`), parsed once: each request's address is a
+/// copy with the path set, so the host is not parsed again on every call.
+#[derive(Clone)]
+pub(crate) struct ApiUrl {
+    text: String,
+    parsed: Result<reqwest::Url, String>,
+}
+
+impl ApiUrl {
+    /// `api_url` without a trailing `/`; a prefix path (a proxy's) is kept before every path.
+    pub(crate) fn new(api_url: &str) -> Self {
+        let text = api_url.trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&text).map_err(|err| err.to_string());
+        Self { text, parsed }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The address of `path` (which starts with `/`) under this base.
+    pub(crate) fn with_path(&self, path: &str) -> Result<reqwest::Url, PollError> {
+        let base = self.parsed.as_ref().map_err(|why| {
+            PollError::new(
+                ErrorReason::Http,
+                format!(
+                    "{:?} is not a URL ({why}); correct the API address in the configuration",
+                    self.text
+                ),
+            )
+        })?;
+        let mut url = base.clone();
+        let prefix = base.path().trim_end_matches('/');
+        if prefix.is_empty() {
+            url.set_path(path);
+        } else {
+            url.set_path(&format!("{prefix}{path}"));
+        }
+        Ok(url)
+    }
+}
+
 /// The client for one Kraken API key: signs and sends private calls. Each endpoint adds its method in
 /// its own module (`balance_ex.rs`: [`KrakenClient::balance_ex`]).
 pub struct KrakenClient {
     http: reqwest::Client,
-    api_url: String,
+    api_url: ApiUrl,
     api_key: SecretString,
     secret: SecretSlice<u8>,
     nonce: NonceSequence,
@@ -76,7 +118,7 @@ impl NonceSequence {
 impl std::fmt::Debug for KrakenClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KrakenClient")
-            .field("api_url", &self.api_url)
+            .field("api_url", &self.api_url.as_str())
             .field("api_key", &"[REDACTED]")
             .finish_non_exhaustive()
     }
@@ -109,7 +151,7 @@ impl KrakenClient {
     ) -> Self {
         Self {
             http,
-            api_url: api_url.trim_end_matches('/').to_string(),
+            api_url: ApiUrl::new(api_url),
             api_key,
             secret,
             nonce: NonceSequence::default(),
@@ -145,7 +187,7 @@ impl KrakenClient {
         fields: &[(&str, &str)],
         decode: impl FnOnce(&[u8]) -> Result<T, PollError>,
     ) -> Result<T, PollError> {
-        let url = format!("{}{path}", self.api_url);
+        let url = self.api_url.with_path(path)?;
         let mut nonce_counter = self.nonce.lock().await;
         let nonce = nonce_counter.next_now();
         let mut body = format!("nonce={nonce}");
@@ -169,12 +211,12 @@ impl KrakenClient {
         let (api_key, api_sign) = sensitive_headers(&self.api_key, &signature, "API key")?;
         let request = self
             .http
-            .post(&url)
+            .post(url.clone())
             .header("API-Key", api_key)
             .header("API-Sign", api_sign)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body);
-        exchange(request, &url, nonce_counter, &secrets, decode).await
+        exchange(request, url.as_str(), nonce_counter, &secrets, decode).await
     }
 }
 
@@ -362,6 +404,28 @@ fn transport_error(err: reqwest::Error) -> PollError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_address_is_the_base_and_the_path_with_a_proxy_prefix_kept() {
+        let at = |base: &str, path: &str| ApiUrl::new(base).with_path(path).unwrap().to_string();
+        assert_eq!(
+            at("https://api.kraken.com", "/0/private/BalanceEx"),
+            "https://api.kraken.com/0/private/BalanceEx"
+        );
+        assert_eq!(
+            at("http://127.0.0.1:8080/", "/0/private/BalanceEx"),
+            "http://127.0.0.1:8080/0/private/BalanceEx"
+        );
+        assert_eq!(
+            at("https://proxy.example/kraken/", "/0/private/Ledgers"),
+            "https://proxy.example/kraken/0/private/Ledgers"
+        );
+        let err = ApiUrl::new("not a url")
+            .with_path("/0/private/BalanceEx")
+            .unwrap_err();
+        assert_eq!(err.reason, ErrorReason::Http);
+        assert!(err.message.contains("\"not a url\" is not a URL"), "{err}");
+    }
 
     #[test]
     fn messages_are_one_line_and_bounded_after_the_scrub() {

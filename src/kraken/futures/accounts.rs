@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{refusal, FuturesClient};
-use crate::kraken::client::printable;
+use crate::kraken::client::{printable, Fingerprint};
 use crate::kraken::envelope::{decode_error, parse_decimal, MAX_NAME_CHARS};
 use crate::kraken::error::PollError;
 
@@ -103,6 +103,18 @@ impl FuturesClient {
     pub async fn accounts(&self, max_rows: usize) -> Result<FuturesAccounts, PollError> {
         self.get(PATH, |body| decode_accounts(body, max_rows)).await
     }
+
+    /// Calls `accounts` once; `Ok(None)` when the answer's wallets are byte for byte those whose
+    /// fingerprint is `applied` (not decoded again; the answer's `serverTime` is not part of it),
+    /// else the wallets with their fingerprint.
+    pub async fn accounts_unless(
+        &self,
+        max_rows: usize,
+        applied: Option<Fingerprint>,
+    ) -> Result<Option<(FuturesAccounts, Fingerprint)>, PollError> {
+        self.get(PATH, |body| decode_accounts_unless(body, max_rows, applied))
+            .await
+    }
 }
 
 #[derive(Deserialize)]
@@ -116,8 +128,9 @@ struct RawEnvelope<'a> {
     status: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    /// Read as text first: its fingerprint tells an unchanged answer before anything is decoded.
     #[serde(borrow, default)]
-    accounts: Option<RawObject<'a>>,
+    accounts: Option<&'a RawValue>,
 }
 
 /// A JSON object read member by member (figures as raw JSON text, so amounts stay exact), refused
@@ -169,14 +182,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
     }
 }
 
-/// Refuses a name longer than [`MAX_NAME_CHARS`] (`what`: a wallet or a currency, at `at`).
-fn long_name(at: &str, what: &str, name: &str) -> Result<(), PollError> {
+/// Refuses a name longer than [`MAX_NAME_CHARS`] (`what`: a wallet or a currency, at `at`; the
+/// place is only written out for an error).
+fn long_name(at: impl FnOnce() -> String, what: &str, name: &str) -> Result<(), PollError> {
     let length = name.chars().count();
     if length <= MAX_NAME_CHARS {
         return Ok(());
     }
     Err(decode_error(format!(
-        "{at}: a {what} name of {length} characters ({:?}...) is longer than the {MAX_NAME_CHARS} any Kraken code needs; refused",
+        "{}: a {what} name of {length} characters ({:?}...) is longer than the {MAX_NAME_CHARS} any Kraken code needs; refused",
+        at(),
         printable(&name.chars().take(16).collect::<String>())
     )))
 }
@@ -184,15 +199,16 @@ fn long_name(at: &str, what: &str, name: &str) -> Result<(), PollError> {
 /// `currency` upper-cased, refused when another member already named the same currency in
 /// another case (`xbt` and `XBT`).
 fn one_currency(
-    at: &str,
+    at: impl Fn() -> String,
     currency: &str,
     seen: &mut std::collections::BTreeSet<String>,
 ) -> Result<String, PollError> {
-    long_name(at, "currency", currency)?;
+    long_name(&at, "currency", currency)?;
     let upper = currency.to_ascii_uppercase();
     if !seen.insert(upper.clone()) {
         return Err(decode_error(format!(
-            "{at}: currency {:?} appears twice (in upper and lower case); refused rather than guess which counts",
+            "{}: currency {:?} appears twice (in upper and lower case); refused rather than guess which counts",
+            at(),
             printable(&upper)
         )));
     }
@@ -214,6 +230,17 @@ struct RawFlexCurrency<'a> {
 
 /// Decodes an `accounts` body: the wallets, or the futures error, or a decode error.
 pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, PollError> {
+    let decoded = decode_accounts_unless(body, max_rows, None)?;
+    Ok(decoded.map(|(accounts, _)| accounts).unwrap_or_default())
+}
+
+/// As [`decode_accounts`], with the wallets' fingerprint; `Ok(None)` when it is `applied` (the
+/// wallets are then not decoded). A refusal or an error is always read whatever it is.
+pub fn decode_accounts_unless(
+    body: &[u8],
+    max_rows: usize,
+    applied: Option<Fingerprint>,
+) -> Result<Option<(FuturesAccounts, Fingerprint)>, PollError> {
     let envelope: RawEnvelope = serde_json::from_slice(body).map_err(|err| {
         let text = String::from_utf8_lossy(body);
         let kind = if text.trim_start().starts_with('<') {
@@ -247,10 +274,19 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
     let wallets = envelope
         .accounts
         .ok_or_else(|| decode_error("Kraken Futures' answer has no \"accounts\""))?;
+    let fingerprint = Fingerprint::of(wallets.get().as_bytes());
+    if applied == Some(fingerprint) {
+        return Ok(None);
+    }
+    let wallets: RawObject = serde_json::from_str(wallets.get()).map_err(|err| {
+        decode_error(format!(
+            "Kraken Futures' \"accounts\" has an unexpected shape ({err})"
+        ))
+    })?;
     let mut rows = wallets.0.len();
     let mut accounts = FuturesAccounts::default();
     for (name, raw) in wallets {
-        long_name("Kraken Futures' accounts", "wallet", &name)?;
+        long_name(|| "Kraken Futures' accounts".to_string(), "wallet", &name)?;
         let shape = |err: serde_json::Error| {
             decode_error(format!(
                 "futures wallet {:?}: unexpected shape ({err})",
@@ -274,8 +310,8 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
             "cashAccount" => {
                 let mut seen = std::collections::BTreeSet::new();
                 for (currency, amount) in object("balances")? {
-                    let value = decimal(&at(&currency), amount)?;
-                    let currency = one_currency(&at("balances"), &currency, &mut seen)?;
+                    let value = decimal(|| at(&currency), amount)?;
+                    let currency = one_currency(|| at("balances"), &currency, &mut seen)?;
                     accounts.cash.insert(currency, value);
                     rows += 1;
                 }
@@ -284,23 +320,23 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
                 let mut flex = FlexWallet::default();
                 let mut seen = std::collections::BTreeSet::new();
                 for (currency, raw) in object("currencies")? {
-                    let upper = one_currency(&at("currencies"), &currency, &mut seen)?;
+                    let upper = one_currency(|| at("currencies"), &currency, &mut seen)?;
                     let at = |field: &str| at(&format!("currencies.{currency}.{field}"));
                     let figures: RawFlexCurrency = serde_json::from_str(raw.get())
                         .map_err(|err| decode_error(format!("{}: {err}", at(""))))?;
                     flex.currencies.push(FlexCurrency {
                         currency: upper,
-                        quantity: decimal(&at("quantity"), figures.quantity)?,
-                        value: decimal(&at("value"), figures.value)?,
-                        collateral: decimal(&at("collateral"), figures.collateral)?,
-                        available: decimal(&at("available"), figures.available)?,
+                        quantity: decimal(|| at("quantity"), figures.quantity)?,
+                        value: decimal(|| at("value"), figures.value)?,
+                        collateral: decimal(|| at("collateral"), figures.collateral)?,
+                        available: decimal(|| at("available"), figures.available)?,
                     });
                     rows += 1;
                 }
                 let total = |field: &str| {
                     wallet
                         .get(field)
-                        .map(|raw| decimal(&at(field), raw))
+                        .map(|raw| decimal(|| at(field), raw))
                         .transpose()
                 };
                 flex.balance_value = total("balanceValue")?;
@@ -321,12 +357,12 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
                     return Err(decode_error(format!("{} is missing", at("currency"))));
                 };
                 let currency = currency.trim();
-                long_name(&at("currency"), "currency", currency)?;
+                long_name(|| at("currency"), "currency", currency)?;
                 let auxiliary = object("auxiliary")?;
                 let requirements = object("marginRequirements")?;
                 let figure = |map: &RawObject, group: &str, field: &str| {
                     map.get(field)
-                        .map(|raw| decimal(&at(&format!("{group}.{field}")), raw))
+                        .map(|raw| decimal(|| at(&format!("{group}.{field}")), raw))
                         .transpose()
                 };
                 accounts.margin.push(MarginWallet {
@@ -348,11 +384,12 @@ pub fn decode_accounts(body: &[u8], max_rows: usize) -> Result<FuturesAccounts, 
             )));
         }
     }
-    Ok(accounts)
+    Ok(Some((accounts, fingerprint)))
 }
 
-fn decimal(at: &str, raw: &RawValue) -> Result<Decimal, PollError> {
-    parse_decimal(raw.get()).map_err(|why| decode_error(format!("{at}: {why}")))
+/// The exact amount in `raw`; `at` names the place in an error (written out only then).
+fn decimal(at: impl FnOnce() -> String, raw: &RawValue) -> Result<Decimal, PollError> {
+    parse_decimal(raw.get()).map_err(|why| decode_error(format!("{}: {why}", at())))
 }
 
 /// A wallet's `field`, if present, read as `T`; `shape` names what did not fit.
@@ -507,5 +544,38 @@ mod tests {
             assert_eq!(err.reason, ErrorReason::Decode, "{body}");
             assert!(err.message.contains(named), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn wallets_the_same_as_those_applied_are_not_decoded_whatever_the_server_time() {
+        let at = |time: &str, xbt: &str| {
+            format!(
+                r#"{{"result":"success","serverTime":"{time}","accounts":{{"cash":{{"type":"cashAccount","balances":{{"xbt":"{xbt}"}}}}}}}}"#
+            )
+        };
+        let (first, fingerprint) =
+            decode_accounts_unless(at("2026-01-01T00:00:00.000Z", "1").as_bytes(), 100, None)
+                .unwrap()
+                .expect("nothing applied yet: decoded");
+        assert_eq!(first.cash["XBT"], Decimal::ONE);
+        let later = at("2026-01-01T00:00:10.000Z", "1");
+        assert!(
+            decode_accounts_unless(later.as_bytes(), 100, Some(fingerprint))
+                .unwrap()
+                .is_none()
+        );
+        let (moved, other) = decode_accounts_unless(
+            at("2026-01-01T00:00:20.000Z", "2").as_bytes(),
+            100,
+            Some(fingerprint),
+        )
+        .unwrap()
+        .expect("a wallet moved: decoded");
+        assert_eq!(moved.cash["XBT"], Decimal::TWO);
+        assert_ne!(other, fingerprint);
+        // A refusal is read whatever was applied before.
+        let refused = br#"{"result":"error","error":"authenticationError","serverTime":"2026-01-01T00:00:30.000Z"}"#;
+        let err = decode_accounts_unless(refused, 100, Some(fingerprint)).unwrap_err();
+        assert_eq!(err.reason, ErrorReason::InvalidKey);
     }
 }

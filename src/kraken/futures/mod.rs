@@ -14,7 +14,7 @@ pub mod sign;
 
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::client::{exchange, sensitive_headers, NonceSequence};
+use super::client::{exchange, sensitive_headers, ApiUrl, NonceSequence};
 use super::error::{ErrorReason, PollError};
 
 pub use accounts::{FlexCurrency, FlexWallet, FuturesAccounts, MarginWallet};
@@ -25,7 +25,7 @@ pub const DEFAULT_FUTURES_API_URL: &str = "https://futures.kraken.com";
 /// The client of one Kraken Futures key.
 pub struct FuturesClient {
     http: reqwest::Client,
-    api_url: String,
+    api_url: ApiUrl,
     api_key: SecretString,
     secret: SecretSlice<u8>,
     nonce: NonceSequence,
@@ -34,7 +34,7 @@ pub struct FuturesClient {
 impl std::fmt::Debug for FuturesClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FuturesClient")
-            .field("api_url", &self.api_url)
+            .field("api_url", &self.api_url.as_str())
             .field("api_key", &"[REDACTED]")
             .finish_non_exhaustive()
     }
@@ -52,7 +52,7 @@ impl FuturesClient {
     ) -> Self {
         Self {
             http,
-            api_url: api_url.trim_end_matches('/').to_string(),
+            api_url: ApiUrl::new(api_url),
             api_key,
             secret,
             nonce,
@@ -65,7 +65,7 @@ impl FuturesClient {
         path: &str,
         decode: impl FnOnce(&[u8]) -> Result<T, PollError>,
     ) -> Result<T, PollError> {
-        let url = format!("{}{path}", self.api_url);
+        let url = self.api_url.with_path(path)?;
         let mut nonce_counter = self.nonce.lock().await;
         let nonce = nonce_counter.next_now().to_string();
         let signature = sign::authent(self.secret.expose_secret(), path, &nonce, "");
@@ -73,11 +73,11 @@ impl FuturesClient {
         let (api_key, authent) = sensitive_headers(&self.api_key, &signature, "futures API key")?;
         let request = self
             .http
-            .get(&url)
+            .get(url.clone())
             .header("APIKey", api_key)
             .header("Authent", authent)
             .header("Nonce", &nonce);
-        exchange(request, &url, nonce_counter, &secrets, decode).await
+        exchange(request, url.as_str(), nonce_counter, &secrets, decode).await
     }
 }
 
