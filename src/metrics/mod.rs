@@ -498,6 +498,56 @@ mod tests {
     }
 
     #[test]
+    fn two_owners_share_a_family_each_keeping_its_rows_and_lines_follow_the_label_names() {
+        let metrics = Metrics::new(&["a"]);
+        // Label values are passed in registration order; lines name them in the order of the names.
+        let register =
+            |scope| AccountSeries::register(&metrics, scope, "test_key", "K.", &["quote", "asset"]);
+        let (spot, futures) = (register(Scope::Data("S")), register(Scope::Data("F")));
+        let labels = |quote: &str, asset: &str| vec![quote.to_string(), asset.to_string()];
+        metrics.update(|m| {
+            spot.replace(
+                m,
+                "a",
+                &[(labels("USD", "XBT"), 2.0), (labels("EUR", "ETH"), 1.0)],
+            );
+            futures.set(m, "a", labels("USD", "a\"b"), 3.0);
+            futures.add(m, "a", labels("USD", "a\"b"), 0.5);
+            futures.add(m, "a", labels("USD", "DOT"), 4.0);
+        });
+        let text = metrics.render_text();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("test_key{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"test_key{account="a",asset="DOT",quote="USD"} 4"#,
+                r#"test_key{account="a",asset="ETH",quote="EUR"} 1"#,
+                r#"test_key{account="a",asset="XBT",quote="USD"} 2"#,
+                r#"test_key{account="a",asset="a\"b",quote="USD"} 3.5"#,
+            ]
+        );
+        metrics.update(|m| {
+            assert_eq!(futures.value(m, "a", &labels("USD", "a\"b")), Some(3.5));
+            assert_eq!(spot.value(m, "a", &labels("USD", "a\"b")), None);
+            // One owner's replace and remove leave the other's rows.
+            spot.replace(m, "a", &[]);
+            futures.remove(m, "a", &labels("USD", "DOT"));
+        });
+        let text = metrics.render_text();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("test_key{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [r#"test_key{account="a",asset="a\"b",quote="USD"} 3.5"#]
+        );
+    }
+
+    #[test]
     fn a_global_family_is_replaced_as_a_whole_and_has_no_account_label() {
         let metrics = Metrics::new(&["a"]);
         let prices =

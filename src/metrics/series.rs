@@ -175,8 +175,10 @@ fn join<'a>(header: &Encoded, chunks: impl Iterator<Item = &'a Encoded> + Clone)
 pub(super) struct Exported {
     name: String,
     header: Encoded,
-    /// The label names, `account` first when [`Exported::per_account`].
+    /// The label names after `account`, as registered (the order of the label values callers pass).
     labels: Vec<String>,
+    /// The indices of `labels` in the order of their names: a row's key renders its pairs so.
+    sorted: Vec<usize>,
     per_account: bool,
     owners: Vec<Owner>,
     /// Each account's rendered lines (one chunk for a family of no account).
@@ -185,12 +187,17 @@ pub(super) struct Exported {
     joined: Option<Encoded>,
 }
 
-/// What one registration of a family exports: per account, its label values (after `account`)
-/// and their values.
+/// What one registration of a family exports: per account, its rows.
 struct Owner {
     scope: Scope,
-    rows: BTreeMap<String, BTreeMap<Vec<String>, f64>>,
+    rows: BTreeMap<String, Rows>,
 }
+
+/// An account's rows, sorted by key: the label pairs after `account` rendered as they are served
+/// (`asset="XBT",family="spot"`: one allocation per row, where a vector of label values took one per
+/// value and a map node besides; at 1,000 accounts that was most of the exporter's memory), and the
+/// value.
+type Rows = Vec<(Box<str>, f64)>;
 
 impl Exported {
     /// The account's rendered lines, if it has any.
@@ -199,32 +206,64 @@ impl Exported {
         self.chunks.get(account)
     }
 
+    /// The key of a row: its label values (after `account`, in registration order) rendered as
+    /// pairs in the order of the label names, as the `prometheus` crate writes them.
+    fn key(&self, values: &[String]) -> Box<str> {
+        let length: usize = self
+            .labels
+            .iter()
+            .zip(values)
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        let mut key = String::with_capacity(length);
+        let pairs: Vec<(&str, &str)> = self
+            .sorted
+            .iter()
+            .filter_map(|&i| Some((self.labels[i].as_str(), values.get(i)?.as_str())))
+            .collect();
+        render_labels_into(&pairs, &mut key);
+        key.into_boxed_str()
+    }
+
     fn render(&mut self, account: &str) {
         self.joined = None;
-        let mut merged: BTreeMap<&Vec<String>, f64> = BTreeMap::new();
+        let mut merged: Vec<(&str, f64)> = Vec::new();
         for owner in &self.owners {
             if let Some(rows) = owner.rows.get(account) {
-                merged.extend(rows.iter().map(|(labels, value)| (labels, *value)));
+                merged.extend(rows.iter().map(|(key, value)| (&**key, *value)));
             }
         }
         if merged.is_empty() {
             self.chunks.remove(account);
             return;
         }
-        let mut text = String::with_capacity(merged.len() * (self.name.len() + 60));
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.labels.len());
-        for (labels, value) in merged {
-            pairs.clear();
-            let owner = self.per_account.then_some(account);
-            let values = owner.into_iter().chain(labels.iter().map(String::as_str));
-            pairs.extend(self.labels.iter().map(String::as_str).zip(values));
-            // Label names in order, as the `prometheus` crate writes them.
-            pairs.sort_by_key(|(name, _)| *name);
-            text.push_str(&self.name);
-            if !pairs.is_empty() {
-                text.push('{');
-                render_labels_into(&pairs, &mut text);
-                text.push('}');
+        if self.owners.len() > 1 {
+            // Each owner's rows are sorted; the family's chunk is too.
+            merged.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        // `name{account="..."`, the part every line of the account shares (the `account` label first:
+        // no other label name sorts before it).
+        let mut prefix = self.name.clone();
+        if self.per_account {
+            prefix.push('{');
+            render_labels_into(&[("account", account)], &mut prefix);
+        }
+        let mut text = String::with_capacity(merged.len() * (prefix.len() + 40));
+        for (key, value) in merged {
+            text.push_str(&prefix);
+            match (self.per_account, key.is_empty()) {
+                (true, true) => text.push('}'),
+                (true, false) => {
+                    text.push(',');
+                    text.push_str(key);
+                    text.push('}');
+                }
+                (false, true) => {}
+                (false, false) => {
+                    text.push('{');
+                    text.push_str(key);
+                    text.push('}');
+                }
             }
             text.push(' ');
             write_value(value, &mut text);
@@ -236,7 +275,7 @@ impl Exported {
 
 /// Whether two sets of rows are the same series with the same values, to the bit (a NaN equals
 /// the same NaN, so a NaN figure is not rendered again on every poll).
-fn same_rows(old: &BTreeMap<Vec<String>, f64>, new: &BTreeMap<Vec<String>, f64>) -> bool {
+fn same_rows(old: &Rows, new: &Rows) -> bool {
     old.len() == new.len()
         && old
             .iter()
@@ -290,13 +329,26 @@ impl AccountSeries {
     /// joined text is kept.
     pub fn replace(&self, changes: &mut Changes<'_>, account: &str, rows: &[(Vec<String>, f64)]) {
         let account = self.key(changes.state, account);
-        let owner = self.owner(changes.state);
-        if rows.is_empty() {
+        let exported = self.exported(changes.state);
+        let mut new: Rows = rows
+            .iter()
+            .map(|(labels, value)| (exported.key(labels), *value))
+            .collect();
+        // Sorted by key; of two rows with one key the last is kept.
+        new.sort_by(|a, b| a.0.cmp(&b.0));
+        new.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
+        let owner = &mut exported.owners[self.owner];
+        if new.is_empty() {
             if owner.rows.remove(account).is_none() {
                 return;
             }
         } else {
-            let new: BTreeMap<Vec<String>, f64> = rows.iter().cloned().collect();
             match owner.rows.get_mut(account) {
                 Some(old) if same_rows(old, &new) => return,
                 Some(old) => *old = new,
@@ -311,38 +363,52 @@ impl AccountSeries {
     /// Sets one series of the account, keeping the others (nothing changes when it already has
     /// this value).
     pub fn set(&self, changes: &mut Changes<'_>, account: &str, labels: Vec<String>, value: f64) {
-        let account = self.key(changes.state, account);
-        let owner = self.owner(changes.state);
-        if let Some(rows) = owner.rows.get_mut(account) {
-            match rows.get_mut(&labels) {
-                Some(old) if old.to_bits() == value.to_bits() => return,
-                Some(old) => *old = value,
-                None => {
-                    rows.insert(labels, value);
-                }
-            }
-        } else {
-            owner
-                .rows
-                .insert(account.to_string(), BTreeMap::from([(labels, value)]));
-        }
-        changes.mark(self.slot, account);
+        self.change(changes, account, &labels, |old| match old {
+            Some(old) if old.to_bits() == value.to_bits() => None,
+            _ => Some(value),
+        });
     }
 
     /// Adds `delta` to one series of the account (a counter), creating it at `delta`.
     pub fn add(&self, changes: &mut Changes<'_>, account: &str, labels: Vec<String>, delta: f64) {
+        self.change(changes, account, &labels, |old| match old {
+            Some(_) if delta == 0.0 => None,
+            Some(old) => Some(old + delta),
+            None => Some(delta),
+        });
+    }
+
+    /// Sets one series of the account to what `new` makes of its value (`None` when it has none),
+    /// or leaves it when `new` gives nothing.
+    fn change(
+        &self,
+        changes: &mut Changes<'_>,
+        account: &str,
+        labels: &[String],
+        new: impl FnOnce(Option<f64>) -> Option<f64>,
+    ) {
         let account = self.key(changes.state, account);
-        let rows = self.owner(changes.state).rows.get_mut(account);
-        match rows.and_then(|rows| rows.get_mut(&labels)) {
-            Some(_) if delta == 0.0 => return,
-            Some(value) => *value += delta,
-            None => {
-                self.owner(changes.state)
-                    .rows
-                    .entry(account.to_string())
-                    .or_default()
-                    .insert(labels, delta);
-            }
+        let exported = self.exported(changes.state);
+        let key = exported.key(labels);
+        let owner = &mut exported.owners[self.owner];
+        let rows = match owner.rows.get_mut(account) {
+            Some(rows) => rows,
+            None => owner.rows.entry(account.to_string()).or_default(),
+        };
+        match rows.binary_search_by(|(k, _)| (**k).cmp(&*key)) {
+            Ok(at) => match new(Some(rows[at].1)) {
+                Some(value) => rows[at].1 = value,
+                None => return,
+            },
+            Err(at) => match new(None) {
+                Some(value) => rows.insert(at, (key, value)),
+                None => {
+                    if rows.is_empty() {
+                        owner.rows.remove(account);
+                    }
+                    return;
+                }
+            },
         }
         changes.mark(self.slot, account);
     }
@@ -350,13 +416,16 @@ impl AccountSeries {
     /// Removes one series of the account.
     pub fn remove(&self, changes: &mut Changes<'_>, account: &str, labels: &[String]) {
         let account = self.key(changes.state, account);
-        let owner = self.owner(changes.state);
+        let exported = self.exported(changes.state);
+        let key = exported.key(labels);
+        let owner = &mut exported.owners[self.owner];
         let Some(rows) = owner.rows.get_mut(account) else {
             return;
         };
-        if rows.remove(labels).is_none() {
+        let Ok(at) = rows.binary_search_by(|(k, _)| (**k).cmp(&*key)) else {
             return;
-        }
+        };
+        rows.remove(at);
         if rows.is_empty() {
             owner.rows.remove(account);
         }
@@ -373,11 +442,10 @@ impl AccountSeries {
         } else {
             NO_ACCOUNT
         };
-        exported.owners[self.owner]
-            .rows
-            .get(account)?
-            .get(labels)
-            .copied()
+        let key = exported.key(labels);
+        let rows = exported.owners[self.owner].rows.get(account)?;
+        let at = rows.binary_search_by(|(k, _)| (**k).cmp(&*key)).ok()?;
+        Some(rows[at].1)
     }
 
     /// Removes every series of the account.
@@ -385,11 +453,11 @@ impl AccountSeries {
         self.replace(changes, account, &[]);
     }
 
-    fn owner<'s>(&self, state: &'s mut State) -> &'s mut Owner {
+    fn exported<'s>(&self, state: &'s mut State) -> &'s mut Exported {
         let Slot::Series(exported) = &mut state.slots[self.slot] else {
             unreachable!("an AccountSeries names a series slot");
         };
-        &mut exported.owners[self.owner]
+        exported
     }
 
     /// The key of `account`'s rows: the account, or none for a global family.
@@ -432,12 +500,12 @@ pub(super) fn register_in(
     state.slots.push(Slot::Series(Exported {
         name: name.to_string(),
         header: Encoded::of(format!("# HELP {name} {help}\n# TYPE {name} {kind_name}\n")),
-        labels: per_account
-            .then_some("account")
-            .into_iter()
-            .chain(labels.iter().copied())
-            .map(str::to_string)
-            .collect(),
+        labels: labels.iter().copied().map(str::to_string).collect(),
+        sorted: {
+            let mut sorted: Vec<usize> = (0..labels.len()).collect();
+            sorted.sort_by_key(|&i| labels[i]);
+            sorted
+        },
         per_account,
         owners: vec![owner],
         chunks: BTreeMap::new(),
