@@ -32,7 +32,7 @@ use kraken_exporter::kraken::ledgers::Query;
 use kraken_exporter::metrics::Metrics;
 use kraken_exporter::simulator::synthetic_balance_ex;
 use kraken_exporter::spendable::spendable_by_asset;
-use kraken_exporter::valuation::{value_holdings, Holdings, Market};
+use kraken_exporter::valuation::{value_holdings, HeldRow, Holdings, Market};
 use rust_decimal::Decimal;
 
 /// Decodes, labels and publishes one answer, as a successful poll does.
@@ -201,7 +201,12 @@ fn main() {
                     .map(|(base, quote, price)| (base.as_str(), quote.as_str(), *price)),
             );
             let holdings = Holdings {
-                rows: labelled.labels.into_iter().zip(balances.assets).collect(),
+                rows: labelled
+                    .labels
+                    .into_iter()
+                    .zip(&balances.assets)
+                    .map(|(labels, row)| HeldRow::new(labels, row))
+                    .collect(),
                 spendable,
             };
             let quotes = vec!["USD".to_string(), "EUR".to_string()];

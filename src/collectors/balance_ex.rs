@@ -29,7 +29,7 @@ use crate::kraken::{
 };
 use crate::metrics::{AccountSeries, Changes, Metrics, RenderedFamilies, Scope};
 use crate::spendable::spendable_by_asset;
-use crate::valuation::Holdings;
+use crate::valuation::{HeldRow, Holdings};
 
 /// The table's line: every account polls its balances.
 pub(super) const ENDPOINT: Endpoint = Endpoint {
@@ -473,7 +473,13 @@ impl Collector for BalanceExCollector {
         // the order they were computed.
         if let Some(valuation) = &self.shared.valuation {
             let holdings = Holdings {
-                rows: labelled.labels.into_iter().zip(balances.assets).collect(),
+                rows: labelled
+                    .labels
+                    .into_iter()
+                    .zip(&balances.assets)
+                    .filter(|(labels, _)| labels.family.is_valued())
+                    .map(|(labels, row)| HeldRow::new(labels, row))
+                    .collect(),
                 spendable,
             };
             if let Some((values, prices)) = valuation.set_holdings(account, holdings) {
