@@ -22,6 +22,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::exposition::ChunkedBytes;
@@ -452,12 +453,21 @@ async fn ready(State(state): State<ServerState>) -> Response {
 /// How often the status page reloads itself in the browser.
 pub const STATUS_REFRESH_SECONDS: u64 = 10;
 
-async fn landing_page(State(state): State<ServerState>) -> Html<String> {
-    let status = match state.status.as_ref() {
-        Some(status) => status.page().await,
-        None => Arc::from(""),
-    };
-    Html(format!(
+async fn landing_page(State(state): State<ServerState>) -> Html<Bytes> {
+    let metrics_link = state.telemetry_path.trim_start_matches('/').to_string();
+    Html(match state.status.as_ref() {
+        Some(status) => {
+            status
+                .page(move |tables| landing_html(tables, &metrics_link))
+                .await
+        }
+        None => Bytes::from(landing_html("", &metrics_link)),
+    })
+}
+
+/// The landing page around the status tables.
+fn landing_html(status: &str, metrics_link: &str) -> String {
+    format!(
         r#"<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><meta http-equiv="refresh" content="{refresh}"><title>Kraken Exporter</title>
@@ -487,6 +497,5 @@ tr.above td.figure {{ background: #d4f0d4; }}
         refresh = STATUS_REFRESH_SECONDS,
         version = env!("CARGO_PKG_VERSION"),
         revision = env!("BUILD_GIT_REVISION"),
-        metrics_link = state.telemetry_path.trim_start_matches('/'),
-    ))
+    )
 }

@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+
 use crate::collectors::{Comparison, Note};
 use crate::kraken::PollError;
 use crate::sync::lock;
@@ -23,7 +25,7 @@ pub struct Status {
     accounts: Mutex<BTreeMap<String, AccountStatus>>,
     /// The tables last rendered and when: [`Status::page`] renders at most once per
     /// [`RENDER_EVERY`], however many browsers reload the page.
-    rendered: tokio::sync::Mutex<Option<(std::time::Instant, Arc<str>)>>,
+    rendered: tokio::sync::Mutex<Option<(std::time::Instant, Bytes)>>,
 }
 
 /// How old the rendered tables may be before a reader renders them again.
@@ -222,23 +224,26 @@ impl Status {
         });
     }
 
-    /// The HTML tables of the landing page, rendered at most once per [`RENDER_EVERY`] whoever asks
-    /// (one reader renders, on a blocking thread, while the others wait for its page), so browsers
-    /// reloading the page of a thousand accounts cost one render a second and never hold up the
-    /// pollers or a scrape.
-    pub async fn page(self: &Arc<Self>) -> Arc<str> {
+    /// The landing page, its tables rendered at most once per [`RENDER_EVERY`] whoever asks (one
+    /// reader renders, on a blocking thread, while the others wait for its page) and framed by
+    /// `frame` into the whole page, which every reader within the second shares: browsers reloading
+    /// the page of a thousand accounts (megabytes) cost one render a second, no copy per reader, and
+    /// never hold up the pollers or a scrape.
+    pub async fn page(
+        self: &Arc<Self>,
+        frame: impl FnOnce(&str) -> String + Send + 'static,
+    ) -> Bytes {
         let mut rendered = self.rendered.lock().await;
         if let Some((at, page)) = rendered.as_ref() {
             if at.elapsed() < RENDER_EVERY {
-                return Arc::clone(page);
+                return page.clone();
             }
         }
         let status = Arc::clone(self);
-        let page: Arc<str> = tokio::task::spawn_blocking(move || status.render_html())
+        let page = tokio::task::spawn_blocking(move || Bytes::from(frame(&status.render_html())))
             .await
-            .unwrap_or_default()
-            .into();
-        *rendered = Some((std::time::Instant::now(), Arc::clone(&page)));
+            .unwrap_or_default();
+        *rendered = Some((std::time::Instant::now(), page.clone()));
         page
     }
 
@@ -426,14 +431,18 @@ mod tests {
     async fn readers_within_a_second_share_one_render_and_a_later_one_sees_what_changed() {
         let status = Arc::new(Status::default());
         status.configure(&[("desk", vec!["BalanceEx"])]);
-        let first = status.page().await;
+        let page = || status.page(|tables| format!("<body>{tables}</body>"));
+        let first = page().await;
         status.succeeded("desk", "BalanceEx", 3, Duration::ZERO);
-        let second = status.page().await;
-        assert!(Arc::ptr_eq(&first, &second));
-        assert!(!second.contains("ok, 3 rows"), "{second}");
+        let second = page().await;
+        // The same bytes, not a copy.
+        assert_eq!(first.as_ptr(), second.as_ptr());
+        let text = |page: &Bytes| String::from_utf8(page.to_vec()).unwrap();
+        assert!(text(&first).starts_with("<body>"), "{}", text(&first));
+        assert!(!text(&second).contains("ok, 3 rows"), "{}", text(&second));
         tokio::time::sleep(RENDER_EVERY + Duration::from_millis(20)).await;
-        let third = status.page().await;
-        assert!(third.contains("ok, 3 rows"), "{third}");
+        let third = page().await;
+        assert!(text(&third).contains("ok, 3 rows"), "{}", text(&third));
     }
 
     #[test]
