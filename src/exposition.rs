@@ -66,7 +66,7 @@ impl Encoded {
 /// sized by an estimate and grown by doubling, and `Bytes` keeps a buffer's whole capacity for as
 /// long as the text is published: with 1,000 accounts that was tens of MB of spare capacity. One
 /// copy of a text already in cache costs less than keeping it.
-fn kept(mut text: Vec<u8>) -> Bytes {
+pub(crate) fn kept(mut text: Vec<u8>) -> Bytes {
     if text.capacity() - text.len() > text.len() / 16 {
         text.shrink_to_fit();
     }

@@ -400,7 +400,7 @@ mod tests {
             let Slot::Series(exported) = &state.slots[slot] else {
                 panic!("{name} is a series family");
             };
-            exported.chunk(account).map(|chunk| chunk.plain().as_ptr())
+            exported.chunk(account).map(|chunk| chunk.as_ptr())
         };
         let names = [
             "kraken_up",

@@ -16,6 +16,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
+
 use super::{Changes, Metrics, State};
 use crate::exposition::{render_labels, render_labels_into, write_value, Encoded, GaugeFamily};
 
@@ -161,14 +163,20 @@ impl Slot {
 }
 
 /// `header` and `chunks` as one text.
-fn join<'a>(header: &Encoded, chunks: impl Iterator<Item = &'a Encoded> + Clone) -> Encoded {
-    let length = header.plain().len() + chunks.clone().map(|c| c.plain().len()).sum::<usize>();
+fn join<'a>(header: &Encoded, chunks: impl Iterator<Item = &'a Bytes> + Clone) -> Encoded {
+    let length = header.plain().len() + chunks.clone().map(|c| c.len()).sum::<usize>();
     let mut text = Vec::with_capacity(length);
     text.extend_from_slice(header.plain());
     for chunk in chunks {
-        text.extend_from_slice(chunk.plain());
+        text.extend_from_slice(chunk);
     }
     Encoded::of(text)
+}
+
+/// A chunk of a family that is served joined: its text only (it is never compressed on its own, and
+/// at 1,000 accounts a family has a thousand chunks of a line or two).
+fn chunk(text: String) -> Bytes {
+    crate::exposition::kept(text.into_bytes())
 }
 
 /// A gauge or counter family rendered from its rows.
@@ -182,7 +190,7 @@ pub(super) struct Exported {
     per_account: bool,
     owners: Vec<Owner>,
     /// Each account's rendered lines (one chunk for a family of no account).
-    chunks: BTreeMap<String, Encoded>,
+    chunks: BTreeMap<String, Bytes>,
     /// The header and every chunk as one text, until a chunk changes.
     joined: Option<Encoded>,
 }
@@ -202,7 +210,7 @@ type Rows = Vec<(Box<str>, f64)>;
 impl Exported {
     /// The account's rendered lines, if it has any.
     #[cfg(test)]
-    pub(super) fn chunk(&self, account: &str) -> Option<&Encoded> {
+    pub(super) fn chunk(&self, account: &str) -> Option<&Bytes> {
         self.chunks.get(account)
     }
 
@@ -269,7 +277,7 @@ impl Exported {
             write_value(value, &mut text);
             text.push('\n');
         }
-        self.chunks.insert(account.to_string(), Encoded::of(text));
+        self.chunks.insert(account.to_string(), chunk(text));
     }
 }
 
@@ -587,7 +595,7 @@ pub(super) struct HistogramSlot {
     bounds: Vec<f64>,
     /// The `le` label values of the bounds, then `+Inf`.
     les: Vec<String>,
-    accounts: BTreeMap<String, (Observed, Encoded)>,
+    accounts: BTreeMap<String, (Observed, Bytes)>,
     /// The header and every chunk as one text, until a chunk changes.
     joined: Option<Encoded>,
 }
@@ -630,7 +638,7 @@ impl HistogramSlot {
             "{}_count{{{labels}}} {}\n",
             self.name, observed.count
         ));
-        *chunk = Encoded::of(text);
+        *chunk = self::chunk(text);
     }
 }
 
@@ -677,7 +685,7 @@ impl Histogram {
             };
             histogram
                 .accounts
-                .insert(account.to_string(), (observed, Encoded::default()));
+                .insert(account.to_string(), (observed, Bytes::new()));
             changes.mark(self.slot, account);
         }
     }
