@@ -393,31 +393,35 @@ mod tests {
         metrics.update(|_| {});
         let third = metrics.scrape();
         assert!(Arc::ptr_eq(&first.published, &third.published));
-        // A poll of account a renders a's chunks again; every chunk of b is the same bytes.
-        let chunk_of = |name: &str, account: &str| {
+        // A poll of account a renders a's lines again, once, at the next scrape; b's are copied.
+        let renders = |name: &str| {
             let state = lock(&metrics.state);
             let slot = state.names[name];
             let Slot::Series(exported) = &state.slots[slot] else {
                 panic!("{name} is a series family");
             };
-            exported.chunk(account).map(|chunk| chunk.as_ptr())
+            exported.renders
         };
         let names = [
             "kraken_up",
             "kraken_polls_total",
             "kraken_last_success_timestamp_seconds",
         ];
-        let before: Vec<_> = names
-            .iter()
-            .map(|n| (chunk_of(n, "a"), chunk_of(n, "b")))
-            .collect();
+        let before: Vec<usize> = names.iter().map(|n| renders(n)).collect();
         metrics.update(|m| m.record_poll("a", Duration::from_millis(5), None));
-        for (name, (a, b)) in names.iter().zip(before) {
-            assert_eq!(chunk_of(name, "b"), b, "{name}: b's chunk is kept");
-            assert_ne!(chunk_of(name, "a"), a, "{name}: a's chunk is new");
+        metrics.update(|m| m.record_poll("a", Duration::from_millis(5), None));
+        for (name, before) in names.iter().zip(&before) {
+            assert_eq!(
+                renders(name),
+                *before,
+                "{name}: nothing rendered before a scrape"
+            );
         }
         let after = metrics.scrape();
-        assert!(after.text().contains("kraken_polls_total{account=\"a\"} 1"));
+        for (name, before) in names.iter().zip(&before) {
+            assert_eq!(renders(name), before + 1, "{name}: a's lines only, once");
+        }
+        assert!(after.text().contains("kraken_polls_total{account=\"a\"} 2"));
         assert!(after.text().contains("kraken_polls_total{account=\"b\"} 0"));
     }
 

@@ -66,8 +66,8 @@ impl Slot {
                     for owner in &mut exported.owners {
                         owner.rows.remove(account);
                     }
-                    if exported.chunks.remove(account).is_some() {
-                        exported.joined = None;
+                    if exported.lengths.contains_key(account) {
+                        exported.dirty.insert(account.to_string());
                     }
                 }
             }
@@ -110,10 +110,13 @@ impl Slot {
         }
     }
 
-    /// Renders the account's chunk again from its rows.
+    /// Renders the account's chunk again from its rows (a gauge or counter family's lines are
+    /// rendered by the next scrape, into the family's text).
     pub(super) fn render(&mut self, account: &str) {
         match self {
-            Self::Series(exported) => exported.render(account),
+            Self::Series(exported) => {
+                exported.dirty.insert(account.to_string());
+            }
             Self::Histogram(histogram) => histogram.render(account),
             Self::Rendered(_) => {}
         }
@@ -126,10 +129,10 @@ impl Slot {
     pub(super) fn assemble(&mut self, parts: &mut Vec<Encoded>) {
         match self {
             Self::Series(exported) => {
-                if !exported.chunks.is_empty() {
-                    let joined = exported
-                        .joined
-                        .get_or_insert_with(|| join(&exported.header, exported.chunks.values()));
+                if !exported.dirty.is_empty() || exported.joined.is_none() {
+                    exported.splice();
+                }
+                if let (false, Some(joined)) = (exported.lengths.is_empty(), &exported.joined) {
                     parts.push(joined.clone());
                 }
             }
@@ -173,8 +176,7 @@ fn join<'a>(header: &Encoded, chunks: impl Iterator<Item = &'a Bytes> + Clone) -
     Encoded::of(text)
 }
 
-/// A chunk of a family that is served joined: its text only (it is never compressed on its own, and
-/// at 1,000 accounts a family has a thousand chunks of a line or two).
+/// A histogram's chunk: its text only (it is served joined, never compressed on its own).
 fn chunk(text: String) -> Bytes {
     crate::exposition::kept(text.into_bytes())
 }
@@ -189,10 +191,19 @@ pub(super) struct Exported {
     sorted: Vec<usize>,
     per_account: bool,
     owners: Vec<Owner>,
-    /// Each account's rendered lines (one chunk for a family of no account).
-    chunks: BTreeMap<String, Bytes>,
-    /// The header and every chunk as one text, until a chunk changes.
+    /// The header and every account's lines as one text (the family's only rendered copy: at
+    /// 1,000 accounts a family has a thousand accounts of a line or two, which as chunks of their
+    /// own cost more in bookkeeping than in text), as of the last scrape.
     joined: Option<Encoded>,
+    /// The length of each account's lines in `joined`, in account order (one entry, under
+    /// [`NO_ACCOUNT`], for a family of no account).
+    lengths: BTreeMap<String, usize>,
+    /// Accounts whose rows changed since `joined` was made: the next scrape renders their lines
+    /// again and copies everyone else's from `joined`.
+    dirty: BTreeSet<String>,
+    /// Accounts rendered, for tests that an update renders only what it changed.
+    #[cfg(test)]
+    pub(super) renders: usize,
 }
 
 /// What one registration of a family exports: per account, its rows.
@@ -208,12 +219,6 @@ struct Owner {
 type Rows = Vec<(Box<str>, f64)>;
 
 impl Exported {
-    /// The account's rendered lines, if it has any.
-    #[cfg(test)]
-    pub(super) fn chunk(&self, account: &str) -> Option<&Bytes> {
-        self.chunks.get(account)
-    }
-
     /// The key of a row: its label values (after `account`, in registration order) rendered as
     /// pairs in the order of the label names, as the `prometheus` crate writes them.
     fn key(&self, values: &[String]) -> Box<str> {
@@ -233,8 +238,44 @@ impl Exported {
         key.into_boxed_str()
     }
 
-    fn render(&mut self, account: &str) {
-        self.joined = None;
+    /// Makes the family's text again: the lines of each dirty account rendered from its rows,
+    /// everyone else's copied from the last text.
+    fn splice(&mut self) {
+        let old = self.joined.take();
+        let old = old.as_ref().map_or(&[][..], |joined| joined.plain());
+        let dirty = std::mem::take(&mut self.dirty);
+        let old_lengths = std::mem::take(&mut self.lengths);
+        let mut text = Vec::with_capacity(old.len() + dirty.len() * 128);
+        text.extend_from_slice(self.header.plain());
+        // Where the next account's lines start in the old text (after its header).
+        let mut at = self.header.plain().len().min(old.len());
+        let mut lines = String::new();
+        let accounts = Merged::new(old_lengths.keys(), dirty.iter());
+        for account in accounts {
+            let old_length = old_lengths.get(account).copied().unwrap_or(0);
+            let length = if dirty.contains(account) {
+                lines.clear();
+                self.render_into(account, &mut lines);
+                text.extend_from_slice(lines.as_bytes());
+                #[cfg(test)]
+                {
+                    self.renders += 1;
+                }
+                lines.len()
+            } else {
+                text.extend_from_slice(&old[at..at + old_length]);
+                old_length
+            };
+            at += old_length;
+            if length > 0 {
+                self.lengths.insert(account.clone(), length);
+            }
+        }
+        self.joined = Some(Encoded::of(text));
+    }
+
+    /// Appends the account's lines, rendered from every owner's rows.
+    fn render_into(&self, account: &str, text: &mut String) {
         let mut merged: Vec<(&str, f64)> = Vec::new();
         for owner in &self.owners {
             if let Some(rows) = owner.rows.get(account) {
@@ -242,11 +283,10 @@ impl Exported {
             }
         }
         if merged.is_empty() {
-            self.chunks.remove(account);
             return;
         }
         if self.owners.len() > 1 {
-            // Each owner's rows are sorted; the family's chunk is too.
+            // Each owner's rows are sorted; the family's lines are too.
             merged.sort_by(|a, b| a.0.cmp(b.0));
         }
         // `name{account="..."`, the part every line of the account shares (the `account` label first:
@@ -256,7 +296,7 @@ impl Exported {
             prefix.push('{');
             render_labels_into(&[("account", account)], &mut prefix);
         }
-        let mut text = String::with_capacity(merged.len() * (prefix.len() + 40));
+        text.reserve(merged.len() * (prefix.len() + 40));
         for (key, value) in merged {
             text.push_str(&prefix);
             match (self.per_account, key.is_empty()) {
@@ -274,10 +314,43 @@ impl Exported {
                 }
             }
             text.push(' ');
-            write_value(value, &mut text);
+            write_value(value, text);
             text.push('\n');
         }
-        self.chunks.insert(account.to_string(), chunk(text));
+    }
+}
+
+/// Two sorted sequences of accounts as one, each account once.
+struct Merged<'a, A: Iterator<Item = &'a String>, B: Iterator<Item = &'a String>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'a, A: Iterator<Item = &'a String>, B: Iterator<Item = &'a String>> Merged<'a, A, B> {
+    fn new(a: A, b: B) -> Self {
+        Self {
+            a: a.peekable(),
+            b: b.peekable(),
+        }
+    }
+}
+
+impl<'a, A: Iterator<Item = &'a String>, B: Iterator<Item = &'a String>> Iterator
+    for Merged<'a, A, B>
+{
+    type Item = &'a String;
+
+    fn next(&mut self) -> Option<&'a String> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(a), Some(b)) if a == b => {
+                self.b.next();
+                self.a.next()
+            }
+            (Some(a), Some(b)) if a < b => self.a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => self.b.next(),
+            (Some(_), None) => self.a.next(),
+            (None, None) => None,
+        }
     }
 }
 
@@ -516,8 +589,11 @@ pub(super) fn register_in(
         },
         per_account,
         owners: vec![owner],
-        chunks: BTreeMap::new(),
         joined: None,
+        lengths: BTreeMap::new(),
+        dirty: BTreeSet::new(),
+        #[cfg(test)]
+        renders: 0,
     }));
     let slot = state.slots.len() - 1;
     state.names.insert(name.to_string(), slot);

@@ -76,8 +76,10 @@ async fn the_status_page_shows_a_failing_account_with_its_reason_and_hint_in_a_b
         amount: rust_decimal::Decimal::new(1000, 0),
     }];
     let app = TestApp::spawn(&settings).await;
-    app.scrape_until("broken is down and main up", |m| {
+    // kraken_up of broken is 0 from the start: its first poll must also have ended.
+    app.scrape_until("broken polled and down, main up", |m| {
         m.get(r#"kraken_up{account="broken"}"#) == Some(0.0)
+            && m.get(r#"kraken_polls_total{account="broken"}"#) >= Some(1.0)
             && m.get(r#"kraken_up{account="main"}"#) == Some(1.0)
     })
     .await;
