@@ -455,18 +455,18 @@ pub const STATUS_REFRESH_SECONDS: u64 = 10;
 
 async fn landing_page(State(state): State<ServerState>) -> Html<Bytes> {
     let metrics_link = state.telemetry_path.trim_start_matches('/').to_string();
+    let head = landing_head(&metrics_link);
     Html(match state.status.as_ref() {
-        Some(status) => {
-            status
-                .page(move |tables| landing_html(tables, &metrics_link))
-                .await
-        }
-        None => Bytes::from(landing_html("", &metrics_link)),
+        Some(status) => status.page(head, LANDING_TAIL).await,
+        None => Bytes::from(head + LANDING_TAIL),
     })
 }
 
-/// The landing page around the status tables.
-fn landing_html(status: &str, metrics_link: &str) -> String {
+/// What ends the landing page, after the status tables.
+const LANDING_TAIL: &str = "</body>\n</html>\n";
+
+/// The landing page up to the status tables.
+fn landing_head(metrics_link: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -491,8 +491,6 @@ tr.above td.figure {{ background: #d4f0d4; }}
 <li><a href="health">Health</a>: 200 while the process runs</li>
 <li><a href="ready">Ready</a>: 200 once every account has been polled successfully</li>
 </ul>
-{status}</body>
-</html>
 "#,
         refresh = STATUS_REFRESH_SECONDS,
         version = env!("CARGO_PKG_VERSION"),

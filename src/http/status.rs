@@ -225,34 +225,46 @@ impl Status {
     }
 
     /// The landing page, its tables rendered at most once per [`RENDER_EVERY`] whoever asks (one
-    /// reader renders, on a blocking thread, while the others wait for its page) and framed by
-    /// `frame` into the whole page, which every reader within the second shares: browsers reloading
-    /// the page of a thousand accounts (megabytes) cost one render a second, no copy per reader, and
-    /// never hold up the pollers or a scrape.
-    pub async fn page(
-        self: &Arc<Self>,
-        frame: impl FnOnce(&str) -> String + Send + 'static,
-    ) -> Bytes {
+    /// reader renders, on a blocking thread, while the others wait for its page) between `head`
+    /// and `tail` into the whole page, which every reader within the second shares: browsers
+    /// reloading the page of a thousand accounts (megabytes) cost one render a second into one
+    /// buffer sized by the last page, no copy per reader, and never hold up the pollers or a scrape.
+    pub async fn page(self: &Arc<Self>, head: String, tail: &'static str) -> Bytes {
         let mut rendered = self.rendered.lock().await;
         if let Some((at, page)) = rendered.as_ref() {
             if at.elapsed() < RENDER_EVERY {
                 return page.clone();
             }
         }
+        let last = rendered.as_ref().map_or(0, |(_, page)| page.len());
         let status = Arc::clone(self);
-        let page = tokio::task::spawn_blocking(move || Bytes::from(frame(&status.render_html())))
-            .await
-            .unwrap_or_default();
+        let page = tokio::task::spawn_blocking(move || {
+            let mut html = String::with_capacity(last + last / 8);
+            html.push_str(&head);
+            status.render_html_into(&mut html);
+            html.push_str(tail);
+            crate::exposition::kept(html.into_bytes())
+        })
+        .await
+        .unwrap_or_default();
         *rendered = Some((std::time::Instant::now(), page.clone()));
         page
     }
 
     /// The HTML tables of the landing page: one row per account and endpoint, then each account's
     /// recent events, newest first. Renders a copy, so the pollers wait only for the copy.
+    #[cfg(test)]
     pub fn render_html(&self) -> String {
+        let mut html = String::new();
+        self.render_html_into(&mut html);
+        html
+    }
+
+    /// [`Status::render_html`] appended to `html`.
+    pub fn render_html_into(&self, html: &mut String) {
         let all = lock(&self.accounts).clone();
         let now = SystemTime::now();
-        let mut html = render_thresholds(&all);
+        html.push_str(&render_thresholds(&all));
         html.push_str(&render_notes(&all));
         html.push_str(
             "<h2>Accounts</h2>\n<table id=\"status\">\n<tr><th>Account</th><th>Endpoint</th><th>State</th><th>Last success</th><th>Last error</th><th>Hint</th><th>Next attempt</th></tr>\n",
@@ -319,7 +331,6 @@ impl Status {
             }
             html.push_str("</table>\n");
         }
-        html
     }
 }
 
@@ -431,7 +442,7 @@ mod tests {
     async fn readers_within_a_second_share_one_render_and_a_later_one_sees_what_changed() {
         let status = Arc::new(Status::default());
         status.configure(&[("desk", vec!["BalanceEx"])]);
-        let page = || status.page(|tables| format!("<body>{tables}</body>"));
+        let page = || status.page("<body>".to_string(), "</body>");
         let first = page().await;
         status.succeeded("desk", "BalanceEx", 3, Duration::ZERO);
         let second = page().await;
