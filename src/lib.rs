@@ -27,8 +27,9 @@
 //!   configuration. It never calls Kraken.
 //! - [`simulator`]: the simulated Kraken used by `--demo` and the tests; [`demo`]: the demo accounts.
 //! - [`app`]: `Application::build` / `run_until_stopped`, `--once`, `--check-config`; [`telemetry`]:
-//!   logging.
+//!   logging; [`allocator`]: the C allocator's settings for a long-running process.
 
+pub mod allocator;
 pub mod app;
 pub mod collectors;
 pub mod config;

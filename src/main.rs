@@ -96,6 +96,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    kraken_exporter::allocator::tune();
     kraken_exporter::config::forbid_core_dumps();
     // Before any thread starts: the secret variable is removed from the process once read.
     let environment = kraken_exporter::config::take_environment();
