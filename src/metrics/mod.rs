@@ -552,6 +552,45 @@ mod tests {
     }
 
     #[test]
+    fn a_scrape_splices_changed_accounts_between_the_kept_lines_of_the_others() {
+        let metrics = Metrics::new(&["a", "b", "c", "d", "e"]);
+        let (figure, _, _) = families(&metrics);
+        let row = |value: f64| [(vec!["x".to_string()], value)];
+        let lines = || {
+            let text = metrics.render_text();
+            text.lines()
+                .filter(|l| l.starts_with("test_figure{"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        metrics.update(|m| {
+            for (account, value) in [("b", 2.0), ("c", 3.0), ("e", 5.0)] {
+                figure.replace(m, account, &row(value));
+            }
+        });
+        assert_eq!(lines().len(), 3);
+        // a and d appear before and between kept accounts, c changes, e goes; b is copied.
+        metrics.update(|m| {
+            figure.replace(m, "a", &row(1.0));
+            figure.replace(m, "c", &row(30.0));
+            figure.replace(m, "d", &row(4.0));
+            figure.clear(m, "e");
+        });
+        let line = |account: &str, value: &str| {
+            format!(r#"test_figure{{account="{account}",kind="x"}} {value}"#)
+        };
+        assert_eq!(
+            lines(),
+            [
+                line("a", "1"),
+                line("b", "2"),
+                line("c", "30"),
+                line("d", "4")
+            ]
+        );
+    }
+
+    #[test]
     fn a_global_family_is_replaced_as_a_whole_and_has_no_account_label() {
         let metrics = Metrics::new(&["a"]);
         let prices =

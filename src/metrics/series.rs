@@ -250,10 +250,10 @@ impl Exported {
         // Where the next account's lines start in the old text (after its header).
         let mut at = self.header.plain().len().min(old.len());
         let mut lines = String::new();
-        let accounts = Merged::new(old_lengths.keys(), dirty.iter());
-        for account in accounts {
-            let old_length = old_lengths.get(account).copied().unwrap_or(0);
-            let length = if dirty.contains(account) {
+        let accounts = Merged::new(old_lengths.iter(), dirty.iter());
+        for (account, old_length, is_dirty) in accounts {
+            let old_length = old_length.unwrap_or(0);
+            let length = if is_dirty {
                 lines.clear();
                 self.render_into(account, &mut lines);
                 text.extend_from_slice(lines.as_bytes());
@@ -320,37 +320,52 @@ impl Exported {
     }
 }
 
-/// Two sorted sequences of accounts as one, each account once.
-struct Merged<'a, A: Iterator<Item = &'a String>, B: Iterator<Item = &'a String>> {
-    a: std::iter::Peekable<A>,
-    b: std::iter::Peekable<B>,
+/// The accounts of the last text (with their lengths) and the dirty ones as one sorted sequence,
+/// each account once: (account, its length in the last text, whether it is dirty).
+struct Merged<'a, A: Iterator<Item = (&'a String, &'a usize)>, B: Iterator<Item = &'a String>> {
+    old: std::iter::Peekable<A>,
+    dirty: std::iter::Peekable<B>,
 }
 
-impl<'a, A: Iterator<Item = &'a String>, B: Iterator<Item = &'a String>> Merged<'a, A, B> {
-    fn new(a: A, b: B) -> Self {
+impl<'a, A, B> Merged<'a, A, B>
+where
+    A: Iterator<Item = (&'a String, &'a usize)>,
+    B: Iterator<Item = &'a String>,
+{
+    fn new(old: A, dirty: B) -> Self {
         Self {
-            a: a.peekable(),
-            b: b.peekable(),
+            old: old.peekable(),
+            dirty: dirty.peekable(),
         }
     }
 }
 
-impl<'a, A: Iterator<Item = &'a String>, B: Iterator<Item = &'a String>> Iterator
-    for Merged<'a, A, B>
+impl<'a, A, B> Iterator for Merged<'a, A, B>
+where
+    A: Iterator<Item = (&'a String, &'a usize)>,
+    B: Iterator<Item = &'a String>,
 {
-    type Item = &'a String;
+    type Item = (&'a String, Option<usize>, bool);
 
-    fn next(&mut self) -> Option<&'a String> {
-        match (self.a.peek(), self.b.peek()) {
-            (Some(a), Some(b)) if a == b => {
-                self.b.next();
-                self.a.next()
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.old.peek(), self.dirty.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((old, _)), Some(dirty)) => (*old).cmp(*dirty),
+        };
+        Some(match order {
+            std::cmp::Ordering::Less => {
+                let (account, length) = self.old.next()?;
+                (account, Some(*length), false)
             }
-            (Some(a), Some(b)) if a < b => self.a.next(),
-            (Some(_), Some(_)) | (None, Some(_)) => self.b.next(),
-            (Some(_), None) => self.a.next(),
-            (None, None) => None,
-        }
+            std::cmp::Ordering::Equal => {
+                self.dirty.next();
+                let (account, length) = self.old.next()?;
+                (account, Some(*length), true)
+            }
+            std::cmp::Ordering::Greater => (self.dirty.next()?, None, true),
+        })
     }
 }
 
