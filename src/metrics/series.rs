@@ -10,9 +10,12 @@
 //!   balance series.
 //! - [`Histogram`]: a histogram per account (the poll durations).
 //!
-//! A change marks the account's chunk of the family; [`Metrics::update`](super::Metrics::update)
-//! re-renders the marked chunks only, so an update costs what it changed, whatever the number of
-//! accounts. The bookkeeping lives in the one [`State`](super::State) that `update` locks.
+//! A change marks the account's part of the family. A histogram's chunk is rendered again when
+//! [`Metrics::update`](super::Metrics::update) ends; a gauge or counter family is one text (its only
+//! rendered copy), and the next scrape renders the marked accounts' lines into it and copies
+//! everyone else's from the last text. Either way an update or a scrape renders what changed,
+//! whatever the number of accounts. The bookkeeping lives in the one [`State`](super::State) that
+//! `update` locks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
