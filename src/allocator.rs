@@ -24,3 +24,26 @@ pub fn tune() {
         }
     }
 }
+
+/// Gives the pages of freed memory back to the system (glibc only), at most once a second whoever
+/// asks: called after large texts were made and dropped (a scrape of a newer version, the status
+/// page), so what a burst of work used is not kept resident until the next burst. A trim walks the
+/// free lists: once a second it costs nothing a scrape would notice.
+pub fn give_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::time::{SystemTime, UNIX_EPOCH};
+        static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if LAST_SECOND.swap(second, Ordering::Relaxed) == second {
+            return;
+        }
+        // SAFETY: malloc_trim takes no pointers; glibc serialises it with every other allocator call.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}

@@ -243,7 +243,9 @@ impl Status {
             html.push_str(&head);
             status.render_html_into(&mut html);
             html.push_str(tail);
-            crate::exposition::kept(html.into_bytes())
+            let page = crate::exposition::kept(html.into_bytes());
+            crate::allocator::give_back();
+            page
         })
         .await
         .unwrap_or_default();

@@ -104,6 +104,9 @@ impl Metrics {
             exposition.published = parts.into();
             exposition.published_gzip = Arc::default();
             exposition.version = Some(state.version);
+            drop(state);
+            // The texts of the version before are freed (unless a scrape still sends them).
+            crate::allocator::give_back();
         }
         if exposition
             .process_rendered_at
