@@ -177,7 +177,6 @@ impl Changes<'_> {
                 self.mark(index, account);
             }
         }
-        self.state.version += 1;
     }
 }
 
@@ -264,6 +263,17 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("# TYPE test_rows gauge").count(), 1);
+    }
+
+    #[test]
+    fn clearing_an_endpoint_that_owns_only_rendered_rows_publishes_their_removal() {
+        let metrics = Metrics::new(&["a"]);
+        let (_, rendered, _) = families(&metrics);
+        metrics.update(|m| rendered.replace(m, "a", rows("a", &[("r1", 1.0)])));
+        assert!(metrics.render_text().contains("test_rows{"));
+        metrics.update(|m| m.clear_endpoint("a", "E", false));
+        let text = metrics.render_text();
+        assert!(!text.contains("test_rows{"), "{text}");
     }
 
     #[test]
@@ -484,8 +494,12 @@ mod tests {
             "{text}"
         );
         metrics.update(|m| m.clear_endpoint("a", "Y", false));
-        let text = metrics.render_text();
+        let cleared = metrics.scrape();
+        let text = cleared.text();
         assert!(!text.contains(r#"api="futures""#), "{text}");
+        // Clearing what is already gone changes nothing: the published parts are the same.
+        metrics.update(|m| m.clear_endpoint("a", "Y", false));
+        assert!(Arc::ptr_eq(&cleared.published, &metrics.scrape().published));
         assert!(
             text.contains(r#"test_shared{account="a",api="spot"} 2"#),
             "{text}"

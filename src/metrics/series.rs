@@ -86,7 +86,7 @@ impl Slot {
     }
 
     /// Removes the account's series `endpoint` owns (its configured ones too with `configured`);
-    /// whether a chunk must be rendered again.
+    /// whether any were removed (the account's part of the family is then marked).
     pub(super) fn clear_endpoint(
         &mut self,
         account: &str,
@@ -104,10 +104,8 @@ impl Slot {
                 changed
             }
             Self::Rendered(rendered) => {
-                if rendered.scope.cleared_by(endpoint, configured) {
-                    rendered.chunks.remove(account);
-                }
-                false
+                rendered.scope.cleared_by(endpoint, configured)
+                    && rendered.chunks.remove(account).is_some()
             }
             Self::Histogram(_) => false,
         }
