@@ -3,18 +3,18 @@
 //! ([`publish`]). Nothing here knows a Kraken endpoint or its figures: each collector registers and
 //! fills its own families (`crate::collectors`).
 //!
-//! **One render path, publishing proportional to the change.** Every family is rendered by hand, per
-//! account: balance families and histograms into a chunk per account (and family), a gauge or counter
-//! family into one text in which each account has its range. Everything that changes lives in one
-//! [`State`] behind one lock (as mini-redis keeps its `Mutex<State>`). State changes only through
-//! [`Metrics::update`], whose closure gets a [`Changes`] handle (the only way to reach the setters);
-//! a setter marks the account's part of the family it changed; `update` renders the marked
-//! histogram chunks and moves the version on. The first scrape of a newer version renders the marked
-//! accounts' lines of each gauge or counter family into the family's one text (that account's, that
-//! family's: nothing else; the other accounts' lines are copied) and joins the parts once (references
-//! to shared bytes), outside any update, so an update costs what it changed whatever the number of
-//! accounts, and no caller can change a value and forget to publish it. Only the process metrics go
-//! through the `prometheus` crate's encoder.
+//! **One render path, publishing proportional to the change.** Every family is rendered by hand,
+//! per account: balance families and histograms into a chunk per account (and family), a gauge or
+//! counter family into one text in which each account has its range. Everything that changes lives
+//! in one [`State`] behind one lock (as mini-redis keeps its `Mutex<State>`). State changes only
+//! through [`Metrics::update`], whose closure gets a [`Changes`] handle (the only way to reach the
+//! setters); a setter marks the account's part of the family it changed; `update` renders the
+//! marked histogram chunks and moves the version on. The first scrape of a newer version renders
+//! the marked accounts' lines of each gauge or counter family into the family's one text (that
+//! account's, that family's: nothing else; the other accounts' lines are copied) and joins the
+//! parts once (references to shared bytes), outside any update, so an update costs what it changed
+//! whatever the number of accounts, and no caller can change a value and forget to publish it. Only
+//! the process metrics go through the `prometheus` crate's encoder.
 
 mod health;
 mod publish;
