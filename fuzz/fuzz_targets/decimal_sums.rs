@@ -4,7 +4,7 @@
 
 use kraken_exporter::kraken::assets::{label_all_with, AssetNames};
 use kraken_exporter::kraken::AssetBalance;
-use kraken_exporter::valuation::{value_holdings, Holdings, Market};
+use kraken_exporter::valuation::{value_holdings, HeldRow, Holdings, Market};
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
 
@@ -40,7 +40,12 @@ fuzz_target!(|data: &[u8]| {
     let price = data.get(..13).map_or(Decimal::ONE, decimal);
     let market = Market::from_prices([("XBT", "USD", price), ("USD", "EUR", price)]);
     let holdings = Holdings {
-        rows: labelled.labels.into_iter().zip(rows).collect(),
+        rows: labelled
+            .labels
+            .into_iter()
+            .zip(&rows)
+            .map(|(labels, row)| HeldRow::new(labels, row))
+            .collect(),
         spendable,
     };
     let _ = value_holdings(&market, &["USD".to_string(), "EUR".to_string()], &holdings);
