@@ -95,7 +95,8 @@ impl Metrics {
             }
         }
         let mut exposition = crate::sync::write(&self.exposition);
-        if exposition.version != Some(newest) {
+        let joined = exposition.version != Some(newest);
+        if joined {
             let mut state = crate::sync::lock(&self.state);
             let mut parts = Vec::with_capacity(exposition.published.len());
             for slot in &mut state.slots {
@@ -104,9 +105,6 @@ impl Metrics {
             exposition.published = parts.into();
             exposition.published_gzip = Arc::default();
             exposition.version = Some(state.version);
-            drop(state);
-            // The texts of the version before are freed (unless a scrape still sends them).
-            crate::allocator::give_back();
         }
         if exposition
             .process_rendered_at
@@ -115,11 +113,18 @@ impl Metrics {
             exposition.process = Encoded::of(encode(&self.process_registry));
             exposition.process_rendered_at = Some(now);
         }
-        Scrape {
+        let scrape = Scrape {
             published: Arc::clone(&exposition.published),
             published_gzip: Arc::clone(&exposition.published_gzip),
             process: exposition.process.clone(),
+        };
+        drop(exposition);
+        if joined {
+            // The texts of the version before are freed (unless a scrape still sends them); the
+            // trim runs outside the lock other scrapes wait on.
+            crate::allocator::give_back();
         }
+        scrape
     }
 
     /// The full exposition as one string (for `--once` and tests).
