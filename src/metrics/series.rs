@@ -219,6 +219,11 @@ struct Owner {
 /// value.
 type Rows = Vec<(Box<str>, f64)>;
 
+/// Where the row of `key` is in `rows`, or where it would go.
+fn find(rows: &Rows, key: &str) -> Result<usize, usize> {
+    rows.binary_search_by(|(k, _)| (**k).cmp(key))
+}
+
 impl Exported {
     /// The key of a row: its label values (after `account`, in registration order) rendered as
     /// pairs in the order of the label names, as the `prometheus` crate writes them.
@@ -251,7 +256,7 @@ impl Exported {
         // Where the next account's lines start in the old text (after its header).
         let mut at = self.header.plain().len().min(old.len());
         let mut lines = String::new();
-        let accounts = Merged::new(old_lengths.iter(), dirty.iter());
+        let accounts = Merged::new(&old_lengths, &dirty);
         for (account, old_length, is_dirty) in accounts {
             let old_length = old_length.unwrap_or(0);
             let length = if is_dirty {
@@ -323,29 +328,21 @@ impl Exported {
 
 /// The accounts of the last text (with their lengths) and the dirty ones as one sorted sequence,
 /// each account once: (account, its length in the last text, whether it is dirty).
-struct Merged<'a, A: Iterator<Item = (&'a String, &'a usize)>, B: Iterator<Item = &'a String>> {
-    old: std::iter::Peekable<A>,
-    dirty: std::iter::Peekable<B>,
+struct Merged<'a> {
+    old: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, usize>>,
+    dirty: std::iter::Peekable<std::collections::btree_set::Iter<'a, String>>,
 }
 
-impl<'a, A, B> Merged<'a, A, B>
-where
-    A: Iterator<Item = (&'a String, &'a usize)>,
-    B: Iterator<Item = &'a String>,
-{
-    fn new(old: A, dirty: B) -> Self {
+impl<'a> Merged<'a> {
+    fn new(old: &'a BTreeMap<String, usize>, dirty: &'a BTreeSet<String>) -> Self {
         Self {
-            old: old.peekable(),
-            dirty: dirty.peekable(),
+            old: old.iter().peekable(),
+            dirty: dirty.iter().peekable(),
         }
     }
 }
 
-impl<'a, A, B> Iterator for Merged<'a, A, B>
-where
-    A: Iterator<Item = (&'a String, &'a usize)>,
-    B: Iterator<Item = &'a String>,
-{
+impl<'a> Iterator for Merged<'a> {
     type Item = (&'a String, Option<usize>, bool);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -492,7 +489,7 @@ impl AccountSeries {
             Some(rows) => rows,
             None => owner.rows.entry(account.to_string()).or_default(),
         };
-        match rows.binary_search_by(|(k, _)| (**k).cmp(&*key)) {
+        match find(rows, &key) {
             Ok(at) => match new(Some(rows[at].1)) {
                 Some(value) => rows[at].1 = value,
                 None => return,
@@ -519,7 +516,7 @@ impl AccountSeries {
         let Some(rows) = owner.rows.get_mut(account) else {
             return;
         };
-        let Ok(at) = rows.binary_search_by(|(k, _)| (**k).cmp(&*key)) else {
+        let Ok(at) = find(rows, &key) else {
             return;
         };
         rows.remove(at);
@@ -541,7 +538,7 @@ impl AccountSeries {
         };
         let key = exported.key(labels);
         let rows = exported.owners[self.owner].rows.get(account)?;
-        let at = rows.binary_search_by(|(k, _)| (**k).cmp(&*key)).ok()?;
+        let at = find(rows, &key).ok()?;
         Some(rows[at].1)
     }
 
