@@ -253,8 +253,7 @@ impl Status {
         page
     }
 
-    /// The HTML tables of the landing page: one row per account and endpoint, then each account's
-    /// recent events, newest first. Renders a copy, so the pollers wait only for the copy.
+    /// The tables as a text of their own (tests).
     #[cfg(test)]
     pub fn render_html(&self) -> String {
         let mut html = String::new();
@@ -262,7 +261,9 @@ impl Status {
         html
     }
 
-    /// [`Status::render_html`] appended to `html`.
+    /// The HTML tables of the landing page: one row per account and endpoint, then each account's
+    /// recent events, newest first, appended to `html`. Renders from a copy, so the pollers wait
+    /// only for the copy.
     pub fn render_html_into(&self, html: &mut String) {
         let all = lock(&self.accounts).clone();
         let now = SystemTime::now();

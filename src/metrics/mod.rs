@@ -215,6 +215,15 @@ mod tests {
         )
     }
 
+    /// The lines of the exposition that start with `prefix`, in order.
+    fn lines_of(metrics: &Metrics, prefix: &str) -> Vec<String> {
+        let text = metrics.render_text();
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
     fn rows(account: &str, values: &[(&str, f64)]) -> Vec<crate::exposition::Encoded> {
         let rendered: Vec<(String, f64)> = values
             .iter()
@@ -536,11 +545,7 @@ mod tests {
             futures.add(m, "a", labels("USD", "a\"b"), 0.5);
             futures.add(m, "a", labels("USD", "DOT"), 4.0);
         });
-        let text = metrics.render_text();
-        let lines: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("test_key{"))
-            .collect();
+        let lines = lines_of(&metrics, "test_key{");
         assert_eq!(
             lines,
             [
@@ -557,11 +562,7 @@ mod tests {
             spot.replace(m, "a", &[]);
             futures.remove(m, "a", &labels("USD", "DOT"));
         });
-        let text = metrics.render_text();
-        let lines: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("test_key{"))
-            .collect();
+        let lines = lines_of(&metrics, "test_key{");
         assert_eq!(
             lines,
             [r#"test_key{account="a",asset="a\"b",quote="USD"} 3.5"#]
@@ -573,13 +574,7 @@ mod tests {
         let metrics = Metrics::new(&["a", "b", "c", "d", "e"]);
         let (figure, _, _) = families(&metrics);
         let row = |value: f64| [(vec!["x".to_string()], value)];
-        let lines = || {
-            let text = metrics.render_text();
-            text.lines()
-                .filter(|l| l.starts_with("test_figure{"))
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        };
+        let lines = || lines_of(&metrics, "test_figure{");
         metrics.update(|m| {
             for (account, value) in [("b", 2.0), ("c", 3.0), ("e", 5.0)] {
                 figure.replace(m, account, &row(value));
