@@ -1,7 +1,8 @@
 //! What the landing page shows about each account (as blackbox_exporter's page does for its probes):
 //! the threshold closest to paging (its figure against its minimum, red when below); per endpoint,
 //! up or down, the last success, the last error with its reason and hint; the next attempt; and the
-//! account's recent poll events. The pollers write it, the server renders it as
+//! recent poll events of all accounts (each keeps its last [`EVENTS_KEPT`]; the page shows the newest
+//! [`EVENTS_SHOWN`] of them). The pollers write it, the server renders it as
 //! plain HTML, every text escaped. It holds what the log holds and nothing more: error messages are
 //! already scrubbed of the request's secrets, and no key is ever recorded.
 
@@ -18,6 +19,9 @@ use crate::sync::lock;
 
 /// How many poll events each account keeps.
 pub const EVENTS_KEPT: usize = 12;
+
+/// How many of all accounts' poll events the page shows, newest first: every event of ten accounts.
+pub const EVENTS_SHOWN: usize = 10 * EVENTS_KEPT;
 
 /// The status of every configured account.
 #[derive(Default)]
@@ -261,8 +265,8 @@ impl Status {
         html
     }
 
-    /// The HTML tables of the landing page: one row per account and endpoint, then each account's
-    /// recent events, newest first, appended to `html`. Renders from a copy, so the pollers wait
+    /// The HTML tables of the landing page: one row per account and endpoint, then the recent
+    /// polls of all accounts, newest first, appended to `html`. Renders from a copy, so the pollers wait
     /// only for the copy.
     pub fn render_html_into(&self, html: &mut String) {
         let all = lock(&self.accounts).clone();
@@ -304,37 +308,52 @@ impl Status {
                 );
             }
         }
-        html.push_str("</table>\n<h2>Recent polls</h2>\n");
-        for (account, status) in all.iter() {
-            let _ = writeln!(
-                html,
-                "<h3>{}</h3>\n<table class=\"events\">\n<tr><th>When</th><th>Endpoint</th><th>Outcome</th><th>Took</th></tr>",
-                escape(account)
-            );
-            if status.events.is_empty() {
-                html.push_str("<tr><td colspan=\"4\">no poll yet</td></tr>\n");
-            }
-            for event in &status.events {
-                let outcome = match &event.outcome {
-                    Ok(items) => format!("ok, {items} rows"),
-                    Err(failure) => format!(
-                        "<code>{}</code>: {}",
-                        escape(failure.reason),
-                        escape(&failure.message)
-                    ),
-                };
-                let _ = writeln!(
-                    html,
-                    "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{outcome}</td><td>{} ms</td></tr>",
-                    if event.outcome.is_ok() { "up" } else { "down" },
-                    ago(event.at, now),
-                    escape(event.endpoint),
-                    event.took.as_millis()
-                );
-            }
-            html.push_str("</table>\n");
-        }
+        html.push_str("</table>\n");
+        render_events(&all, now, html);
     }
+}
+
+/// The newest [`EVENTS_SHOWN`] polls of all accounts, newest first, as one table (each account
+/// keeps its last [`EVENTS_KEPT`]): a handful of accounts show every poll they keep, a thousand
+/// the last second or so of polling instead of twelve thousand rows (megabytes a browser reloads
+/// every ten seconds; each failing endpoint's last error stays in the table above).
+fn render_events(all: &BTreeMap<String, AccountStatus>, now: SystemTime, html: &mut String) {
+    let mut events: Vec<(&str, &Event)> = all
+        .iter()
+        .flat_map(|(account, status)| status.events.iter().map(move |e| (account.as_str(), e)))
+        .collect();
+    let newest_first = |a: &(&str, &Event), b: &(&str, &Event)| b.1.at.cmp(&a.1.at);
+    if events.len() > EVENTS_SHOWN {
+        events.select_nth_unstable_by(EVENTS_SHOWN - 1, newest_first);
+        events.truncate(EVENTS_SHOWN);
+    }
+    events.sort_by(newest_first);
+    html.push_str(
+        "<h2>Recent polls</h2>\n<table id=\"events\">\n<tr><th>When</th><th>Account</th><th>Endpoint</th><th>Outcome</th><th>Took</th></tr>\n",
+    );
+    if events.is_empty() {
+        html.push_str("<tr><td colspan=\"5\">no poll yet</td></tr>\n");
+    }
+    for (account, event) in events {
+        let outcome = match &event.outcome {
+            Ok(items) => format!("ok, {items} rows"),
+            Err(failure) => format!(
+                "<code>{}</code>: {}",
+                escape(failure.reason),
+                escape(&failure.message)
+            ),
+        };
+        let _ = writeln!(
+            html,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{outcome}</td><td>{} ms</td></tr>",
+            if event.outcome.is_ok() { "up" } else { "down" },
+            ago(event.at, now),
+            escape(account),
+            escape(event.endpoint),
+            event.took.as_millis()
+        );
+    }
+    html.push_str("</table>\n");
 }
 
 /// The table of each account's threshold closest to paging: the one with the least headroom (its
@@ -513,7 +532,7 @@ mod tests {
             "{html}"
         );
         assert!(
-            !html.contains("<td>main</td><td>TradeBalance</td>"),
+            !html.contains("<td>main</td><td>TradeBalance</td><td class=\"state\">"),
             "{html}"
         );
     }
@@ -574,5 +593,34 @@ mod tests {
         let newest = format!("ok, {} rows", EVENTS_KEPT + 4);
         assert!(html.find(&newest) < html.find("ok, 5 rows"), "{html}");
         assert!(!html.contains("ok, 4 rows"), "{html}");
+    }
+
+    #[test]
+    fn the_page_shows_the_newest_polls_of_all_accounts_in_one_table() {
+        let status = Status::default();
+        let accounts: Vec<String> = (0..20).map(|n| format!("desk-{n:02}")).collect();
+        let configured: Vec<(&str, Vec<&'static str>)> = accounts
+            .iter()
+            .map(|a| (a.as_str(), vec!["BalanceEx"]))
+            .collect();
+        status.configure(&configured);
+        // Account by account, so the last ten accounts' polls are the newest.
+        for account in &accounts {
+            for items in 0..EVENTS_KEPT {
+                status.succeeded(account, "BalanceEx", items, Duration::ZERO);
+            }
+        }
+        let html = status.render_html();
+        let events = &html[html.find("<h2>Recent polls</h2>").expect("events table")..];
+        assert_eq!(events.matches("ok, ").count(), EVENTS_SHOWN, "{events}");
+        assert!(!events.contains("<td>desk-09</td>"), "{events}");
+        assert!(events.contains("<td>desk-10</td>"), "{events}");
+        // Newest first: the last account's last poll leads.
+        let first = events.find("<td>desk-19</td>").unwrap();
+        assert!(first < events.find("<td>desk-10</td>").unwrap(), "{events}");
+        assert!(events[first..].starts_with(&format!(
+            "<td>desk-19</td><td>BalanceEx</td><td>ok, {} rows</td>",
+            EVENTS_KEPT - 1
+        )));
     }
 }
