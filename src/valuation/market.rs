@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 
 use crate::kraken::assets::AssetNames;
 use crate::kraken::public::PairInfo;
-use crate::kraken::{AssetBalance, AssetLabels};
+use crate::kraken::{AssetBalance, AssetFamily, AssetLabels};
 
 /// Stablecoins and the currency they are pegged to.
 const PEGS: &[(&str, &str)] = &[
@@ -207,10 +207,12 @@ pub struct Holdings {
 }
 
 /// One balance row as valuation keeps it between prices: the two amounts it values, not the whole
-/// row (kept for every account, so 1,000 accounts of 50 assets keep 50,000 of them).
+/// row (kept for every account, so 1,000 accounts of 50 assets keep 50,000 of them), and its asset
+/// interned (those 50,000 rows name a few dozen assets: one shared name each, not a string per row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldRow {
-    pub labels: AssetLabels,
+    pub asset: Arc<str>,
+    pub family: AssetFamily,
     pub balance: Decimal,
     pub available: Decimal,
 }
@@ -218,11 +220,33 @@ pub struct HeldRow {
 impl HeldRow {
     pub fn new(labels: AssetLabels, row: &AssetBalance) -> Self {
         Self {
-            labels,
+            asset: intern(&labels.asset),
+            family: labels.family,
             balance: row.balance,
             available: row.available(),
         }
     }
+
+    /// The row's labels as the balance series have them.
+    pub fn labels(&self) -> AssetLabels {
+        AssetLabels {
+            asset: self.asset.to_string(),
+            family: self.family.clone(),
+        }
+    }
+}
+
+/// The one shared copy of an asset's name. Every name Kraken ever answered stays (its list of
+/// assets: a few hundred names at most, the price of sharing them).
+fn intern(asset: &str) -> Arc<str> {
+    static NAMES: Mutex<BTreeSet<Arc<str>>> = Mutex::new(BTreeSet::new());
+    let mut names = crate::sync::lock(&NAMES);
+    if let Some(name) = names.get(asset) {
+        return Arc::clone(name);
+    }
+    let name: Arc<str> = Arc::from(asset);
+    names.insert(Arc::clone(&name));
+    name
 }
 
 /// The valued assets of `holdings` (each once).
@@ -230,8 +254,8 @@ fn valued_assets(holdings: &Holdings) -> BTreeSet<String> {
     holdings
         .rows
         .iter()
-        .filter(|row| row.labels.family.is_valued())
-        .map(|row| row.labels.asset.clone())
+        .filter(|row| row.family.is_valued())
+        .map(|row| row.asset.to_string())
         .collect()
 }
 
@@ -271,11 +295,10 @@ pub fn value_holdings(
             });
         }
     }
-    for row in holdings.rows.iter().filter(|r| r.labels.family.is_valued()) {
-        let labels = &row.labels;
+    for row in holdings.rows.iter().filter(|r| r.family.is_valued()) {
         let mut priced_everywhere = true;
         for quote in quotes {
-            let priced = market.price(&labels.asset, quote).and_then(|(price, _)| {
+            let priced = market.price(&row.asset, quote).and_then(|(price, _)| {
                 Some((
                     row.balance.checked_mul(price)?,
                     row.available.checked_mul(price)?,
@@ -283,14 +306,14 @@ pub fn value_holdings(
             });
             match priced {
                 Some((value, available_value)) => values.rows.push(ValueRow {
-                    labels: labels.clone(),
+                    labels: row.labels(),
                     quote: quote.clone(),
                     value,
                     available_value,
                 }),
                 None => {
                     priced_everywhere = false;
-                    missing.push((labels.asset.clone(), quote.clone()));
+                    missing.push((row.asset.to_string(), quote.clone()));
                 }
             }
         }
