@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -28,7 +28,9 @@ pub struct Encoded {
 #[derive(Debug, Default)]
 struct EncodedInner {
     plain: Bytes,
-    gzip: OnceLock<Bytes>,
+    /// Compressed by the first caller; then possibly the same bytes inside a buffer that joins
+    /// several members ([`Encoded::share_gzip`]).
+    gzip: Mutex<Option<Bytes>>,
 }
 
 impl Encoded {
@@ -37,7 +39,7 @@ impl Encoded {
         Self {
             inner: Arc::new(EncodedInner {
                 plain: kept(plain.into()),
-                gzip: OnceLock::new(),
+                gzip: Mutex::new(None),
             }),
         }
     }
@@ -47,14 +49,25 @@ impl Encoded {
     }
 
     /// The gzip member, compressed by the first caller: once per text, however many scrapes ask.
-    pub fn gzip(&self) -> &Bytes {
-        self.inner.gzip.get_or_init(|| {
-            if self.inner.plain.is_empty() {
-                Bytes::new()
-            } else {
-                gzip(&self.inner.plain)
-            }
-        })
+    pub fn gzip(&self) -> Bytes {
+        let mut member = crate::sync::lock(&self.inner.gzip);
+        member
+            .get_or_insert_with(|| {
+                if self.inner.plain.is_empty() {
+                    Bytes::new()
+                } else {
+                    gzip(&self.inner.plain)
+                }
+            })
+            .clone()
+    }
+
+    /// Keeps `member`, the same bytes as the gzip member (a slice of a buffer that joins several
+    /// members), instead of the member's own copy: the compressed text is then in memory once.
+    pub fn share_gzip(&self, member: Bytes) {
+        let mut kept = crate::sync::lock(&self.inner.gzip);
+        debug_assert!(kept.as_ref().is_none_or(|own| *own == member));
+        *kept = Some(member);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -402,6 +402,42 @@ mod tests {
     }
 
     #[test]
+    fn the_compressed_text_is_kept_once_and_a_kept_part_is_copied_from_it_into_the_next_join() {
+        use std::io::Read;
+        let metrics = Metrics::new(&["a", "b"]);
+        let (_, rendered, _) = families(&metrics);
+        metrics.update(|m| {
+            rendered.replace(m, "a", rows("a", &[("r1", 1.5)]));
+            rendered.replace(m, "b", rows("b", &[("r1", 2.5)]));
+        });
+        // Every part's member is a slice of the joined buffer, not a copy of its own.
+        let inside = |scrape: &Scrape| {
+            let joined = scrape.gzip()[0].clone();
+            let range = joined.as_ptr() as usize..joined.as_ptr() as usize + joined.len() + 1;
+            scrape
+                .published
+                .iter()
+                .filter(|part| !part.is_empty())
+                .all(|part| range.contains(&(part.gzip().as_ptr() as usize)))
+        };
+        let first = metrics.scrape();
+        assert!(inside(&first));
+        // A new version keeps b's part and renders a's: its join holds both, decoded as the text.
+        metrics.update(|m| rendered.replace(m, "a", rows("a", &[("r1", 3.5)])));
+        let second = metrics.scrape();
+        assert!(!Arc::ptr_eq(&first.published, &second.published));
+        let gzip: Vec<u8> = second.gzip().concat();
+        assert!(inside(&second));
+        let mut decoded = String::new();
+        flate2::read::MultiGzDecoder::new(&gzip[..])
+            .read_to_string(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded.as_bytes(), &second.plain().concat()[..]);
+        assert!(decoded.contains(r#"test_rows{account="a",row="r1"} 3.5"#));
+        assert!(decoded.contains(r#"test_rows{account="b",row="r1"} 2.5"#));
+    }
+
+    #[test]
     fn scrapes_share_the_rendered_bytes_and_an_update_renders_only_what_it_changed() {
         let metrics = Metrics::new(&["a", "b"]);
         let first = metrics.scrape();

@@ -49,17 +49,25 @@ impl Scrape {
 
     /// The gzip body: the published parts' members joined into one buffer (once per version: the
     /// compressed text is small, and one buffer is written far faster than hundreds of small ones),
-    /// then the process part's member.
+    /// then the process part's member. Each part then keeps its member as a slice of that buffer,
+    /// so the compressed text is in memory once, and the next version's join copies the members
+    /// of the parts it keeps from it.
     pub fn gzip(&self) -> Vec<Bytes> {
         let published = self.published_gzip.get_or_init(|| {
-            let members: Vec<&Bytes> = self.published.iter().map(Encoded::gzip).collect();
+            let members: Vec<Bytes> = self.published.iter().map(Encoded::gzip).collect();
             let mut joined = Vec::with_capacity(members.iter().map(|m| m.len()).sum());
-            for member in members {
+            for member in &members {
                 joined.extend_from_slice(member);
             }
-            Bytes::from(joined)
+            let joined = Bytes::from(joined);
+            let mut at = 0;
+            for (part, member) in self.published.iter().zip(&members) {
+                part.share_gzip(joined.slice(at..at + member.len()));
+                at += member.len();
+            }
+            joined
         });
-        vec![published.clone(), self.process.gzip().clone()]
+        vec![published.clone(), self.process.gzip()]
     }
 
     fn parts(&self) -> impl Iterator<Item = &Encoded> {
