@@ -4,7 +4,7 @@
 # poll round (a quiet window of ROUNDS rounds, nothing scraping but this script), calls made against
 # calls due in that window (counted at the simulator: BalanceEx and the futures wallets of every
 # account each round), /metrics p50/p99 while polling, and again while 16 clients load the status page
-# /, and the exporter's resident memory. Prints a Markdown table (see BENCHMARKS.md).
+# /, each plain and with gzip (as Prometheus asks), and the exporter's resident memory. Prints a Markdown table (see BENCHMARKS.md).
 #
 #   bench/scale.sh                      # SIZES="100 300 1000" INTERVAL=10 ROUNDS=3 LOAD_SECONDS=10
 #
@@ -35,10 +35,14 @@ status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 received() { awk '{print $1}' "$1/requests"; }
 now() { date +%s.%N; }
 
-# Runs wrk on a URL; prints "p50_ms p99_ms".
-latency() { # url seconds connections
+# Runs wrk on a URL (with gzip, "Accept-Encoding: gzip" as Prometheus sends); prints "p50_ms p99_ms".
+latency() { # url seconds connections [gzip]
   local out
-  out=$(wrk -t1 -c"$3" -d"$2"s --latency "$1")
+  if [ -n "${4:-}" ]; then
+    out=$(wrk -t1 -c"$3" -d"$2"s --latency -H 'Accept-Encoding: gzip' "$1")
+  else
+    out=$(wrk -t1 -c"$3" -d"$2"s --latency "$1")
+  fi
   printf '%s %s\n' "$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")" \
     "$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
 }
@@ -47,8 +51,8 @@ latency() { # url seconds connections
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "exporter $(git rev-parse --short HEAD 2>/dev/null || echo unknown); poll_interval ${INTERVAL}s, $ASSETS assets and a futures key per account, quote_currencies [USD]"
 echo
-echo "| accounts | CPU per poll round (ms) | calls made / due | /metrics p50 / p99 while polling (ms) | p50 / p99 while / is loaded (ms) | /metrics bytes | RSS (KiB) | peak RSS (KiB) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| accounts | CPU per poll round (ms) | calls made / due | /metrics p50 / p99 while polling (ms) | p50 / p99 while / is loaded (ms) | gzip p50 / p99 while polling (ms) | gzip p50 / p99 while / is loaded (ms) | /metrics bytes (gzip) | RSS (KiB) | peak RSS (KiB) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 port=19950
 for accounts in $SIZES; do
   port=$((port + 1))
@@ -78,13 +82,16 @@ for accounts in $SIZES; do
       printf "%.1f %d %d\n", t / hz * 1000 / rounds, c, a * 2 * rounds }')
 
   read -r p50 p99 < <(latency "http://127.0.0.1:$port/metrics" "$LOAD_SECONDS" 2)
-  wrk -t1 -c16 -d"$((LOAD_SECONDS + 2))"s "http://127.0.0.1:$port/" >/dev/null &
+  read -r gp50 gp99 < <(latency "http://127.0.0.1:$port/metrics" "$LOAD_SECONDS" 2 gzip)
+  wrk -t1 -c16 -d"$((2 * LOAD_SECONDS + 2))"s "http://127.0.0.1:$port/" >/dev/null &
   page=$!
   sleep 1
   read -r lp50 lp99 < <(latency "http://127.0.0.1:$port/metrics" "$LOAD_SECONDS" 2)
+  read -r lgp50 lgp99 < <(latency "http://127.0.0.1:$port/metrics" "$LOAD_SECONDS" 2 gzip)
   wait "$page" || true
   bytes=$(curl -s "http://127.0.0.1:$port/metrics" | wc -c)
-  echo "| $accounts | $cpu_ms | $made / $due ($(awk -v m="$made" -v d="$due" 'BEGIN {printf "%.1f %%", 100 * m / d}')) | $p50 / $p99 | $lp50 / $lp99 | $bytes | $(status_kib "$exporter" VmRSS) | $(status_kib "$exporter" VmHWM) |"
+  gzip_bytes=$(curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/metrics" | wc -c)
+  echo "| $accounts | $cpu_ms | $made / $due ($(awk -v m="$made" -v d="$due" 'BEGIN {printf "%.1f %%", 100 * m / d}')) | $p50 / $p99 | $lp50 / $lp99 | $gp50 / $gp99 | $lgp50 / $lgp99 | $bytes ($gzip_bytes) | $(status_kib "$exporter" VmRSS) | $(status_kib "$exporter" VmHWM) |"
   kill "$exporter" "$sim" 2>/dev/null || true
   wait "$exporter" "$sim" 2>/dev/null || true
 done
