@@ -472,16 +472,16 @@ impl Collector for BalanceExCollector {
         // Valued inside the update, so values and the price task's revaluations are published in
         // the order they were computed.
         if let Some(valuation) = &self.shared.valuation {
-            let holdings = Holdings {
-                rows: labelled
-                    .labels
-                    .into_iter()
-                    .zip(&balances.assets)
-                    .filter(|(labels, _)| labels.family.is_valued())
-                    .map(|(labels, row)| HeldRow::new(labels, row))
-                    .collect(),
-                spendable,
-            };
+            let mut rows: Vec<HeldRow> = labelled
+                .labels
+                .into_iter()
+                .zip(&balances.assets)
+                .filter(|(labels, _)| labels.family.is_valued())
+                .map(|(labels, row)| HeldRow::new(labels, row))
+                .collect();
+            // Kept until the next answer, for every account: without the spare room of growth.
+            rows.shrink_to_fit();
+            let holdings = Holdings { rows, spendable };
             if let Some((values, prices)) = valuation.set_holdings(account, holdings) {
                 let families = &self.shared.valuation_families;
                 families.replace_values(metrics, account, &values);

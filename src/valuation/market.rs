@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 
 use crate::kraken::assets::AssetNames;
 use crate::kraken::public::PairInfo;
-use crate::kraken::{AssetBalance, AssetFamily, AssetLabels};
+use crate::kraken::{AssetBalance, AssetLabels};
 
 /// Stablecoins and the currency they are pegged to.
 const PEGS: &[(&str, &str)] = &[
@@ -207,12 +207,11 @@ pub struct Holdings {
 }
 
 /// One balance row as valuation keeps it between prices: the two amounts it values, not the whole
-/// row (kept for every account, so 1,000 accounts of 50 assets keep 50,000 of them), and its asset
-/// interned (those 50,000 rows name a few dozen assets: one shared name each, not a string per row).
+/// row (kept for every account, so 1,000 accounts of 50 assets keep 50,000 of them), and its labels
+/// interned (those 50,000 rows name a few dozen assets: one shared copy each, not two per row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldRow {
-    pub asset: Arc<str>,
-    pub family: AssetFamily,
+    pub labels: Arc<AssetLabels>,
     pub balance: Decimal,
     pub available: Decimal,
 }
@@ -220,33 +219,24 @@ pub struct HeldRow {
 impl HeldRow {
     pub fn new(labels: AssetLabels, row: &AssetBalance) -> Self {
         Self {
-            asset: intern(&labels.asset),
-            family: labels.family,
+            labels: intern(labels),
             balance: row.balance,
             available: row.available(),
         }
     }
-
-    /// The row's labels as the balance series have them.
-    pub fn labels(&self) -> AssetLabels {
-        AssetLabels {
-            asset: self.asset.to_string(),
-            family: self.family.clone(),
-        }
-    }
 }
 
-/// The one shared copy of an asset's name. Every name Kraken ever answered stays (its list of
-/// assets: a few hundred names at most, the price of sharing them).
-fn intern(asset: &str) -> Arc<str> {
-    static NAMES: Mutex<BTreeSet<Arc<str>>> = Mutex::new(BTreeSet::new());
-    let mut names = crate::sync::lock(&NAMES);
-    if let Some(name) = names.get(asset) {
-        return Arc::clone(name);
+/// The one shared copy of a row's labels. Every pair Kraken ever answered stays (its list of
+/// assets and their suffixes: a few hundred at most, the price of sharing them).
+fn intern(labels: AssetLabels) -> Arc<AssetLabels> {
+    static KNOWN: Mutex<BTreeSet<Arc<AssetLabels>>> = Mutex::new(BTreeSet::new());
+    let mut known = crate::sync::lock(&KNOWN);
+    if let Some(shared) = known.get(&labels) {
+        return Arc::clone(shared);
     }
-    let name: Arc<str> = Arc::from(asset);
-    names.insert(Arc::clone(&name));
-    name
+    let shared = Arc::new(labels);
+    known.insert(Arc::clone(&shared));
+    shared
 }
 
 /// The valued assets of `holdings` (each once).
@@ -254,8 +244,8 @@ fn valued_assets(holdings: &Holdings) -> BTreeSet<String> {
     holdings
         .rows
         .iter()
-        .filter(|row| row.family.is_valued())
-        .map(|row| row.asset.to_string())
+        .filter(|row| row.labels.family.is_valued())
+        .map(|row| row.labels.asset.clone())
         .collect()
 }
 
@@ -295,10 +285,11 @@ pub fn value_holdings(
             });
         }
     }
-    for row in holdings.rows.iter().filter(|r| r.family.is_valued()) {
+    for row in holdings.rows.iter().filter(|r| r.labels.family.is_valued()) {
+        let labels = &*row.labels;
         let mut priced_everywhere = true;
         for quote in quotes {
-            let priced = market.price(&row.asset, quote).and_then(|(price, _)| {
+            let priced = market.price(&labels.asset, quote).and_then(|(price, _)| {
                 Some((
                     row.balance.checked_mul(price)?,
                     row.available.checked_mul(price)?,
@@ -306,14 +297,14 @@ pub fn value_holdings(
             });
             match priced {
                 Some((value, available_value)) => values.rows.push(ValueRow {
-                    labels: row.labels(),
+                    labels: labels.clone(),
                     quote: quote.clone(),
                     value,
                     available_value,
                 }),
                 None => {
                     priced_everywhere = false;
-                    missing.push((row.asset.to_string(), quote.clone()));
+                    missing.push((labels.asset.clone(), quote.clone()));
                 }
             }
         }
@@ -537,6 +528,28 @@ mod tests {
         assert_eq!(assets(&prices), ["XBT"]);
         let (_, prices) = valuation.set_holdings("b", holding(&["ETH"])).unwrap();
         assert_eq!(assets(&prices), ["ETH"]);
+    }
+
+    #[test]
+    fn rows_of_the_same_asset_and_family_share_one_copy_of_their_labels() {
+        let row = |key: &str| {
+            HeldRow::new(
+                classify(key),
+                &AssetBalance {
+                    key: key.to_string(),
+                    balance: Decimal::ONE,
+                    hold_trade: Decimal::ZERO,
+                    credit: Decimal::ZERO,
+                    credit_used: Decimal::ZERO,
+                },
+            )
+        };
+        // Two accounts' rows of bitcoin (one under its legacy code): one copy; staked: another.
+        let (a, b, staked) = (row("XXBT"), row("XBT"), row("XBT.S"));
+        assert!(Arc::ptr_eq(&a.labels, &b.labels));
+        assert_eq!(a.labels.asset, "XBT");
+        assert!(!Arc::ptr_eq(&a.labels, &staked.labels));
+        assert_eq!(staked.labels.asset, "XBT");
     }
 
     #[test]
