@@ -78,8 +78,9 @@ struct Failure {
 struct Event {
     at: SystemTime,
     endpoint: &'static str,
-    /// `Ok(items)` or the failure.
-    outcome: Result<usize, Failure>,
+    /// `Ok(items)` or the failure (boxed: most events are successes, and a thousand accounts keep
+    /// twelve events each).
+    outcome: Result<usize, Box<Failure>>,
     took: Duration,
 }
 
@@ -143,7 +144,7 @@ impl Status {
             hint: hint.to_string(),
         };
         let last = failure.clone();
-        self.record(account, endpoint, took, Err(failure), |status| {
+        self.record(account, endpoint, took, Err(Box::new(failure)), |status| {
             status.up = Some(false);
             status.last_error = Some(last);
         });
@@ -171,10 +172,16 @@ impl Status {
             message: err.message.clone(),
             hint: err.reason.hint().to_string(),
         };
-        self.record(account, endpoint, Duration::ZERO, Err(failure), |status| {
-            status.up = None;
-            status.not_offered = true;
-        });
+        self.record(
+            account,
+            endpoint,
+            Duration::ZERO,
+            Err(Box::new(failure)),
+            |status| {
+                status.up = None;
+                status.not_offered = true;
+            },
+        );
         if let Some(status) = lock(&self.accounts).get_mut(account) {
             status.notes.remove(endpoint);
         }
@@ -206,7 +213,7 @@ impl Status {
         account: &str,
         endpoint: &'static str,
         took: Duration,
-        outcome: Result<usize, Failure>,
+        outcome: Result<usize, Box<Failure>>,
         update: impl FnOnce(&mut EndpointStatus),
     ) {
         let mut all = lock(&self.accounts);
@@ -219,6 +226,9 @@ impl Status {
         }
         if status.events.len() == EVENTS_KEPT {
             status.events.pop_back();
+        } else if status.events.capacity() == 0 {
+            // Room for exactly the events kept, not the next power of two growth would give.
+            status.events.reserve_exact(EVENTS_KEPT);
         }
         status.events.push_front(Event {
             at: SystemTime::now(),
