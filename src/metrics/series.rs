@@ -18,6 +18,7 @@
 //! `update` locks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -70,7 +71,7 @@ impl Slot {
                         owner.rows.remove(account);
                     }
                     if exported.lengths.contains_key(account) {
-                        exported.dirty.insert(account.to_string());
+                        exported.mark(account);
                     }
                 }
             }
@@ -115,9 +116,7 @@ impl Slot {
     /// rendered by the next scrape, into the family's text).
     pub(super) fn render(&mut self, account: &str) {
         match self {
-            Self::Series(exported) => {
-                exported.dirty.insert(account.to_string());
-            }
+            Self::Series(exported) => exported.mark(account),
             Self::Histogram(histogram) => histogram.render(account),
             Self::Rendered(_) => {}
         }
@@ -198,10 +197,10 @@ pub(super) struct Exported {
     joined: Option<Encoded>,
     /// The length of each account's lines in `joined`, in account order (one entry, under
     /// [`NO_ACCOUNT`], for a family of no account).
-    lengths: BTreeMap<String, usize>,
+    lengths: BTreeMap<Account, usize>,
     /// Accounts whose rows changed since `joined` was made: the next scrape renders their lines
     /// again and copies everyone else's from `joined`.
-    dirty: BTreeSet<String>,
+    dirty: BTreeSet<Account>,
     /// Accounts rendered, for tests that an update renders only what it changed.
     #[cfg(test)]
     pub(super) renders: usize,
@@ -210,7 +209,24 @@ pub(super) struct Exported {
 /// What one registration of a family exports: per account, its rows.
 struct Owner {
     scope: Scope,
-    rows: BTreeMap<String, Rows>,
+    rows: BTreeMap<Account, Rows>,
+}
+
+/// An account's name as the families' maps keep it: one shared copy for all of them (with 1,000
+/// accounts, some fifty families each kept a copy of every name in each of their maps).
+type Account = Arc<str>;
+
+/// The shared copy of `account`'s name. A name stays after its account is removed: the names an
+/// instance was ever configured with.
+fn account_name(account: &str) -> Account {
+    static NAMES: std::sync::Mutex<BTreeSet<Account>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut names = crate::sync::lock(&NAMES);
+    if let Some(name) = names.get(account) {
+        return Arc::clone(name);
+    }
+    let name: Account = Arc::from(account);
+    names.insert(Arc::clone(&name));
+    name
 }
 
 /// An account's rows, sorted by key: the label pairs after `account` rendered as they are served
@@ -225,6 +241,13 @@ fn find(rows: &Rows, key: &str) -> Result<usize, usize> {
 }
 
 impl Exported {
+    /// Marks the account's lines to be rendered again by the next scrape.
+    fn mark(&mut self, account: &str) {
+        if !self.dirty.contains(account) {
+            self.dirty.insert(account_name(account));
+        }
+    }
+
     /// The key of a row: its label values (after `account`, in registration order) rendered as
     /// pairs in the order of the label names, as the `prometheus` crate writes them.
     fn key(&self, values: &[String]) -> Box<str> {
@@ -274,7 +297,7 @@ impl Exported {
             };
             at += old_length;
             if length > 0 {
-                self.lengths.insert(account.clone(), length);
+                self.lengths.insert(Arc::clone(account), length);
             }
         }
         self.joined = Some(Encoded::of(text));
@@ -329,12 +352,12 @@ impl Exported {
 /// The accounts of the last text (with their lengths) and the dirty ones as one sorted sequence,
 /// each account once: (account, its length in the last text, whether it is dirty).
 struct Merged<'a> {
-    old: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, usize>>,
-    dirty: std::iter::Peekable<std::collections::btree_set::Iter<'a, String>>,
+    old: std::iter::Peekable<std::collections::btree_map::Iter<'a, Account, usize>>,
+    dirty: std::iter::Peekable<std::collections::btree_set::Iter<'a, Account>>,
 }
 
 impl<'a> Merged<'a> {
-    fn new(old: &'a BTreeMap<String, usize>, dirty: &'a BTreeSet<String>) -> Self {
+    fn new(old: &'a BTreeMap<Account, usize>, dirty: &'a BTreeSet<Account>) -> Self {
         Self {
             old: old.iter().peekable(),
             dirty: dirty.iter().peekable(),
@@ -343,7 +366,7 @@ impl<'a> Merged<'a> {
 }
 
 impl<'a> Iterator for Merged<'a> {
-    type Item = (&'a String, Option<usize>, bool);
+    type Item = (&'a Account, Option<usize>, bool);
 
     fn next(&mut self) -> Option<Self::Item> {
         let order = match (self.old.peek(), self.dirty.peek()) {
@@ -447,7 +470,7 @@ impl AccountSeries {
                 Some(old) if same_rows(old, &new) => return,
                 Some(old) => *old = new,
                 None => {
-                    owner.rows.insert(account.to_string(), new);
+                    owner.rows.insert(account_name(account), new);
                 }
             }
         }
@@ -487,7 +510,7 @@ impl AccountSeries {
         let owner = &mut exported.owners[self.owner];
         let rows = match owner.rows.get_mut(account) {
             Some(rows) => rows,
-            None => owner.rows.entry(account.to_string()).or_default(),
+            None => owner.rows.entry(account_name(account)).or_default(),
         };
         match find(rows, &key) {
             Ok(at) => match new(Some(rows[at].1)) {
@@ -618,7 +641,7 @@ pub(super) fn register_in(
 pub(super) struct Rendered {
     pub(super) scope: Scope,
     pub(super) headers: Vec<Encoded>,
-    pub(super) chunks: BTreeMap<String, Vec<Encoded>>,
+    pub(super) chunks: BTreeMap<Account, Vec<Encoded>>,
 }
 
 /// Families rendered by hand, one chunk per account and family; see the module docs.
@@ -666,7 +689,7 @@ impl RenderedFamilies {
                 .collect(),
             None => chunks,
         };
-        rendered.chunks.insert(account.to_string(), chunks);
+        rendered.chunks.insert(account_name(account), chunks);
         changes.state.version += 1;
     }
 
@@ -684,7 +707,7 @@ pub(super) struct HistogramSlot {
     bounds: Vec<f64>,
     /// The `le` label values of the bounds, then `+Inf`.
     les: Vec<String>,
-    accounts: BTreeMap<String, (Observed, Bytes)>,
+    accounts: BTreeMap<Account, (Observed, Bytes)>,
     /// The header and every chunk as one text, until a chunk changes.
     joined: Option<Encoded>,
 }
@@ -774,7 +797,7 @@ impl Histogram {
             };
             histogram
                 .accounts
-                .insert(account.to_string(), (observed, Bytes::new()));
+                .insert(account_name(account), (observed, Bytes::new()));
             changes.mark(self.slot, account);
         }
     }
@@ -797,3 +820,48 @@ impl Histogram {
 
 /// The chunks to render again at the end of an update: (slot, account).
 pub(super) type Marked = BTreeSet<(usize, String)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_keeps_one_shared_copy_of_an_account_name() {
+        let metrics = Metrics::new(&["desk-1"]);
+        let first = AccountSeries::register(
+            &metrics,
+            Scope::Data("X"),
+            "test_first",
+            "First.",
+            &["asset"],
+        );
+        let second = AccountSeries::register(
+            &metrics,
+            Scope::Data("X"),
+            "test_second",
+            "Second.",
+            &["asset"],
+        );
+        metrics.update(|m| {
+            first.set(m, "desk-1", vec!["XBT".to_string()], 1.0);
+            second.set(m, "desk-1", vec!["ETH".to_string()], 2.0);
+        });
+        let _ = metrics.scrape();
+        let state = super::super::lock(&metrics.state);
+        let names: Vec<&Account> = state
+            .slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Series(exported) if exported.name.starts_with("test_") => Some(exported),
+                _ => None,
+            })
+            .flat_map(|exported| {
+                let rows = exported.owners.iter().flat_map(|o| o.rows.keys());
+                rows.chain(exported.lengths.keys())
+            })
+            .collect();
+        assert_eq!(names.len(), 4, "rows and lengths of both families");
+        assert!(names.iter().all(|name| &***name == "desk-1"));
+        assert!(names.iter().all(|name| Arc::ptr_eq(name, names[0])));
+    }
+}
