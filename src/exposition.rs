@@ -86,7 +86,46 @@ pub(crate) fn kept(mut text: Vec<u8>) -> Bytes {
     Bytes::from(text)
 }
 
+/// The header of a gzip member as `flate2` writes it: deflate, no flags, no time, unknown system.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// `plain` as one gzip member (RFC 1952), compressed by the calling thread's deflate state. A
+/// deflate state is some 300 KB of tables: made and dropped for each text (as a new encoder does),
+/// that cost four times the compression itself for the few-KB texts of one account's balances
+/// (the first gzip scrape of 1,000 accounts compresses 3,000 of them). Reset, it is reused.
 fn gzip(plain: &[u8]) -> Bytes {
+    thread_local! {
+        static DEFLATE: std::cell::RefCell<flate2::Compress> = std::cell::RefCell::new(
+            flate2::Compress::new(flate2::Compression::default(), false),
+        );
+    }
+    let member = DEFLATE.with_borrow_mut(|deflate| {
+        deflate.reset();
+        let mut member = Vec::with_capacity(GZIP_HEADER.len() + plain.len() / 4 + 64);
+        member.extend_from_slice(&GZIP_HEADER);
+        loop {
+            let read = usize::try_from(deflate.total_in()).ok()?;
+            let input = plain.get(read..)?;
+            match deflate.compress_vec(input, &mut member, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => break,
+                // The output is full: room for more.
+                Ok(_) => member.reserve(member.capacity() / 2 + 64),
+                Err(_) => return None,
+            }
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(plain);
+        member.extend_from_slice(&crc.sum().to_le_bytes());
+        // ISIZE: the length modulo 2^32.
+        member.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+        Some(member)
+    });
+    // A deflate state that refuses its input is a bug in the compressor: a new encoder then.
+    kept(member.unwrap_or_else(|| gzip_alone(plain)))
+}
+
+/// `plain` as one gzip member, by an encoder of its own.
+fn gzip_alone(plain: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(plain.len() / 4),
         flate2::Compression::default(),
@@ -94,7 +133,7 @@ fn gzip(plain: &[u8]) -> Bytes {
     encoder
         .write_all(plain)
         .expect("writing into a Vec cannot fail");
-    kept(encoder.finish().expect("finishing into a Vec cannot fail"))
+    encoder.finish().expect("finishing into a Vec cannot fail")
 }
 
 /// A gauge family rendered by hand.
@@ -302,6 +341,32 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "first\nsecond\n");
+    }
+
+    #[test]
+    fn texts_compressed_one_after_another_are_each_a_whole_gzip_member() {
+        // Incompressible bytes outgrow the first guess of the output's size; a short text after a
+        // long one must not carry anything of it.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let texts: [&[u8]; 4] = [&noise, b"kraken_up 1\n", &[], &noise[..1000]];
+        for text in texts {
+            let member = gzip(text);
+            let mut decoder = flate2::read::GzDecoder::new(&member[..]);
+            let mut decoded = Vec::new();
+            decoder.read_to_end(&mut decoded).unwrap();
+            assert_eq!(decoded, text);
+            // One member, nothing after it: the decoder read it all.
+            assert!(decoder.into_inner().is_empty());
+            assert_eq!(&member[..10], &gzip_alone(text)[..10]);
+        }
     }
 
     #[test]
