@@ -22,7 +22,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::exposition::ChunkedBytes;
@@ -453,13 +452,22 @@ async fn ready(State(state): State<ServerState>) -> Response {
 /// How often the status page reloads itself in the browser.
 pub const STATUS_REFRESH_SECONDS: u64 = 10;
 
-async fn landing_page(State(state): State<ServerState>) -> Html<Bytes> {
+/// The landing page, gzipped for a browser that accepts it.
+async fn landing_page(State(state): State<ServerState>, headers: HeaderMap) -> Response {
     let metrics_link = state.telemetry_path.trim_start_matches('/').to_string();
     let head = landing_head(&metrics_link);
-    Html(match state.status.as_ref() {
-        Some(status) => status.page(head, LANDING_TAIL).await,
-        None => Bytes::from(head + LANDING_TAIL),
-    })
+    let Some(status) = state.status.as_ref() else {
+        return Html(head + LANDING_TAIL).into_response();
+    };
+    let page = status.page(head, LANDING_TAIL).await;
+    let html = (header::CONTENT_TYPE, "text/html; charset=utf-8");
+    let vary = (header::VARY, "Accept-Encoding");
+    if accepts_gzip(&headers) {
+        let gzip = (header::CONTENT_ENCODING, "gzip");
+        ([html, gzip, vary], page.gzip()).into_response()
+    } else {
+        ([html, vary], page.plain().clone()).into_response()
+    }
 }
 
 /// What ends the landing page, after the status tables.

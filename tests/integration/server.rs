@@ -41,6 +41,44 @@ async fn landing_page_links_the_endpoints_and_shows_the_version() {
 }
 
 #[tokio::test]
+async fn the_landing_page_is_gzipped_for_a_browser_that_accepts_it() {
+    use std::io::Read;
+    let (simulator, main) = simulator_with_main(demo_portfolio()).await;
+    let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
+    app.scrape_until("first poll", |s| s.up("main") == 1.0)
+        .await;
+    let url = format!("{}/", app.address);
+    // What a browser sends.
+    let gzipped = app
+        .http
+        .get(&url)
+        .header("accept-encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(
+        gzipped.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(gzipped.headers()["vary"], "Accept-Encoding");
+    let compressed = gzipped.bytes().await.unwrap();
+    let mut page = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut page)
+        .unwrap();
+    for part in ["href=\"metrics\"", "<td>main</td>", "</html>"] {
+        assert!(page.contains(part), "{part} in {page}");
+    }
+    assert!(compressed.len() * 2 < page.len());
+
+    let plain = app.get("/").await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(plain.text().await.unwrap().contains("<td>main</td>"));
+}
+
+#[tokio::test]
 async fn metrics_answers_get_and_head_only_with_the_text_format() {
     let (simulator, main) = simulator_with_main(demo_portfolio()).await;
     let app = TestApp::spawn(&settings_for(&simulator, &[&main])).await;
