@@ -406,24 +406,45 @@ mod tests {
         use std::io::Read;
         let metrics = Metrics::new(&["a", "b"]);
         let (_, rendered, _) = families(&metrics);
+        // Enough rows (each its own figure) that an account's member is not a small one.
+        let many = |first: f64| -> Vec<(String, f64)> {
+            (0..40)
+                .map(|i| (format!("r{i}"), first + f64::from(i) * 1.37))
+                .collect()
+        };
+        fn lines(rows: &[(String, f64)]) -> Vec<(&str, f64)> {
+            rows.iter()
+                .map(|(row, value)| (row.as_str(), *value))
+                .collect()
+        }
+        let (a, b) = (many(1.5), many(2.5));
         metrics.update(|m| {
-            rendered.replace(m, "a", rows("a", &[("r1", 1.5)]));
-            rendered.replace(m, "b", rows("b", &[("r1", 2.5)]));
+            rendered.replace(m, "a", rows("a", &lines(&a)));
+            rendered.replace(m, "b", rows("b", &lines(&b)));
         });
-        // Every part's member is a slice of the joined buffer, not a copy of its own.
+        // Every large part's member is a slice of the joined buffer, not a copy of its own; a
+        // small one (the family's header) is its own copy.
         let inside = |scrape: &Scrape| {
             let joined = scrape.gzip()[0].clone();
             let range = joined.as_ptr() as usize..joined.as_ptr() as usize + joined.len() + 1;
-            scrape
+            let (large, small): (Vec<&crate::exposition::Encoded>, Vec<_>) = scrape
                 .published
                 .iter()
                 .filter(|part| !part.is_empty())
+                .partition(|part| part.gzip().len() >= publish::SHARED_MEMBER);
+            assert!(large.len() >= 2 && !small.is_empty());
+            large
+                .iter()
                 .all(|part| range.contains(&(part.gzip().as_ptr() as usize)))
+                && small
+                    .iter()
+                    .all(|part| !range.contains(&(part.gzip().as_ptr() as usize)))
         };
         let first = metrics.scrape();
         assert!(inside(&first));
         // A new version keeps b's part and renders a's: its join holds both, decoded as the text.
-        metrics.update(|m| rendered.replace(m, "a", rows("a", &[("r1", 3.5)])));
+        let a = many(3.5);
+        metrics.update(|m| rendered.replace(m, "a", rows("a", &lines(&a))));
         let second = metrics.scrape();
         assert!(!Arc::ptr_eq(&first.published, &second.published));
         let gzip: Vec<u8> = second.gzip().concat();
@@ -433,8 +454,8 @@ mod tests {
             .read_to_string(&mut decoded)
             .unwrap();
         assert_eq!(decoded.as_bytes(), &second.plain().concat()[..]);
-        assert!(decoded.contains(r#"test_rows{account="a",row="r1"} 3.5"#));
-        assert!(decoded.contains(r#"test_rows{account="b",row="r1"} 2.5"#));
+        assert!(decoded.contains(r#"test_rows{account="a",row="r0"} 3.5"#));
+        assert!(decoded.contains(r#"test_rows{account="b",row="r0"} 2.5"#));
     }
 
     #[test]

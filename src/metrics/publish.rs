@@ -41,6 +41,10 @@ pub struct Scrape {
     pub process: Encoded,
 }
 
+/// The smallest gzip member a published part keeps as a slice of the joined body rather than as
+/// its own copy (a family's header compresses to less; an account's balances to some 800 bytes).
+pub(super) const SHARED_MEMBER: usize = 256;
+
 impl Scrape {
     /// The plain-text chunks, in order.
     pub fn plain(&self) -> Vec<Bytes> {
@@ -62,7 +66,12 @@ impl Scrape {
             let joined = Bytes::from(joined);
             let mut at = 0;
             for (part, member) in self.published.iter().zip(&members) {
-                part.share_gzip(joined.slice(at..at + member.len()));
+                // A small member keeps its own copy: a family's header outlives the versions that
+                // publish it (it is left out while the family has no lines), and a slice would
+                // keep the whole buffer alive with it.
+                if member.len() >= SHARED_MEMBER {
+                    part.share_gzip(joined.slice(at..at + member.len()));
+                }
                 at += member.len();
             }
             joined
