@@ -462,7 +462,8 @@ async fn landing_page(State(state): State<ServerState>, headers: HeaderMap) -> R
     let page = status.page(head, LANDING_TAIL).await;
     let html = (header::CONTENT_TYPE, "text/html; charset=utf-8");
     let vary = (header::VARY, "Accept-Encoding");
-    if accepts_gzip(&headers) {
+    // An empty page (its render failed) is sent as it is: an empty body is no gzip member.
+    if accepts_gzip(&headers) && !page.is_empty() {
         let gzip = (header::CONTENT_ENCODING, "gzip");
         ([html, gzip, vary], page.gzip()).into_response()
     } else {
