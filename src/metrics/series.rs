@@ -220,13 +220,7 @@ type Account = Arc<str>;
 /// instance was ever configured with.
 fn account_name(account: &str) -> Account {
     static NAMES: std::sync::Mutex<BTreeSet<Account>> = std::sync::Mutex::new(BTreeSet::new());
-    let mut names = crate::sync::lock(&NAMES);
-    if let Some(name) = names.get(account) {
-        return Arc::clone(name);
-    }
-    let name: Account = Arc::from(account);
-    names.insert(Arc::clone(&name));
-    name
+    crate::sync::intern(&NAMES, account, |name: &str| Arc::from(name))
 }
 
 /// An account's rows, sorted by key: the label pairs after `account` rendered as they are served

@@ -219,7 +219,7 @@ pub struct HeldRow {
 impl HeldRow {
     pub fn new(labels: AssetLabels, row: &AssetBalance) -> Self {
         Self {
-            labels: intern(labels),
+            labels: intern(&labels),
             balance: row.balance,
             available: row.available(),
         }
@@ -228,15 +228,9 @@ impl HeldRow {
 
 /// The one shared copy of a row's labels. Every pair Kraken ever answered stays (its list of
 /// assets and their suffixes: a few hundred at most, the price of sharing them).
-fn intern(labels: AssetLabels) -> Arc<AssetLabels> {
+fn intern(labels: &AssetLabels) -> Arc<AssetLabels> {
     static KNOWN: Mutex<BTreeSet<Arc<AssetLabels>>> = Mutex::new(BTreeSet::new());
-    let mut known = crate::sync::lock(&KNOWN);
-    if let Some(shared) = known.get(&labels) {
-        return Arc::clone(shared);
-    }
-    let shared = Arc::new(labels);
-    known.insert(Arc::clone(&shared));
-    shared
+    crate::sync::intern(&KNOWN, labels, |new| Arc::new(new.clone()))
 }
 
 /// The valued assets of `holdings` (each once).
