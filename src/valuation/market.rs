@@ -481,24 +481,24 @@ mod tests {
         assert_eq!(m.price("KFEE", "USD"), None);
     }
 
+    /// A held row of one unit of `key`, nothing on hold.
+    fn one_of(key: &str) -> HeldRow {
+        HeldRow::new(
+            classify(key),
+            &AssetBalance {
+                key: key.to_string(),
+                balance: Decimal::ONE,
+                hold_trade: Decimal::ZERO,
+                credit: Decimal::ZERO,
+                credit_used: Decimal::ZERO,
+            },
+        )
+    }
+
     #[test]
     fn the_prices_of_held_assets_follow_every_accounts_holdings() {
         let holding = |keys: &[&str]| Holdings {
-            rows: keys
-                .iter()
-                .map(|key| {
-                    HeldRow::new(
-                        classify(key),
-                        &AssetBalance {
-                            key: key.to_string(),
-                            balance: Decimal::ONE,
-                            hold_trade: Decimal::ZERO,
-                            credit: Decimal::ZERO,
-                            credit_used: Decimal::ZERO,
-                        },
-                    )
-                })
-                .collect(),
+            rows: keys.iter().map(|key| one_of(key)).collect(),
             spendable: Vec::new(),
         };
         let assets = |prices: &[AssetPrice]| -> Vec<String> {
@@ -526,20 +526,8 @@ mod tests {
 
     #[test]
     fn rows_of_the_same_asset_and_family_share_one_copy_of_their_labels() {
-        let row = |key: &str| {
-            HeldRow::new(
-                classify(key),
-                &AssetBalance {
-                    key: key.to_string(),
-                    balance: Decimal::ONE,
-                    hold_trade: Decimal::ZERO,
-                    credit: Decimal::ZERO,
-                    credit_used: Decimal::ZERO,
-                },
-            )
-        };
         // Two accounts' rows of bitcoin (one under its legacy code): one copy; staked: another.
-        let (a, b, staked) = (row("XXBT"), row("XBT"), row("XBT.S"));
+        let (a, b, staked) = (one_of("XXBT"), one_of("XBT"), one_of("XBT.S"));
         assert!(Arc::ptr_eq(&a.labels, &b.labels));
         assert_eq!(a.labels.asset, "XBT");
         assert!(!Arc::ptr_eq(&a.labels, &staked.labels));
