@@ -19,6 +19,7 @@ LOAD_SECONDS=${LOAD_SECONDS:-10}
 # The 16 clients on / ask for gzip as browsers do; PAGE_GZIP=0 loads the plain page (runs before
 # the page was compressed).
 PAGE_GZIP=${PAGE_GZIP:-1}
+FLOOR=${FLOOR:-1}
 ASSETS=50
 WORK=$(mktemp -d /tmp/kraken-scale.XXXXXX)
 # shellcheck source=bench/common.sh
@@ -28,9 +29,10 @@ command -v wrk >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
 }
 echo "building release..." >&2
-cargo build --release --quiet --bin kraken_exporter --example simulated_kraken
+cargo build --release --quiet --bin kraken_exporter --example simulated_kraken --example call_floor
 EXPORTER=target/release/kraken_exporter
 SIMULATOR=target/release/examples/simulated_kraken
+CALL_FLOOR=target/release/examples/call_floor
 HZ=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -54,8 +56,8 @@ latency() { # url seconds connections [gzip]
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "exporter $(git rev-parse --short HEAD 2>/dev/null || echo unknown); poll_interval ${INTERVAL}s, $ASSETS assets and a futures key per account, quote_currencies [USD]; / loaded with gzip: $PAGE_GZIP"
 echo
-echo "| accounts | CPU per poll round (ms) | calls made / due | /metrics p50 / p99 while polling (ms) | p50 / p99 while / is loaded (ms) | gzip p50 / p99 while polling (ms) | gzip p50 / p99 while / is loaded (ms) | /metrics bytes (gzip) | RSS (KiB) | peak RSS (KiB) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| accounts | CPU per poll round (ms) | floor: the same calls, reqwest alone (ms) | calls made / due | /metrics p50 / p99 while polling (ms) | p50 / p99 while / is loaded (ms) | gzip p50 / p99 while polling (ms) | gzip p50 / p99 while / is loaded (ms) | /metrics bytes (gzip) | RSS (KiB) | peak RSS (KiB) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 port=19950
 for accounts in $SIZES; do
   port=$((port + 1))
@@ -70,6 +72,19 @@ for accounts in $SIZES; do
     >"$dir/exporter.log" 2>&1 &
   exporter=$!
   PIDS+=("$exporter")
+  floor=""
+  if [ "$FLOOR" = 1 ]; then
+    mkdir -p "$dir/floor"
+    "$SIMULATOR" --accounts "$accounts" --assets "$ASSETS" --poll-interval "${INTERVAL}s" \
+      --rate-limit-tier pro --dir "$dir/floor" >"$dir/floor/simulator.log" 2>&1 &
+    floor_sim=$!
+    PIDS+=("$floor_sim")
+    for _ in $(seq 1 600); do [ -f "$dir/floor/kraken_exporter.toml" ] && break; sleep 0.1; done
+    "$CALL_FLOOR" --config "$dir/floor/kraken_exporter.toml" --interval "$INTERVAL" \
+      >"$dir/floor/call_floor.log" 2>&1 &
+    floor=$!
+    PIDS+=("$floor")
+  fi
   # Every account's first poll is spread over one interval: ready within a couple of intervals.
   wait_http "http://127.0.0.1:$port/ready" $((INTERVAL * 40 + 600))
   sleep "$INTERVAL"
@@ -77,8 +92,18 @@ for accounts in $SIZES; do
   # Quiet window: polling only.
   window=$((INTERVAL * ROUNDS))
   c0=$(received "$dir"); t0=$(cpu_ticks "$exporter"); s0=$(now)
+  [ -n "$floor" ] && f0=$(cpu_ticks "$floor")
   sleep "$window"
   c1=$(received "$dir"); t1=$(cpu_ticks "$exporter"); s1=$(now)
+  floor_ms="-"
+  if [ -n "$floor" ]; then
+    f1=$(cpu_ticks "$floor")
+    floor_ms=$(awk -v t=$((f1 - f0)) -v hz="$HZ" -v s0="$s0" -v s1="$s1" -v i="$INTERVAL" \
+      'BEGIN {printf "%.1f", t / hz * 1000 / ((s1 - s0) / i)}')
+    if grep -q refused "$dir/floor/call_floor.log"; then floor_ms="$floor_ms (calls refused: see $dir/floor)"; fi
+    kill "$floor" "$floor_sim" 2>/dev/null || true
+    wait "$floor" "$floor_sim" 2>/dev/null || true
+  fi
   read -r cpu_ms made due < <(awk -v t=$((t1 - t0)) -v hz="$HZ" -v s0="$s0" -v s1="$s1" -v i="$INTERVAL" \
     -v a="$accounts" -v c=$((c1 - c0)) 'BEGIN {
       rounds = (s1 - s0) / i
@@ -101,7 +126,7 @@ for accounts in $SIZES; do
   wait "$page" || true
   bytes=$(curl -s "http://127.0.0.1:$port/metrics" | wc -c)
   gzip_bytes=$(curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/metrics" | wc -c)
-  echo "| $accounts | $cpu_ms | $made / $due ($(awk -v m="$made" -v d="$due" 'BEGIN {printf "%.1f %%", 100 * m / d}')) | $p50 / $p99 | $lp50 / $lp99 | $gp50 / $gp99 | $lgp50 / $lgp99 | $bytes ($gzip_bytes) | $(status_kib "$exporter" VmRSS) | $(status_kib "$exporter" VmHWM) |"
+  echo "| $accounts | $cpu_ms | $floor_ms | $made / $due ($(awk -v m="$made" -v d="$due" 'BEGIN {printf "%.1f %%", 100 * m / d}')) | $p50 / $p99 | $lp50 / $lp99 | $gp50 / $gp99 | $lgp50 / $lgp99 | $bytes ($gzip_bytes) | $(status_kib "$exporter" VmRSS) | $(status_kib "$exporter" VmHWM) |"
   kill "$exporter" "$sim" 2>/dev/null || true
   wait "$exporter" "$sim" 2>/dev/null || true
 done

@@ -25,7 +25,7 @@ pub mod futures;
 pub mod ledgers;
 pub(crate) mod nonce;
 pub mod public;
-pub(crate) mod sign;
+pub mod sign;
 pub mod trade_balance;
 
 pub use assets::{AssetFamily, AssetLabels};
