@@ -33,19 +33,20 @@ impl RebaseMultiplier {
     }
 }
 
-/// What tells two answers apart without keeping them: two 64-bit SipHash values of the answer's bytes
-/// under keys drawn at random when the process starts (so no answer can be made to collide on
-/// purpose; by chance, one pair of different answers in 2^128). A collector that keeps the fingerprint
-/// of the answer it last applied skips decoding and re-rendering an answer that is byte for byte the
-/// same (a treasury account's balances, most polls).
+/// What tells two answers apart without keeping them: the 64-bit SipHash of the answer's bytes under
+/// keys drawn at random when the process starts (so no answer can be made to collide on purpose; by
+/// chance, one changed answer in 2^64 would be taken for the last one: at a thousand accounts polled
+/// every ten seconds, all answers changing, once in some five billion years). A collector that keeps the fingerprint of the
+/// answer it last applied skips decoding and re-rendering an answer that is byte for byte the same
+/// (a treasury account's balances, most polls). One hash, not two: hashing a 5 KB answer was a
+/// twentieth of the instructions of a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint(u64, u64);
+pub struct Fingerprint(u64);
 
 impl Fingerprint {
     pub fn of(bytes: &[u8]) -> Self {
-        static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
-        let (first, second) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
-        Self(first.hash_one(bytes), second.hash_one(bytes))
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        Self(KEYS.get_or_init(RandomState::new).hash_one(bytes))
     }
 }
 
