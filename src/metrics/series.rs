@@ -252,13 +252,23 @@ impl Exported {
             .map(|(n, v)| n.len() + v.len() + 4)
             .sum();
         let mut key = String::with_capacity(length);
-        let pairs: Vec<(&str, &str)> = self
+        self.key_into(values, &mut key);
+        key.into_boxed_str()
+    }
+
+    /// [`Exported::key`] appended to `out`: a row is looked up, or a poll's rows compared with the
+    /// exported ones, without a text of its own (most polls change few rows, or none).
+    fn key_into(&self, values: &[String], out: &mut String) {
+        let pairs = self
             .sorted
             .iter()
-            .filter_map(|&i| Some((self.labels[i].as_str(), values.get(i)?.as_str())))
-            .collect();
-        render_labels_into(&pairs, &mut key);
-        key.into_boxed_str()
+            .filter_map(|&i| Some((self.labels[i].as_str(), values.get(i)?.as_str())));
+        for (index, pair) in pairs.enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            render_labels_into(&[pair], out);
+        }
     }
 
     /// Makes the family's text again: the lines of each dirty account rendered from its rows,
@@ -384,16 +394,6 @@ impl<'a> Iterator for Merged<'a> {
     }
 }
 
-/// Whether two sets of rows are the same series with the same values, to the bit (a NaN equals
-/// the same NaN, so a NaN figure is not rendered again on every poll).
-fn same_rows(old: &Rows, new: &Rows) -> bool {
-    old.len() == new.len()
-        && old
-            .iter()
-            .zip(new)
-            .all(|((a, x), (b, y))| a == b && x.to_bits() == y.to_bits())
-}
-
 /// Whether a family is a gauge or a counter (its `# TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -441,14 +441,18 @@ impl AccountSeries {
     pub fn replace(&self, changes: &mut Changes<'_>, account: &str, rows: &[(Vec<String>, f64)]) {
         let account = self.key(changes.state, account);
         let exported = self.exported(changes.state);
-        let mut new: Rows = rows
-            .iter()
-            .map(|(labels, value)| (exported.key(labels), *value))
-            .collect();
-        // Sorted by key; of two rows with one key the last is kept.
-        new.sort_by(|a, b| a.0.cmp(&b.0));
+        // The keys rendered into one text, then sorted; of two rows with one key the last is kept.
+        // Rows are made (a text each) only when they differ from those exported.
+        let mut keys = String::new();
+        let mut new: Vec<(std::ops::Range<usize>, f64)> = Vec::with_capacity(rows.len());
+        for (labels, value) in rows {
+            let start = keys.len();
+            exported.key_into(labels, &mut keys);
+            new.push((start..keys.len(), *value));
+        }
+        new.sort_by(|a, b| keys[a.0.clone()].cmp(&keys[b.0.clone()]));
         new.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
+            let same = keys[later.0.clone()] == keys[kept.0.clone()];
             if same {
                 kept.1 = later.1;
             }
@@ -460,8 +464,23 @@ impl AccountSeries {
                 return;
             }
         } else {
-            match owner.rows.get_mut(account) {
-                Some(old) if same_rows(old, &new) => return,
+            let old = owner.rows.get_mut(account);
+            if let Some(old) = &old {
+                // The same series with the same values, to the bit (a NaN equals the same NaN, so
+                // a NaN figure is not rendered again on every poll).
+                let same = old.len() == new.len()
+                    && old.iter().zip(&new).all(|((key, value), (range, new))| {
+                        **key == keys[range.clone()] && value.to_bits() == new.to_bits()
+                    });
+                if same {
+                    return;
+                }
+            }
+            let new: Rows = new
+                .into_iter()
+                .map(|(range, value)| (Box::from(&keys[range]), value))
+                .collect();
+            match old {
                 Some(old) => *old = new,
                 None => {
                     owner.rows.insert(account_name(account), new);
@@ -500,7 +519,8 @@ impl AccountSeries {
     ) {
         let account = self.key(changes.state, account);
         let exported = self.exported(changes.state);
-        let key = exported.key(labels);
+        let mut key = String::with_capacity(64);
+        exported.key_into(labels, &mut key);
         let owner = &mut exported.owners[self.owner];
         let rows = match owner.rows.get_mut(account) {
             Some(rows) => rows,
@@ -512,7 +532,7 @@ impl AccountSeries {
                 None => return,
             },
             Err(at) => match new(None) {
-                Some(value) => rows.insert(at, (key, value)),
+                Some(value) => rows.insert(at, (key.into_boxed_str(), value)),
                 None => {
                     if rows.is_empty() {
                         owner.rows.remove(account);
