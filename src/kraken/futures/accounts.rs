@@ -9,6 +9,7 @@
 //! unknown wallet types and unknown fields are ignored. An answer with more rows (currencies and
 //! wallets together) than `max_rows` is refused.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
@@ -137,7 +138,8 @@ struct RawEnvelope<'a> {
 /// when a name appears twice: which of two wallets, currencies or margin figures counts would be a
 /// guess about money.
 #[derive(Default)]
-struct RawObject<'a>(BTreeMap<String, &'a RawValue>);
+/// Names are borrowed from the answer (Kraken's names have no escapes: no copy per member).
+struct RawObject<'a>(BTreeMap<Cow<'a, str>, &'a RawValue>);
 
 impl<'a> RawObject<'a> {
     fn get(&self, name: &str) -> Option<&&'a RawValue> {
@@ -146,10 +148,36 @@ impl<'a> RawObject<'a> {
 }
 
 impl<'a> IntoIterator for RawObject<'a> {
-    type Item = (String, &'a RawValue);
-    type IntoIter = std::collections::btree_map::IntoIter<String, &'a RawValue>;
+    type Item = (Cow<'a, str>, &'a RawValue);
+    type IntoIter = std::collections::btree_map::IntoIter<Cow<'a, str>, &'a RawValue>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
+    }
+}
+
+/// A member's name, borrowed from the answer unless it has escapes (serde's own `Cow<str>` always
+/// copies).
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Text<'a> {
+            type Value = Name<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                name: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(name.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Text(std::marker::PhantomData))
     }
 }
 
@@ -166,7 +194,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
                 mut map: M,
             ) -> Result<Self::Value, M::Error> {
                 let mut members = BTreeMap::new();
-                while let Some((name, value)) = map.next_entry::<String, &'de RawValue>()? {
+                while let Some((Name(name), value)) = map.next_entry::<Name, &'de RawValue>()? {
                     if members.contains_key(&name) {
                         return Err(serde::de::Error::custom(format!(
                             "{:?} appears twice",
@@ -301,7 +329,7 @@ pub fn decode_accounts_unless(
             |name: &str| -> Result<Option<String>, PollError> { field(&wallet, name, shape) };
         let at = |field: &str| format!("futures wallet {:?} field {field:?}", printable(&name));
         let kind = text("type")?;
-        let kind = kind.as_deref().unwrap_or(match name.as_str() {
+        let kind = kind.as_deref().unwrap_or(match name.as_ref() {
             "cash" => "cashAccount",
             "flex" => "multiCollateralMarginAccount",
             _ => "marginAccount",
@@ -366,7 +394,7 @@ pub fn decode_accounts_unless(
                         .transpose()
                 };
                 accounts.margin.push(MarginWallet {
-                    wallet: name.clone(),
+                    wallet: name.to_string(),
                     currency: currency.to_ascii_uppercase(),
                     portfolio_value: figure(&auxiliary, "auxiliary", "pv")?,
                     available_funds: figure(&auxiliary, "auxiliary", "af")?,
@@ -539,11 +567,25 @@ mod tests {
                 r#"{"result":"success","accounts":{"flex":{"type":"multiCollateralMarginAccount","currencies":{},"marginEquity":"1","marginEquity":"9"}}}"#,
                 "\"marginEquity\" appears twice",
             ),
+            // Names are read without a copy unless escaped: the same name written once with an
+            // escape is still the same name.
+            (
+                r#"{"result":"success","accounts":{"cash":{"type":"cashAccount","balances":{"XBT":"1","X\u0042T":"1000"}}}}"#,
+                "\"XBT\" appears twice",
+            ),
         ] {
             let err = decode_accounts(body.as_bytes(), 100).unwrap_err();
             assert_eq!(err.reason, ErrorReason::Decode, "{body}");
             assert!(err.message.contains(named), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn an_escaped_name_is_read_as_the_text_it_stands_for() {
+        let body = r#"{"result":"success","accounts":{"c\u0061sh":{"type":"cashAccount","balances":{"x\u0062t":"1.5","USD":"2"}}}}"#;
+        let accounts = decode_accounts(body.as_bytes(), 100).unwrap();
+        assert_eq!(accounts.cash["XBT"], Decimal::new(15, 1));
+        assert_eq!(accounts.cash["USD"], Decimal::TWO);
     }
 
     #[test]
