@@ -33,13 +33,13 @@ impl RebaseMultiplier {
     }
 }
 
-/// What tells two answers apart without keeping them: the 64-bit SipHash of the answer's bytes under
-/// keys drawn at random when the process starts (so no answer can be made to collide on purpose; by
-/// chance, one changed answer in 2^64 would be taken for the last one: at a thousand accounts polled
-/// every ten seconds, all answers changing, once in some five billion years). A collector that keeps the fingerprint of the
-/// answer it last applied skips decoding and re-rendering an answer that is byte for byte the same
-/// (a treasury account's balances, most polls). One hash, not two: hashing a 5 KB answer was a
-/// twentieth of the instructions of a poll.
+/// What tells two answers apart without keeping them: the 64-bit SipHash of the answer's bytes
+/// under keys drawn at random when the process starts (so no answer can be made to collide on
+/// purpose; by chance, one changed answer in 2^64 would be taken for the last one: at a thousand
+/// accounts polled every ten seconds, all answers changing, once in some five billion years). A
+/// collector that keeps the fingerprint of the answer it last applied skips decoding and
+/// re-rendering an answer that is byte for byte the same (a treasury account's balances, most polls).
+/// One hash, not two: hashing a 5 KB answer was a twentieth of the instructions of a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint(u64);
 
