@@ -229,6 +229,12 @@ fn account_name(account: &str) -> Account {
 /// value.
 type Rows = Vec<(Box<str>, f64)>;
 
+thread_local! {
+    /// The key a series is looked up by (a poll sets a dozen health series; each rendered its key
+    /// into a text of its own).
+    static SCRATCH_KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// Where the row of `key` is in `rows`, or where it would go.
 fn find(rows: &Rows, key: &str) -> Result<usize, usize> {
     rows.binary_search_by(|(k, _)| (**k).cmp(key))
@@ -245,15 +251,18 @@ impl Exported {
     /// The key of a row: its label values (after `account`, in registration order) rendered as
     /// pairs in the order of the label names, as the `prometheus` crate writes them.
     fn key(&self, values: &[String]) -> Box<str> {
-        let length: usize = self
-            .labels
+        let mut key = String::with_capacity(self.key_length(values));
+        self.key_into(values, &mut key);
+        key.into_boxed_str()
+    }
+
+    /// The length of [`Exported::key`] when no value needs escaping.
+    fn key_length(&self, values: &[String]) -> usize {
+        self.labels
             .iter()
             .zip(values)
             .map(|(n, v)| n.len() + v.len() + 4)
-            .sum();
-        let mut key = String::with_capacity(length);
-        self.key_into(values, &mut key);
-        key.into_boxed_str()
+            .sum()
     }
 
     /// [`Exported::key`] appended to `out`: a row is looked up, or a poll's rows compared with the
@@ -443,16 +452,22 @@ impl AccountSeries {
         let exported = self.exported(changes.state);
         // The keys rendered into one text, then sorted; of two rows with one key the last is kept.
         // Rows are made (a text each) only when they differ from those exported.
-        let mut keys = String::new();
+        let mut keys = String::with_capacity(
+            rows.iter()
+                .map(|(labels, _)| exported.key_length(labels))
+                .sum(),
+        );
         let mut new: Vec<(std::ops::Range<usize>, f64)> = Vec::with_capacity(rows.len());
         for (labels, value) in rows {
             let start = keys.len();
             exported.key_into(labels, &mut keys);
             new.push((start..keys.len(), *value));
         }
-        new.sort_by(|a, b| keys[a.0.clone()].cmp(&keys[b.0.clone()]));
+        // Compared as bytes: the order of `str` (and no char boundary to check on every comparison).
+        let bytes = keys.as_bytes();
+        new.sort_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
         new.dedup_by(|later, kept| {
-            let same = keys[later.0.clone()] == keys[kept.0.clone()];
+            let same = bytes[later.0.clone()] == bytes[kept.0.clone()];
             if same {
                 kept.1 = later.1;
             }
@@ -470,7 +485,7 @@ impl AccountSeries {
                 // a NaN figure is not rendered again on every poll).
                 let same = old.len() == new.len()
                     && old.iter().zip(&new).all(|((key, value), (range, new))| {
-                        **key == keys[range.clone()] && value.to_bits() == new.to_bits()
+                        key.as_bytes() == &bytes[range.clone()] && value.to_bits() == new.to_bits()
                     });
                 if same {
                     return;
@@ -519,29 +534,34 @@ impl AccountSeries {
     ) {
         let account = self.key(changes.state, account);
         let exported = self.exported(changes.state);
-        let mut key = String::with_capacity(64);
-        exported.key_into(labels, &mut key);
-        let owner = &mut exported.owners[self.owner];
-        let rows = match owner.rows.get_mut(account) {
-            Some(rows) => rows,
-            None => owner.rows.entry(account_name(account)).or_default(),
-        };
-        match find(rows, &key) {
-            Ok(at) => match new(Some(rows[at].1)) {
-                Some(value) => rows[at].1 = value,
-                None => return,
-            },
-            Err(at) => match new(None) {
-                Some(value) => rows.insert(at, (key.into_boxed_str(), value)),
-                None => {
-                    if rows.is_empty() {
-                        owner.rows.remove(account);
+        let changed = SCRATCH_KEY.with_borrow_mut(|key| {
+            key.clear();
+            exported.key_into(labels, key);
+            let owner = &mut exported.owners[self.owner];
+            let rows = match owner.rows.get_mut(account) {
+                Some(rows) => rows,
+                None => owner.rows.entry(account_name(account)).or_default(),
+            };
+            match find(rows, key) {
+                Ok(at) => match new(Some(rows[at].1)) {
+                    Some(value) => rows[at].1 = value,
+                    None => return false,
+                },
+                Err(at) => match new(None) {
+                    Some(value) => rows.insert(at, (Box::from(key.as_str()), value)),
+                    None => {
+                        if rows.is_empty() {
+                            owner.rows.remove(account);
+                        }
+                        return false;
                     }
-                    return;
-                }
-            },
+                },
+            }
+            true
+        });
+        if changed {
+            changes.mark(self.slot, account);
         }
-        changes.mark(self.slot, account);
     }
 
     /// Removes one series of the account.
