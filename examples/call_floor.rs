@@ -1,6 +1,6 @@
 //! The cost of the calls alone: the same signed calls the exporter makes at the same pace (every
 //! account's `BalanceEx`, then its Kraken Futures wallets, once per interval, accounts spread over
-//! the interval), against the simulator's configuration, with nothing done with the answers.
+//! the interval as the exporter spreads them), against the simulator's configuration, with nothing done with the answers.
 //! `bench/scale.sh` runs it after the exporter (`FLOOR=1`) to tell what the exporter adds to the
 //! HTTP client and the kernel's loopback TCP.
 //!
@@ -20,6 +20,7 @@ use base64::Engine;
 use clap::{Parser, ValueEnum};
 use kraken_exporter::kraken::client::{http_client, KrakenClient, NonceSequence};
 use kraken_exporter::kraken::futures::FuturesClient;
+use kraken_exporter::polling::schedule::first_polls;
 use secrecy::{SecretSlice, SecretString};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -149,15 +150,14 @@ fn main() {
     runtime.block_on(async move {
         let http = http_client(Duration::from_secs(10)).expect("the client builds");
         let interval = Duration::from_secs(args.interval);
-        let count = accounts.len().max(1) as u32;
+        // The exporter's own spread of first polls.
+        let firsts = first_polls(tokio::time::Instant::now(), interval, accounts.len());
         let (api_url, futures_url) = (Arc::<str>::from(api_url), Arc::<str>::from(futures_url));
-        for (index, keys) in accounts.into_iter().enumerate() {
+        for (keys, first) in accounts.into_iter().zip(firsts) {
             let (http, api_url, futures_url) = (http.clone(), api_url.clone(), futures_url.clone());
-            let offset = interval / count * index as u32;
             let mode = args.mode;
             tokio::spawn(async move {
-                tokio::time::sleep(offset).await;
-                let mut ticks = tokio::time::interval(interval);
+                let mut ticks = tokio::time::interval_at(first, interval);
                 let spot = KrakenClient::new(
                     http.clone(),
                     &api_url,
