@@ -235,6 +235,14 @@ thread_local! {
     static SCRATCH_KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
+/// `f` with this thread's key text, emptied, for a key rendered only to look a row up.
+fn with_scratch_key<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    SCRATCH_KEY.with_borrow_mut(|key| {
+        key.clear();
+        f(key)
+    })
+}
+
 /// Where the row of `key` is in `rows`, or where it would go.
 fn find(rows: &Rows, key: &str) -> Result<usize, usize> {
     rows.binary_search_by(|(k, _)| (**k).cmp(key))
@@ -248,15 +256,7 @@ impl Exported {
         }
     }
 
-    /// The key of a row: its label values (after `account`, in registration order) rendered as
-    /// pairs in the order of the label names, as the `prometheus` crate writes them.
-    fn key(&self, values: &[String]) -> Box<str> {
-        let mut key = String::with_capacity(self.key_length(values));
-        self.key_into(values, &mut key);
-        key.into_boxed_str()
-    }
-
-    /// The length of [`Exported::key`] when no value needs escaping.
+    /// The length of a row's key ([`Exported::key_into`]) when no value needs escaping.
     fn key_length(&self, values: &[String]) -> usize {
         self.labels
             .iter()
@@ -265,8 +265,11 @@ impl Exported {
             .sum()
     }
 
-    /// [`Exported::key`] appended to `out`: a row is looked up, or a poll's rows compared with the
-    /// exported ones, without a text of its own (most polls change few rows, or none).
+    /// The key of a row, appended to `out`: its label values (after `account`, in registration
+    /// order) rendered as pairs in the order of the label names, as the `prometheus` crate writes
+    /// them. Rendered into a text that is used again ([`with_scratch_key`], or one text for a poll's
+    /// rows), so a row is looked up, or a poll's rows compared with the exported ones, without a
+    /// text of its own (most polls change few rows, or none).
     fn key_into(&self, values: &[String], out: &mut String) {
         let pairs = self
             .sorted
@@ -534,8 +537,7 @@ impl AccountSeries {
     ) {
         let account = self.key(changes.state, account);
         let exported = self.exported(changes.state);
-        let changed = SCRATCH_KEY.with_borrow_mut(|key| {
-            key.clear();
+        let changed = with_scratch_key(|key| {
             exported.key_into(labels, key);
             let owner = &mut exported.owners[self.owner];
             let rows = match owner.rows.get_mut(account) {
@@ -568,19 +570,24 @@ impl AccountSeries {
     pub fn remove(&self, changes: &mut Changes<'_>, account: &str, labels: &[String]) {
         let account = self.key(changes.state, account);
         let exported = self.exported(changes.state);
-        let key = exported.key(labels);
-        let owner = &mut exported.owners[self.owner];
-        let Some(rows) = owner.rows.get_mut(account) else {
-            return;
-        };
-        let Ok(at) = find(rows, &key) else {
-            return;
-        };
-        rows.remove(at);
-        if rows.is_empty() {
-            owner.rows.remove(account);
+        let removed = with_scratch_key(|key| {
+            exported.key_into(labels, key);
+            let owner = &mut exported.owners[self.owner];
+            let Some(rows) = owner.rows.get_mut(account) else {
+                return false;
+            };
+            let Ok(at) = find(rows, key) else {
+                return false;
+            };
+            rows.remove(at);
+            if rows.is_empty() {
+                owner.rows.remove(account);
+            }
+            true
+        });
+        if removed {
+            changes.mark(self.slot, account);
         }
-        changes.mark(self.slot, account);
     }
 
     /// The value of one series, if it is exported.
@@ -593,10 +600,12 @@ impl AccountSeries {
         } else {
             NO_ACCOUNT
         };
-        let key = exported.key(labels);
         let rows = exported.owners[self.owner].rows.get(account)?;
-        let at = find(rows, &key).ok()?;
-        Some(rows[at].1)
+        with_scratch_key(|key| {
+            exported.key_into(labels, key);
+            let at = find(rows, key).ok()?;
+            Some(rows[at].1)
+        })
     }
 
     /// Removes every series of the account.
