@@ -92,8 +92,8 @@ pub async fn run<T: PollTarget>(
 /// that, accounts share a slot (a thousand over ten seconds: fifty every 500 ms, at most
 /// [`MAX_CONCURRENT_POLLS`] in flight): their calls go out in few wake-ups and their answers are read
 /// together, where one account every 10 ms woke the exporter twice per call. At a thousand accounts
-/// that took the exporter's CPU per round from about 210 ms to about 100 ms (`bench/scale.sh`: one
-/// start every 10 ms, 50 ms, 200 ms and 500 ms measured side by side).
+/// that took the exporter's CPU per round from 185-560 ms to about 100 ms (BENCHMARKS.md: one start
+/// every 10 ms, 50 ms, 200 ms and 500 ms measured side by side).
 pub fn first_polls(start: Instant, interval: Duration, accounts: usize) -> Vec<Instant> {
     let count = u32::try_from(accounts.max(1)).unwrap_or(u32::MAX);
     let most = u32::try_from(interval.as_nanos() / MIN_SLOT.as_nanos()).unwrap_or(u32::MAX);
@@ -106,7 +106,7 @@ pub fn first_polls(start: Instant, interval: Duration, accounts: usize) -> Vec<I
         .collect()
 }
 
-/// The shortest time between two accounts' first polls (and so, on their grids, between any two).
+/// The shortest time between two different first-poll times (accounts that share one start together).
 pub const MIN_SLOT: Duration = Duration::from_millis(500);
 
 /// How many polls may be in flight at once across all accounts.

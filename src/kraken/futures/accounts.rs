@@ -136,9 +136,9 @@ struct RawEnvelope<'a> {
 
 /// A JSON object read member by member (figures as raw JSON text, so amounts stay exact), refused
 /// when a name appears twice: which of two wallets, currencies or margin figures counts would be a
-/// guess about money.
+/// guess about money. Names are borrowed from the answer unless escaped (Kraken's have no escapes:
+/// no copy per member).
 #[derive(Default)]
-/// Names are borrowed from the answer (Kraken's names have no escapes: no copy per member).
 struct RawObject<'a>(BTreeMap<Cow<'a, str>, &'a RawValue>);
 
 impl<'a> RawObject<'a> {
