@@ -385,25 +385,32 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
 
 async fn metrics_text(State(state): State<ServerState>, headers: HeaderMap) -> Response {
     let body = state.metrics.scrape();
-    if accepts_gzip(&headers) {
-        (
-            [
-                (header::CONTENT_TYPE, CONTENT_TYPE),
-                (header::CONTENT_ENCODING, "gzip"),
-                (header::VARY, "Accept-Encoding"),
-            ],
-            axum::body::Body::new(ChunkedBytes::new(body.gzip())),
+    negotiated(
+        &headers,
+        CONTENT_TYPE,
+        || Some(axum::body::Body::new(ChunkedBytes::new(body.gzip()))),
+        || axum::body::Body::new(ChunkedBytes::new(body.plain())),
+    )
+}
+
+/// A body of `content_type` in the encoding the client accepts: `gzip()`'s, with
+/// `Content-Encoding: gzip`, when the client accepts gzip and there is one, else `plain()`'s;
+/// `Vary: Accept-Encoding` either way. One negotiation for `/metrics` and the landing page.
+fn negotiated(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    gzip: impl FnOnce() -> Option<axum::body::Body>,
+    plain: impl FnOnce() -> axum::body::Body,
+) -> Response {
+    let content_type = (header::CONTENT_TYPE, content_type);
+    let vary = (header::VARY, "Accept-Encoding");
+    match accepts_gzip(headers).then(gzip).flatten() {
+        Some(compressed) => (
+            [content_type, (header::CONTENT_ENCODING, "gzip"), vary],
+            compressed,
         )
-            .into_response()
-    } else {
-        (
-            [
-                (header::CONTENT_TYPE, CONTENT_TYPE),
-                (header::VARY, "Accept-Encoding"),
-            ],
-            axum::body::Body::new(ChunkedBytes::new(body.plain())),
-        )
-            .into_response()
+            .into_response(),
+        None => ([content_type, vary], plain()).into_response(),
     }
 }
 
@@ -460,15 +467,13 @@ async fn landing_page(State(state): State<ServerState>, headers: HeaderMap) -> R
         return Html(head + LANDING_TAIL).into_response();
     };
     let page = status.page(head, LANDING_TAIL).await;
-    let html = (header::CONTENT_TYPE, "text/html; charset=utf-8");
-    let vary = (header::VARY, "Accept-Encoding");
     // An empty page (its render failed) is sent as it is: an empty body is no gzip member.
-    if accepts_gzip(&headers) && !page.is_empty() {
-        let gzip = (header::CONTENT_ENCODING, "gzip");
-        ([html, gzip, vary], page.gzip()).into_response()
-    } else {
-        ([html, vary], page.plain().clone()).into_response()
-    }
+    negotiated(
+        &headers,
+        "text/html; charset=utf-8",
+        || (!page.is_empty()).then(|| page.gzip().into()),
+        || page.plain().clone().into(),
+    )
 }
 
 /// What ends the landing page, after the status tables.
